@@ -1,0 +1,37 @@
+// Command switchboard is a Socket.IO v4-compatible realtime server.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchboard/switchboard/server"
+)
+
+func main() {
+	cfg, err := server.LoadConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, server.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(2)
+	}
+	log := server.NewLogger(os.Stdout, cfg.LogLevel, cfg.LogFormat)
+
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("stopped with an error")
+		os.Exit(1)
+	}
+}

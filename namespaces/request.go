@@ -1,0 +1,123 @@
+package namespaces
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Validator is implemented by request payloads that check their own limits after decoding.
+type Validator interface {
+	Validate() error
+}
+
+// Handler is a typed request handler: it gets the decoded, validated payload and returns the ack
+// data or an error (an *Error for the client, anything else becomes "internal").
+type Handler[Req, Res any] func(req Req) (Res, error)
+
+// handle registers a request event on s. It is the one place where the library's ...any
+// arguments become a typed payload: the first argument is decoded into Req and validated, the
+// handler runs, and the ack (when the client sent one) is called exactly once with {"data": …}
+// or {"error": {"code", "message"}}.
+func handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h Handler[Req, Res]) {
+	_ = s.On(event, func(args ...any) {
+		ack, args := splitAck(args)
+		res, err := run(args, h)
+		if err != nil {
+			ce := asClientError(err)
+			if ce.Code == CodeInternal {
+				log.Error().Err(err).Str("event", event).Msg("request failed")
+			}
+			if ack != nil {
+				ack([]any{map[string]any{"error": ce}}, nil)
+			}
+			return
+		}
+		if ack != nil {
+			ack([]any{map[string]any{"data": res}}, nil)
+		}
+	})
+}
+
+// run decodes, validates and calls h, turning a panic into an internal error so that nothing a
+// client sends can take the process down.
+func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	var req Req
+	if len(args) == 0 {
+		return res, Errorf(CodeBadRequest, "payload must be a JSON object")
+	}
+	if err := Decode(args[0], &req); err != nil {
+		return res, err
+	}
+	return h(req)
+}
+
+// splitAck separates a trailing ack callback from the event arguments.
+func splitAck(args []any) (socket.Ack, []any) {
+	if n := len(args); n > 0 {
+		if ack, ok := args[n-1].(socket.Ack); ok {
+			return ack, args[:n-1]
+		}
+		if ack, ok := args[n-1].(func([]any, error)); ok {
+			return ack, args[:n-1]
+		}
+	}
+	return nil, args
+}
+
+// Decode turns one event argument (as the library decoded it from JSON: map[string]any, []any,
+// float64, string, bool or nil) into a typed payload and validates it. Unknown fields are ignored,
+// so clients may send more than the contract needs; a wrong type names the field.
+func Decode(arg any, into any) error {
+	if _, ok := arg.(map[string]any); !ok {
+		return Errorf(CodeBadRequest, "payload must be a JSON object")
+	}
+	raw, err := json.Marshal(arg)
+	if err != nil {
+		return Errorf(CodeBadRequest, "payload is not JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field := te.Field
+			if field == "" {
+				field = "payload"
+			}
+			return Errorf(CodeBadRequest, "%s must be %s", field, jsonTypeName(te.Type.Kind().String()))
+		}
+		return Errorf(CodeBadRequest, "payload is malformed")
+	}
+	if v, ok := into.(Validator); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+func jsonTypeName(kind string) string {
+	switch {
+	case kind == "string":
+		return "a string"
+	case kind == "bool":
+		return "a boolean"
+	case kind == "slice" || kind == "array":
+		return "an array"
+	case kind == "map" || kind == "struct":
+		return "an object"
+	case strings.HasPrefix(kind, "int") || strings.HasPrefix(kind, "uint") || strings.HasPrefix(kind, "float"):
+		return "a number"
+	default:
+		return "of another type"
+	}
+}

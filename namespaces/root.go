@@ -1,0 +1,87 @@
+package namespaces
+
+import (
+	"sort"
+
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Root is the "/" namespace: clients subscribe to rooms that backends publish to
+// (notifications, dashboards, tickers, IoT feeds). Whatever a backend emits to a room arrives as
+// that event with those arguments.
+type Root struct {
+	log zerolog.Logger
+}
+
+var _ Namespace = (*Root)(nil)
+
+// NewRoot returns the "/" namespace.
+func NewRoot(log zerolog.Logger) *Root {
+	return &Root{log: log.With().Str("nsp", "/").Logger()}
+}
+
+// Name implements Namespace.
+func (*Root) Name() string { return "/" }
+
+// RoomsRequest is the payload of subscribe and unsubscribe.
+type RoomsRequest struct {
+	Rooms []string `json:"rooms"`
+}
+
+// Validate implements Validator.
+func (r *RoomsRequest) Validate() error { return checkRooms("rooms", r.Rooms) }
+
+// RoomsReply is the ack data of subscribe and unsubscribe.
+type RoomsReply struct {
+	Rooms []string `json:"rooms"`
+}
+
+// Register implements Namespace.
+func (n *Root) Register(nsp socket.Namespace) {
+	onConnection(nsp, func(s *socket.Socket, id Identity) {
+		log := n.log.With().Str("sid", string(s.Id())).Logger()
+		handle(s, log, "subscribe", func(req *RoomsRequest) (RoomsReply, error) {
+			for _, r := range req.Rooms {
+				if !id.MayJoin(r) {
+					return RoomsReply{}, Errorf(CodeForbidden, "not allowed to subscribe to %q", r)
+				}
+			}
+			s.Join(toRooms(req.Rooms)...)
+			return RoomsReply{Rooms: SocketRooms(s)}, nil
+		})
+		handle(s, log, "unsubscribe", func(req *RoomsRequest) (RoomsReply, error) {
+			own := UserRoom(id.User.ID)
+			for _, r := range req.Rooms {
+				if r == own {
+					return RoomsReply{}, Errorf(CodeForbidden, "the user room %q cannot be left", r)
+				}
+			}
+			for _, r := range req.Rooms {
+				s.Leave(socket.Room(r))
+			}
+			return RoomsReply{Rooms: SocketRooms(s)}, nil
+		})
+	})
+}
+
+// SocketRooms lists the rooms s is in, sorted, without its own id room.
+func SocketRooms(s *socket.Socket) []string {
+	rooms := s.Rooms().Keys()
+	out := make([]string, 0, len(rooms))
+	for _, r := range rooms {
+		if string(r) != string(s.Id()) {
+			out = append(out, string(r))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func toRooms(names []string) []socket.Room {
+	out := make([]socket.Room, len(names))
+	for i, n := range names {
+		out[i] = socket.Room(n)
+	}
+	return out
+}

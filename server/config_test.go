@@ -1,0 +1,172 @@
+package server
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := LoadConfig(nil, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if !reflect.DeepEqual(cfg, DefaultConfig()) {
+		t.Fatalf("defaults differ:\n got %+v\nwant %+v", cfg, DefaultConfig())
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, c Config)
+	}{
+		{
+			name:  "flag sets addr",
+			args:  []string{"--addr", "127.0.0.1:4000"},
+			check: func(t *testing.T, c Config) { eq(t, c.Addr, "127.0.0.1:4000") },
+		},
+		{
+			name:  "env sets addr",
+			env:   map[string]string{"SWITCHBOARD_ADDR": ":4001"},
+			check: func(t *testing.T, c Config) { eq(t, c.Addr, ":4001") },
+		},
+		{
+			name:  "flag wins over env",
+			args:  []string{"--ping-interval=3s"},
+			env:   map[string]string{"SWITCHBOARD_PING_INTERVAL": "7s"},
+			check: func(t *testing.T, c Config) { eq(t, c.PingInterval, 3*time.Second) },
+		},
+		{
+			name: "lists are trimmed and blanks dropped",
+			args: []string{"--cors-origins", "https://a.example, https://b.example:8443 ,", "--api-keys=k1,k2"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.CORSOrigins, []string{"https://a.example", "https://b.example:8443"})
+				eq(t, c.APIKeys, []string{"k1", "k2"})
+			},
+		},
+		{
+			name:  "recovery window 0 turns recovery off",
+			env:   map[string]string{"SWITCHBOARD_RECOVERY_WINDOW": "0"},
+			check: func(t *testing.T, c Config) { eq(t, c.RecoveryWindow, time.Duration(0)) },
+		},
+		{
+			name: "every setting from the environment",
+			env: map[string]string{
+				"SWITCHBOARD_PING_TIMEOUT":    "5s",
+				"SWITCHBOARD_MAX_PAYLOAD":     "2048",
+				"SWITCHBOARD_JWT_SECRET":      "s3cret",
+				"SWITCHBOARD_JWT_ISSUER":      "iss",
+				"SWITCHBOARD_JWT_AUDIENCE":    "aud",
+				"SWITCHBOARD_ADAPTER":         "redis-streams",
+				"SWITCHBOARD_REDIS_URL":       "redis://10.0.0.1:6380/2",
+				"SWITCHBOARD_CHAT_HISTORY":    "7",
+				"SWITCHBOARD_LOG_LEVEL":       "DEBUG",
+				"SWITCHBOARD_LOG_FORMAT":      "console",
+				"SWITCHBOARD_SHUTDOWN_GRACE":  "1m",
+				"SWITCHBOARD_CONFORMANCE":     "true",
+				"SWITCHBOARD_JWT_PUBLIC_KEY":  "/etc/key.pem",
+				"SWITCHBOARD_PING_INTERVAL":   "1s",
+				"SWITCHBOARD_CORS_ORIGINS":    "http://localhost:5173",
+				"SWITCHBOARD_RECOVERY_WINDOW": "30s",
+			},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.PingTimeout, 5*time.Second)
+				eq(t, c.MaxPayload, int64(2048))
+				eq(t, c.JWTSecret, "s3cret")
+				eq(t, c.JWTIssuer, "iss")
+				eq(t, c.JWTAudience, "aud")
+				eq(t, c.Adapter, "redis-streams")
+				eq(t, c.RedisURL, "redis://10.0.0.1:6380/2")
+				eq(t, c.ChatHistory, 7)
+				eq(t, c.LogLevel, zerolog.DebugLevel)
+				eq(t, c.LogFormat, "console")
+				eq(t, c.ShutdownGrace, time.Minute)
+				eq(t, c.Conformance, true)
+				eq(t, c.JWTPublicKey, "/etc/key.pem")
+				eq(t, c.PingInterval, time.Second)
+				eq(t, c.CORSOrigins, []string{"http://localhost:5173"})
+				eq(t, c.RecoveryWindow, 30*time.Second)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig(tt.args, mapEnv(tt.env), nil)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func TestLoadConfigInvalid(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		setting string // the setting the error must name
+	}{
+		{name: "bad duration", args: []string{"--ping-interval", "soon"}, setting: "--ping-interval"},
+		{name: "negative duration", args: []string{"--ping-timeout=-1s"}, setting: "--ping-timeout"},
+		{name: "zero ping interval", args: []string{"--ping-interval=0"}, setting: "--ping-interval"},
+		{name: "bad number from env", env: map[string]string{"SWITCHBOARD_MAX_PAYLOAD": "lots"}, setting: "SWITCHBOARD_MAX_PAYLOAD"},
+		{name: "zero payload", args: []string{"--max-payload=0"}, setting: "--max-payload"},
+		{name: "negative recovery", args: []string{"--recovery-window=-1m"}, setting: "--recovery-window"},
+		{name: "unknown adapter", args: []string{"--adapter=kafka"}, setting: "--adapter"},
+		{name: "bad redis url", args: []string{"--redis-url=http://x"}, setting: "--redis-url"},
+		{name: "negative history", args: []string{"--chat-history=-1"}, setting: "--chat-history"},
+		{name: "bad log level", args: []string{"--log-level=loud"}, setting: "--log-level"},
+		{name: "bad log format", args: []string{"--log-format=xml"}, setting: "--log-format"},
+		{name: "bad addr", args: []string{"--addr=3000"}, setting: "--addr"},
+		{name: "bad origin", args: []string{"--cors-origins=example.com"}, setting: "--cors-origins"},
+		{name: "bad bool from env", env: map[string]string{"SWITCHBOARD_CONFORMANCE": "maybe"}, setting: "--conformance"},
+		{name: "unknown flag", args: []string{"--colour"}, setting: "--colour"},
+		{name: "stray argument", args: []string{"serve"}, setting: "arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(tt.args, mapEnv(tt.env), nil)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a *ConfigError, got %v", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.setting) {
+				t.Fatalf("error %q does not name %s", msg, tt.setting)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Fatalf("error %q is more than one line", msg)
+			}
+		})
+	}
+}
+
+func TestLoadConfigHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := LoadConfig([]string{"--help"}, mapEnv(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("want ErrHelp, got %v", err)
+	}
+	if !strings.Contains(out.String(), "-recovery-window") {
+		t.Fatalf("usage does not list the flags:\n%s", out.String())
+	}
+}
+
+func mapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func eq[T any](t *testing.T, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v, want %#v", got, want)
+	}
+}

@@ -1,0 +1,146 @@
+// Package server is Switchboard's HTTP surface and lifecycle: configuration, the chi routes, the
+// Socket.IO engine, authentication, the HTTP API, health and shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/switchboard/switchboard/adapters"
+	"github.com/switchboard/switchboard/namespaces"
+)
+
+// Version is reported by the stats endpoint and the startup log.
+const Version = "0.1.0"
+
+// Server is one Switchboard node.
+type Server struct {
+	cfg     Config
+	log     zerolog.Logger
+	io      *socket.Server
+	backend adapters.Backend
+	handler http.Handler
+	started time.Time
+	// ready is false while starting and while draining (/readyz answers 503).
+	ready atomic.Bool
+}
+
+// New builds a node from cfg. It does not listen yet: Run or Serve does.
+func New(cfg Config, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, started: time.Now()}
+
+	backend, err := adapters.New(adapters.Config{
+		Name:     cfg.Adapter,
+		RedisURL: cfg.RedisURL,
+		Recovery: cfg.RecoveryWindow > 0,
+		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: start adapter: %w", err)
+	}
+	s.backend = backend
+	s.io = socket.NewServer(nil, s.socketOptions())
+
+	for _, ns := range s.namespaces() {
+		nsp := s.io.Of(ns.Name(), nil)
+		nsp.Use(s.identify)
+		ns.Register(nsp)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// namespaces is the explicit list of namespaces this node serves.
+func (s *Server) namespaces() []namespaces.Namespace {
+	nlog := s.log.With().Str("component", "namespace").Logger()
+	return []namespaces.Namespace{
+		namespaces.NewRoot(nlog),
+	}
+}
+
+// identify gives every connecting socket its identity before the namespace sees it.
+func (s *Server) identify(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	sock.SetData(namespaces.Anonymous(string(sock.Id()), sock.Handshake().Auth).Data())
+	next(nil)
+}
+
+// Handler is the node's whole HTTP surface, for tests that mount it on httptest.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// IO is the library's Socket.IO server, for tests and the HTTP API.
+func (s *Server) IO() *socket.Server { return s.io }
+
+// Run listens on the configured address and serves until ctx is cancelled, then drains.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled, then shuts down: readiness goes 503, new
+// connections are refused, every socket is closed with the "server shutting down" reason (so
+// clients reconnect, elsewhere, and recover their session), and HTTP drains within the grace
+// period. It returns nil after a clean drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          newStdLogger(s.log.With().Str("component", "http").Logger()),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.ready.Store(true)
+	s.log.Info().Str("addr", ln.Addr().String()).Str("adapter", s.cfg.Adapter).Str("version", Version).Msg("listening")
+
+	select {
+	case err := <-served:
+		s.ready.Store(false)
+		s.closeSockets()
+		return fmt.Errorf("server: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.ready.Store(false)
+	s.log.Info().Dur("grace", s.cfg.ShutdownGrace).Msg("shutting down: draining")
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
+	defer cancel()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(drainCtx) }()
+	s.closeSockets()
+
+	err := <-shutdown
+	if err != nil {
+		s.log.Warn().Err(err).Msg("grace period over: closing the remaining connections")
+		_ = srv.Close()
+	}
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("server: serve: %w", serr)
+	}
+	s.log.Info().Msg("stopped")
+	return nil
+}
+
+// closeSockets disconnects every socket with the "server shutting down" reason, closes the
+// engine and then the adapter backend.
+func (s *Server) closeSockets() {
+	done := make(chan struct{})
+	s.io.Close(func(error) { close(done) })
+	<-done
+	if err := s.backend.Close(); err != nil {
+		s.log.Error().Err(err).Msg("close adapter")
+	}
+}

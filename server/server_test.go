@@ -1,0 +1,96 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestHealthRoutes(t *testing.T) {
+	ts := startServer(t, testConfig())
+	tests := []struct {
+		name   string
+		path   string
+		status int
+	}{
+		{"healthz", "/healthz", http.StatusOK},
+		{"readyz while serving", "/readyz", http.StatusOK},
+		{"unknown route", "/nope", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := http.Get(ts.URL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.status {
+				t.Fatalf("GET %s = %d, want %d", tt.path, res.StatusCode, tt.status)
+			}
+			if tt.status == http.StatusOK && res.Header.Get("X-Request-Id") == "" && res.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("GET %s: want a JSON answer, got %q", tt.path, res.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestRoundTripEveryTransport(t *testing.T) {
+	ts := startServer(t, testConfig())
+	for name, transports := range transportSets {
+		t.Run(name, func(t *testing.T) {
+			c := dial(t, ts.URL, dialOptions{transports: transports, auth: map[string]any{"name": "ada"}})
+			got := call(t, c, "subscribe", map[string]any{"rooms": []any{"news", "prices:EURUSD"}})
+			data, ok := got["data"].(map[string]any)
+			if !ok {
+				t.Fatalf("subscribe ack = %v, want data", got)
+			}
+			rooms := toStrings(data["rooms"])
+			want := []string{"news", "prices:EURUSD", "user:" + c.Id()}
+			sort.Strings(want)
+			eq(t, rooms, want)
+		})
+	}
+}
+
+func TestShutdownDisconnectsAndDrains(t *testing.T) {
+	ts := startServer(t, testConfig())
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	clients := map[string]chan string{}
+	for name, transports := range transportSets {
+		c := dial(t, ts.URL, dialOptions{transports: transports})
+		ch := make(chan string, 1)
+		_ = c.Once("disconnect", func(args ...any) {
+			reason, _ := args[0].(string)
+			ch <- reason
+		})
+		clients[name] = ch
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Serve returned %v after a clean drain", err)
+	}
+	for name, ch := range clients {
+		// The client sees its transport close; that reason makes socket.io-client reconnect.
+		if reason := receive(t, name+" disconnect", ch); reason != "transport close" && reason != "transport error" {
+			t.Errorf("%s: disconnect reason %q, want the transport to close", name, reason)
+		}
+	}
+	rec := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz after shutdown = %d, want 503", rec.Code)
+	}
+}
+
+func toStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
