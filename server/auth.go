@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,10 @@ func (e *tokenError) Error() string { return e.code }
 // Authenticator turns a connecting socket's token into its identity (SPEC §5). Without a key it
 // admits anonymous clients.
 type Authenticator struct {
-	key    any    // []byte for HS256, else the public key; nil = anonymous clients
-	method string // the one algorithm tokens must use
+	// keys maps each accepted algorithm to the one key that verifies it: HS256 to the secret's
+	// bytes, RS256/ES256/EdDSA to the public key. A token's alg header only selects among these,
+	// so an HS256 token can never be checked against the public key. Empty = anonymous clients.
+	keys   map[string]any
 	parser *jwt.Parser
 	now    func() time.Time
 	log    zerolog.Logger
@@ -55,31 +58,39 @@ type Authenticator struct {
 	timers atomic.Int64
 }
 
-// NewAuthenticator builds the authenticator cfg asks for. Its error is a *ConfigError naming the
-// setting, as LoadConfig's are.
+// NewAuthenticator builds the authenticator cfg asks for, reading the public key file. A bad key
+// is a *ConfigError naming --jwt-public-key, as LoadConfig's errors name their setting. With both
+// a secret and a public key, tokens signed either way are accepted (each algorithm with its own
+// key), which lets issuers move from one to the other.
 func NewAuthenticator(cfg Config, log zerolog.Logger) (*Authenticator, error) {
-	a := &Authenticator{now: time.Now, log: log.With().Str("component", "auth").Logger()}
+	a := &Authenticator{keys: map[string]any{}, now: time.Now, log: log.With().Str("component", "auth").Logger()}
 	if err := cfg.validateJWT(); err != nil {
 		return nil, err
 	}
-	switch {
-	case cfg.JWTSecret != "":
-		a.key, a.method = []byte(cfg.JWTSecret), jwt.SigningMethodHS256.Alg()
+	if cfg.JWTSecret != "" {
+		a.keys[jwt.SigningMethodHS256.Alg()] = []byte(cfg.JWTSecret)
 		if len(cfg.JWTSecret) < minSecretBytes {
 			a.log.Warn().Msgf("--jwt-secret is shorter than %d bytes: tokens signed with it are easy to forge", minSecretBytes)
 		}
-	case cfg.JWTPublicKey != "":
+	}
+	if cfg.JWTPublicKey != "" {
 		key, method, err := loadPublicKey(cfg.JWTPublicKey)
 		if err != nil {
 			return nil, &ConfigError{Setting: "--jwt-public-key", Reason: err.Error()}
 		}
-		a.key, a.method = key, method
-	default:
+		a.keys[method] = key
+	}
+	if a.Anonymous() {
 		a.log.Warn().Msg("no --jwt-secret or --jwt-public-key: anonymous clients are allowed")
 		return a, nil
 	}
+	methods := make([]string, 0, len(a.keys))
+	for m := range a.keys {
+		methods = append(methods, m)
+	}
+	sort.Strings(methods)
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{a.method}),
+		jwt.WithValidMethods(methods),
 		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(func() time.Time { return a.now() }),
 	}
@@ -90,30 +101,22 @@ func NewAuthenticator(cfg Config, log zerolog.Logger) (*Authenticator, error) {
 		opts = append(opts, jwt.WithAudience(cfg.JWTAudience))
 	}
 	a.parser = jwt.NewParser(opts...)
-	a.log.Info().Str("alg", a.method).Msg("clients need a JWT")
+	a.log.Info().Strs("algorithms", methods).Msg("clients need a JWT")
 	return a, nil
 }
 
 // Anonymous reports whether no key is configured, so every client is let in.
-func (a *Authenticator) Anonymous() bool { return a.key == nil }
+func (a *Authenticator) Anonymous() bool { return len(a.keys) == 0 }
 
-// validateJWT checks the JWT settings, reading the public key file so that a bad one stops the
-// process at start with a line naming it.
+// validateJWT checks the JWT settings that need no file: issuer and audience mean nothing without
+// a key, and silently letting everyone in would be the wrong way to find out.
 func (c Config) validateJWT() error {
-	if c.JWTSecret != "" && c.JWTPublicKey != "" {
-		return &ConfigError{Setting: "--jwt-public-key", Reason: "cannot be combined with --jwt-secret: configure one key (HS256 secret or RS256/ES256/EdDSA public key)"}
-	}
 	if c.JWTSecret == "" && c.JWTPublicKey == "" {
 		if c.JWTIssuer != "" {
 			return &ConfigError{Setting: "--jwt-issuer", Reason: "needs --jwt-secret or --jwt-public-key"}
 		}
 		if c.JWTAudience != "" {
 			return &ConfigError{Setting: "--jwt-audience", Reason: "needs --jwt-secret or --jwt-public-key"}
-		}
-	}
-	if c.JWTPublicKey != "" {
-		if _, _, err := loadPublicKey(c.JWTPublicKey); err != nil {
-			return &ConfigError{Setting: "--jwt-public-key", Reason: err.Error()}
 		}
 	}
 	return nil
@@ -172,10 +175,11 @@ func loadPublicKey(path string) (any, string, error) {
 func (a *Authenticator) verify(token string) (namespaces.Identity, *tokenError) {
 	claims := jwt.MapClaims{}
 	_, err := a.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		if t.Method.Alg() != a.method { // WithValidMethods already refused it; never trust one check
+		key, ok := a.keys[t.Method.Alg()] // WithValidMethods already refused others
+		if !ok {
 			return nil, errors.New("unexpected algorithm")
 		}
-		return a.key, nil
+		return key, nil
 	})
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):

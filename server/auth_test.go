@@ -141,6 +141,7 @@ func TestVerify(t *testing.T) {
 	es := newAuth(t, Config{JWTPublicKey: k.ecPEM})
 	esCert := newAuth(t, Config{JWTPublicKey: k.certPEM})
 	ed := newAuth(t, Config{JWTPublicKey: k.edPEM})
+	both := newAuth(t, Config{JWTSecret: string(k.secret), JWTPublicKey: k.rsaPEM})
 	hsIssAud := newAuth(t, Config{JWTSecret: string(k.secret), JWTIssuer: "https://issuer.example", JWTAudience: "switchboard"})
 
 	hs256 := func(c jwt.MapClaims) string { return mint(t, jwt.SigningMethodHS256, k.secret, c) }
@@ -180,6 +181,10 @@ func TestVerify(t *testing.T) {
 		{name: "RS256 by another key", auth: rs, token: mint(t, jwt.SigningMethodRS256, k.rsaOther, claimsFor("alice", nil)), code: TokenInvalid},
 		{name: "PS256 by the right key", auth: rs, token: mint(t, jwt.SigningMethodPS256, k.rsa, claimsFor("alice", nil)), code: TokenInvalid},
 		{name: "RS512 by the right key", auth: rs, token: mint(t, jwt.SigningMethodRS512, k.rsa, claimsFor("alice", nil)), code: TokenInvalid},
+		{name: "secret and key: HS256", auth: both, token: hs256(claimsFor("alice", nil)), user: "alice", uname: "alice"},
+		{name: "secret and key: RS256", auth: both, token: mint(t, jwt.SigningMethodRS256, k.rsa, claimsFor("alice", nil)), user: "alice", uname: "alice"},
+		{name: "secret and key: HS256 signed with the public key", auth: both, token: mint(t, jwt.SigningMethodHS256, k.rsaPublicPEMBytes, claimsFor("alice", nil)), code: TokenInvalid},
+		{name: "secret and key: ES256", auth: both, token: mint(t, jwt.SigningMethodES256, k.ec, claimsFor("alice", nil)), code: TokenInvalid},
 		{name: "ES256 valid", auth: es, token: mint(t, jwt.SigningMethodES256, k.ec, claimsFor("alice", nil)), user: "alice", uname: "alice"},
 		{name: "ES256 valid, key from a certificate", auth: esCert, token: mint(t, jwt.SigningMethodES256, k.ec, claimsFor("alice", nil)), user: "alice", uname: "alice"},
 		{name: "ES256 by another key", auth: es, token: mint(t, jwt.SigningMethodES256, k.ecOther, claimsFor("alice", nil)), code: TokenInvalid},
@@ -256,28 +261,32 @@ func TestJWTConfig(t *testing.T) {
 		{name: "secret", args: []string{"--jwt-secret", "s3cret"}},
 		{name: "RSA key", args: []string{"--jwt-public-key", k.rsaPEM, "--jwt-issuer", "i", "--jwt-audience", "a"}},
 		{name: "key from the environment", env: map[string]string{"SWITCHBOARD_JWT_PUBLIC_KEY": k.edPEM}},
+		{name: "secret and key", args: []string{"--jwt-secret", "s", "--jwt-public-key", k.rsaPEM}},
 		{name: "missing file", args: []string{"--jwt-public-key", filepath.Join(t.TempDir(), "nope.pem")}, setting: "--jwt-public-key", reason: "cannot read"},
 		{name: "not PEM", args: []string{"--jwt-public-key", k.notPEM}, setting: "--jwt-public-key", reason: "no PEM block"},
 		{name: "junk DER", args: []string{"--jwt-public-key", k.junk}, setting: "--jwt-public-key", reason: "malformed"},
 		{name: "private key", args: []string{"--jwt-public-key", k.privatePEM}, setting: "--jwt-public-key", reason: "private key"},
 		{name: "short RSA key", args: []string{"--jwt-public-key", k.smallRSA}, setting: "--jwt-public-key", reason: "too short"},
 		{name: "P-384 key", args: []string{"--jwt-public-key", k.p384PEM}, setting: "--jwt-public-key", reason: "P-256"},
-		{name: "secret and key", args: []string{"--jwt-secret", "s", "--jwt-public-key", k.rsaPEM}, setting: "--jwt-public-key", reason: "cannot be combined"},
 		{name: "issuer without a key", args: []string{"--jwt-issuer", "i"}, setting: "--jwt-issuer", reason: "needs"},
 		{name: "audience without a key", args: []string{"--jwt-audience", "a"}, setting: "--jwt-audience", reason: "needs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadConfig(tt.args, func(k string) string { return tt.env[k] }, nil)
+			// LoadConfig reads no file; the key file is read when the server is built.
+			cfg, err := LoadConfig(tt.args, func(k string) string { return tt.env[k] }, nil)
+			if err == nil {
+				_, err = NewAuthenticator(cfg, zerolog.Nop())
+			}
 			if tt.setting == "" {
 				if err != nil {
-					t.Fatalf("LoadConfig: %v", err)
+					t.Fatalf("config refused: %v", err)
 				}
 				return
 			}
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("LoadConfig error = %v, want a ConfigError", err)
+				t.Fatalf("error = %v, want a ConfigError", err)
 			}
 			if ce.Setting != tt.setting || !strings.Contains(ce.Reason, tt.reason) {
 				t.Fatalf("error %q, want it to name %s and say %q", err, tt.setting, tt.reason)
