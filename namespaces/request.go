@@ -66,6 +66,13 @@ func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
 	if err := Decode(args[0], &req); err != nil {
 		return res, err
 	}
+	// Decode validates through the pointer it is given; a payload type that is itself a
+	// pointer (Req = *T) is validated here.
+	if v, ok := any(req).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return res, err
+		}
+	}
 	return h(req)
 }
 
