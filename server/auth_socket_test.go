@@ -49,9 +49,26 @@ type connectResult struct {
 	err *types.ExtendedError // nil when connected
 }
 
-// tryConnect connects the Go client with auth and extra headers over websocket and returns the
-// socket and, when refused, the connect_error.
+// tryConnect connects the Go client with auth and extra headers (websocket unless transports
+// says otherwise) and returns the socket and, when refused, the connect_error.
+//
+// The Go client v3.0.6 now and then loses the answer to its CONNECT (about one connection in
+// 30 on this machine, anonymous or not; the server has answered: raw Engine.IO clients and
+// socket.io-client never see it). Such an attempt is closed and made again, at most three times;
+// the server's answer is still checked on the attempt that gets one.
 func tryConnect(t *testing.T, url string, transports []eio.TransportCtor, auth map[string]any, header http.Header, reconnect bool) (*sio.Socket, *types.ExtendedError) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, res, ok := connectOnce(t, url, transports, auth, header, reconnect, attempt < 3)
+		if ok {
+			return s, res.err
+		}
+		t.Logf("Go client attempt %d got no answer to CONNECT; trying again", attempt)
+		s.Disconnect()
+	}
+}
+
+func connectOnce(t *testing.T, url string, transports []eio.TransportCtor, auth map[string]any, header http.Header, reconnect, mayRetry bool) (*sio.Socket, connectResult, bool) {
 	t.Helper()
 	opts := sio.DefaultOptions()
 	opts.SetForceNew(true)
@@ -84,7 +101,15 @@ func tryConnect(t *testing.T, url string, transports []eio.TransportCtor, auth m
 		done <- connectResult{err: e}
 	})
 	s.Connect()
-	return s, receive(t, "connect or connect_error", done).err
+	if !mayRetry {
+		return s, receive(t, "connect or connect_error", done), true
+	}
+	select {
+	case res := <-done:
+		return s, res, true
+	case <-time.After(1500 * time.Millisecond):
+		return s, connectResult{}, false
+	}
 }
 
 // rawConnect opens a websocket Engine.IO session by hand, sends the Socket.IO CONNECT packet for
@@ -322,7 +347,7 @@ func (w *expiryWatch) expect(t *testing.T, exp int64) {
 
 func TestAuthExpiry(t *testing.T) {
 	ts := jwtServer(t)
-	exp := time.Now().Add(2 * time.Second).Unix()
+	exp := time.Now().Add(4 * time.Second).Unix() // room for a retried connection attempt
 	c, cerr := tryConnect(t, ts.URL, nil, map[string]any{"token": hsToken(t, "alice", exp, nil)}, nil, true)
 	if cerr != nil {
 		t.Fatalf("refused: %v", cerr.Data)
@@ -341,7 +366,7 @@ func TestAuthExpiry(t *testing.T) {
 
 func TestAuthRefresh(t *testing.T) {
 	ts := jwtServer(t)
-	exp := time.Now().Add(2 * time.Second).Unix()
+	exp := time.Now().Add(4 * time.Second).Unix() // room for a retried connection attempt
 	c, cerr := tryConnect(t, ts.URL, nil, map[string]any{"token": hsToken(t, "alice", exp, jwt.MapClaims{"rooms": []string{"news"}})}, nil, false)
 	if cerr != nil {
 		t.Fatalf("refused: %v", cerr.Data)
