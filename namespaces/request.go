@@ -45,6 +45,12 @@ func handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h 
 	})
 }
 
+// Handle registers a request event on s with the same decode, validate and ack-once rules as the
+// namespaces' own events, for request events registered outside this package (auth:refresh).
+func Handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h Handler[Req, Res]) {
+	handle(s, log, event, h)
+}
+
 // run decodes, validates and calls h, turning a panic into an internal error so that nothing a
 // client sends can take the process down.
 func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
@@ -59,6 +65,13 @@ func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
 	}
 	if err := Decode(args[0], &req); err != nil {
 		return res, err
+	}
+	// Decode validates through the pointer it is given; a payload type that is itself a
+	// pointer (Req = *T) is validated here.
+	if v, ok := any(req).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return res, err
+		}
 	}
 	return h(req)
 }

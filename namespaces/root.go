@@ -42,6 +42,7 @@ func (n *Root) Register(nsp socket.Namespace) {
 	onConnection(nsp, func(s *socket.Socket, id Identity) {
 		log := n.log.With().Str("sid", string(s.Id())).Logger()
 		handle(s, log, "subscribe", func(req *RoomsRequest) (RoomsReply, error) {
+			id := IdentityOf(s) // read per request: auth:refresh may replace the rooms claim
 			for _, r := range req.Rooms {
 				if !id.MayJoin(r) {
 					return RoomsReply{}, Errorf(CodeForbidden, "not allowed to subscribe to %q", r)

@@ -201,7 +201,7 @@ func (c Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown-grace", "must be 0 or more")
 	}
-	return nil
+	return c.validateJWT()
 }
 
 // flagParseError turns the flag package's message into a ConfigError naming the flag.

@@ -27,6 +27,7 @@ type Server struct {
 	log     zerolog.Logger
 	io      *socket.Server
 	backend adapters.Backend
+	auth    *Authenticator
 	handler http.Handler
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
@@ -39,6 +40,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, started: time.Now()}
+	auth, err := NewAuthenticator(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
 
 	backend, err := adapters.New(adapters.Config{
 		Name:     cfg.Adapter,
@@ -54,8 +60,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 
 	for _, ns := range s.namespaces() {
 		nsp := s.io.Of(ns.Name(), nil)
-		nsp.Use(s.identify)
+		nsp.Use(s.auth.Middleware)
 		ns.Register(nsp)
+		s.auth.Register(nsp)
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -67,12 +74,6 @@ func (s *Server) namespaces() []namespaces.Namespace {
 	return []namespaces.Namespace{
 		namespaces.NewRoot(nlog),
 	}
-}
-
-// identify gives every connecting socket its identity before the namespace sees it.
-func (s *Server) identify(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	sock.SetData(namespaces.Anonymous(string(sock.Id()), sock.Handshake().Auth).Data())
-	next(nil)
 }
 
 // Handler is the node's whole HTTP surface, for tests that mount it on httptest.
