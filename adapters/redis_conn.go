@@ -35,12 +35,12 @@ var ErrRedisDown = errors.New("adapters: redis is unreachable")
 // Redis as this node sees it. While Redis is down, commands fail fast, subscriptions redial
 // at a slow pace, a prober pings until Redis answers, and the outage is logged once.
 type redisConn struct {
-	log  zerolog.Logger
+	log    zerolog.Logger
 	addr   string // host:port only: the URL may hold a password
 	prefix string
-	cmd  *redis.Client
-	sub  *redis.Client
-	lib  *sioredis.RedisClient
+	cmd    *redis.Client
+	sub    *redis.Client
+	lib    *sioredis.RedisClient
 
 	ctx    context.Context
 	cancel context.CancelFunc
