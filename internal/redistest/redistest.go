@@ -13,7 +13,7 @@ import (
 
 // Server is a redis-server on a free loopback port, stopped when the test ends.
 type Server struct {
-	t    testing.TB
+	t      testing.TB
 	Port   int
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the running redis-server exited; nil when stopped
