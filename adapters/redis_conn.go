@@ -208,7 +208,7 @@ func (c *redisConn) Close() error {
 // from our own cancellation.
 func isConnError(err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, redis.ErrClosed) || errors.Is(err, ErrRedisDown) {
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, ErrRedisDown) {
 		return false
 	}
 	var reply redis.Error
