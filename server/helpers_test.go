@@ -134,6 +134,8 @@ func dial(t *testing.T, url string, o dialOptions) *sio.Socket {
 	if nsp == "" {
 		nsp = "/"
 	}
+	// Listen before connecting: the answer can come back before Connect returns.
+	opts.SetAutoConnect(false)
 	connected := make(chan error, 1)
 	s, err := sio.Connect(url+nsp, opts)
 	if err != nil {
@@ -142,6 +144,7 @@ func dial(t *testing.T, url string, o dialOptions) *sio.Socket {
 	_ = s.Once("connect", func(...any) { connected <- nil })
 	_ = s.Once("connect_error", func(args ...any) { connected <- connectError(args) })
 	t.Cleanup(func() { s.Disconnect() })
+	s.Connect()
 	if err := receive(t, "connect", connected); err != nil {
 		t.Fatalf("connect_error: %v", err)
 	}
