@@ -28,6 +28,9 @@ type Server struct {
 	io      *socket.Server
 	backend adapters.Backend
 	handler http.Handler
+	// nsps holds the namespaces this node serves by name; the HTTP API looks them up here so that
+	// it never creates one (Server.Of would).
+	nsps    map[string]socket.Namespace
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
 	ready atomic.Bool
@@ -52,8 +55,10 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.backend = backend
 	s.io = socket.NewServer(nil, s.socketOptions())
 
+	s.nsps = map[string]socket.Namespace{}
 	for _, ns := range s.namespaces() {
 		nsp := s.io.Of(ns.Name(), nil)
+		s.nsps[ns.Name()] = nsp
 		nsp.Use(s.identify)
 		ns.Register(nsp)
 	}
