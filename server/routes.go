@@ -26,6 +26,7 @@ func (s *Server) routes() http.Handler {
 		r.Use(middleware.Recoverer)
 		r.Get("/healthz", s.healthz)
 		r.Get("/readyz", s.readyz)
+		r.Mount("/api/v1", s.api())
 	})
 	return r
 }

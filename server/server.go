@@ -29,6 +29,9 @@ type Server struct {
 	backend adapters.Backend
 	auth    *Authenticator
 	handler http.Handler
+	// nsps holds the namespaces this node serves by name; the HTTP API looks them up here so that
+	// it never creates one (Server.Of would).
+	nsps    map[string]socket.Namespace
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
 	ready atomic.Bool
@@ -58,8 +61,10 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.backend = backend
 	s.io = socket.NewServer(nil, s.socketOptions())
 
+	s.nsps = map[string]socket.Namespace{}
 	for _, ns := range s.namespaces() {
 		nsp := s.io.Of(ns.Name(), nil)
+		s.nsps[ns.Name()] = nsp
 		nsp.Use(s.auth.Middleware)
 		ns.Register(nsp)
 		s.auth.Register(nsp)
