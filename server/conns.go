@@ -1,0 +1,132 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+)
+
+// connTracker follows every Engine.IO connection of the node: which transport it is on now (so
+// the sockets gauge moves on a polling→websocket upgrade) and how many packets wait for it.
+//
+// The library queues a connection's packets without bound while its transport is busy (a
+// websocket write blocked on a client that stopped reading, or no long-polling GET waiting), so
+// a stuck client would grow memory for as long as it stays connected. connTracker drops a
+// connection once more than maxQueue packets wait for it; the websocket write timeout (see
+// transport.go) bounds the time a write may block.
+type connTracker struct {
+	metrics  *Metrics
+	log      zerolog.Logger
+	maxQueue int64 // 0 = unlimited
+
+	conns sync.Map // engine id → *connState
+}
+
+// connState is what the tracker keeps per connection.
+type connState struct {
+	pending atomic.Int64 // packets created but not yet handed to the transport
+	dropped atomic.Bool
+
+	mu        sync.Mutex
+	transport string
+	nsps      map[string]int // sockets per namespace connected over this connection
+	sockets   int
+	closed    bool
+}
+
+// watch starts following conn; the engine calls it on "connection".
+func (t *connTracker) watch(conn engine.Socket) {
+	st := &connState{transport: conn.Transport().Name(), nsps: make(map[string]int, 1)}
+	t.conns.Store(conn.Id(), st)
+	_ = conn.On("upgrade", func(args ...any) {
+		tr, ok := args[0].(transports.Transport)
+		if !ok {
+			return
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		for nsp, n := range st.nsps {
+			t.metrics.connected(nsp, st.transport, -float64(n))
+			t.metrics.connected(nsp, tr.Name(), float64(n))
+		}
+		st.transport = tr.Name()
+	})
+	if t.maxQueue > 0 {
+		_ = conn.On("packetCreate", func(...any) {
+			if st.pending.Add(1) > t.maxQueue && st.dropped.CompareAndSwap(false, true) {
+				t.metrics.Limited("write_queue")
+				t.log.Warn().Str("sid", conn.Id()).Int64("queued", st.pending.Load()).Msg("slow consumer: write queue full, dropping the connection")
+				// Not on this goroutine: it is the sender's (a broadcast to many sockets).
+				go conn.Close(true)
+			}
+		})
+		_ = conn.On("flush", func(args ...any) {
+			if wbuf, ok := args[0].([]*packet.Packet); ok {
+				st.pending.Add(-int64(len(wbuf)))
+			}
+		})
+	}
+	_ = conn.Once("close", func(...any) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.closed = true
+		t.forget(conn.Id(), st)
+	})
+}
+
+// join records that a socket of nsp connected over conn and returns conn's transport.
+func (t *connTracker) join(conn engine.Socket, nsp string) string {
+	st := t.state(conn)
+	if st == nil {
+		return conn.Transport().Name()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.nsps[nsp]++
+	st.sockets++
+	t.metrics.connected(nsp, st.transport, 1)
+	return st.transport
+}
+
+// leave records that a socket of nsp on conn disconnected.
+func (t *connTracker) leave(conn engine.Socket, nsp string) {
+	st := t.state(conn)
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.nsps[nsp] == 0 {
+		return
+	}
+	st.nsps[nsp]--
+	st.sockets--
+	t.metrics.connected(nsp, st.transport, -1)
+	t.forget(conn.Id(), st)
+}
+
+// forget drops a closed connection without sockets. Callers hold st.mu.
+func (t *connTracker) forget(id string, st *connState) {
+	if st.closed && st.sockets == 0 {
+		t.conns.Delete(id)
+	}
+}
+
+// state returns conn's state, nil for a connection the tracker never saw.
+func (t *connTracker) state(conn engine.Socket) *connState {
+	if v, ok := t.conns.Load(conn.Id()); ok {
+		return v.(*connState)
+	}
+	return nil
+}
+
+// size is the number of connections followed, for leak checks in tests.
+func (t *connTracker) size() int {
+	n := 0
+	t.conns.Range(func(any, any) bool { n++; return true })
+	return n
+}
