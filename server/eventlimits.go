@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
@@ -36,10 +37,7 @@ func (g *eventGuard) guard(s *socket.Socket) {
 		}
 	}
 	var kicked atomic.Bool
-	// reserved counts the rooms asked for by join events that passed this middleware and whose
-	// handler has not run yet: handlers run later, on the socket's task queue, so the rooms the
-	// socket is in do not yet show them.
-	var reserved atomic.Int64
+	rooms := &roomBudget{limit: g.limits.MaxRoomsPerSocket}
 
 	s.Use(func(event []any, next func(error)) {
 		if events != nil && !events.Allow() {
@@ -52,76 +50,107 @@ func (g *eventGuard) guard(s *socket.Socket) {
 			}
 			return
 		}
-		n := g.newRooms(s, event)
-		if n == 0 {
+		if rooms.limit == 0 || len(event) < 2 {
 			next(nil)
 			return
 		}
-		limit := int64(g.limits.MaxRoomsPerSocket)
-		if int64(roomCount(s))+reserved.Load()+int64(n) > limit {
-			g.metrics.Limited("rooms")
-			reply(event, namespaces.CodeForbidden, "a socket may be in at most %d rooms", limit)
+		name, _ := event[0].(string)
+		asked := askedRooms(name, event[1])
+		if len(asked) == 0 {
+			next(nil)
 			return
 		}
-		reserved.Add(int64(n))
+		added, ok := rooms.reserve(s, asked)
+		if !ok {
+			g.metrics.Limited("rooms")
+			reply(event, namespaces.CodeForbidden, "a socket may be in at most %d rooms", rooms.limit)
+			return
+		}
 		next(nil)
-		// The handler was queued by next; this task runs after it.
-		s.Enqueue(func() { reserved.Add(-int64(n)) })
+		// next queued the handler on the socket's task queue; this task runs right after it.
+		s.Enqueue(func() { rooms.release(added) })
 	})
 }
 
-// newRooms is how many rooms the event asks to join that s is not in yet: 0 for other events,
-// malformed payloads (the handler answers those) and when there is no room limit.
-func (g *eventGuard) newRooms(s *socket.Socket, event []any) int {
-	if g.limits.MaxRoomsPerSocket == 0 || len(event) < 2 {
-		return 0
-	}
-	name, _ := event[0].(string)
-	payload, ok := event[1].(map[string]any)
-	if !ok {
-		return 0
-	}
-	var asked []string
-	switch name {
-	case eventSubscribe:
-		list, _ := payload["rooms"].([]any)
-		if len(list) > namespaces.MaxRoomsPerRequest {
-			return 0
-		}
-		for _, r := range list {
-			if r, ok := r.(string); ok {
-				asked = append(asked, r)
-			}
-		}
-	case eventChatJoin:
-		if r, ok := payload["room"].(string); ok {
-			asked = append(asked, r)
-		}
-	default:
-		return 0
-	}
+// roomBudget enforces the rooms-per-socket limit. Handlers run later than this middleware, on the
+// socket's task queue, so the rooms a socket is in do not show the joins already let through:
+// those are held in pending until their handler ran. A room counts once whether it is joined,
+// pending or both.
+type roomBudget struct {
+	limit int
+
+	mu      sync.Mutex
+	pending map[string]int
+}
+
+// reserve admits the rooms asked for when the socket's rooms and pending joins, together with
+// them, stay within the limit; it returns the rooms it added to pending.
+func (b *roomBudget) reserve(s *socket.Socket, asked []string) ([]string, bool) {
+	own := socket.Room(namespaces.UserRoom(namespaces.IdentityOf(s).User.ID))
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	in := s.Rooms()
+	count := len(b.pending)
+	for _, r := range in.Keys() {
+		if r != socket.Room(s.Id()) && r != own && b.pending[string(r)] == 0 {
+			count++
+		}
+	}
+	var added []string
 	seen := make(map[string]bool, len(asked))
-	n := 0
 	for _, r := range asked {
-		if !seen[r] && !in.Has(socket.Room(r)) {
-			n++
+		if !seen[r] && !in.Has(socket.Room(r)) && b.pending[r] == 0 {
+			added = append(added, r)
 		}
 		seen[r] = true
 	}
-	return n
+	if count+len(added) > b.limit {
+		return nil, false
+	}
+	if b.pending == nil {
+		b.pending = make(map[string]int)
+	}
+	for _, r := range added {
+		b.pending[r]++
+	}
+	return added, true
 }
 
-// roomCount is how many rooms s is in, its own id room and its user room not counted.
-func roomCount(s *socket.Socket) int {
-	own := socket.Room(namespaces.UserRoom(namespaces.IdentityOf(s).User.ID))
-	n := 0
-	for _, r := range s.Rooms().Keys() {
-		if r != socket.Room(s.Id()) && r != own {
-			n++
+// release drops rooms from pending once their handler ran.
+func (b *roomBudget) release(rooms []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range rooms {
+		if b.pending[r]--; b.pending[r] <= 0 {
+			delete(b.pending, r)
 		}
 	}
-	return n
+}
+
+// askedRooms decodes the rooms a subscribe or chat:join payload asks to join; nil for other
+// events and payloads of the wrong shape. Names are not validated here: an invalid one counts
+// against the limit like any other, and the handler refuses it anyway.
+func askedRooms(event string, payload any) []string {
+	m, ok := payload.(map[string]any)
+	if !ok {
+		return nil
+	}
+	switch event {
+	case eventSubscribe:
+		list, _ := m["rooms"].([]any)
+		asked := make([]string, 0, len(list))
+		for _, r := range list {
+			if name, ok := r.(string); ok {
+				asked = append(asked, name)
+			}
+		}
+		return asked
+	case eventChatJoin:
+		if name, ok := m["room"].(string); ok {
+			return []string{name}
+		}
+	}
+	return nil
 }
 
 // reply answers the event's ack, if it has one, with a coded error.
