@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/switchboard/switchboard/namespaces"
@@ -183,6 +184,10 @@ func (m *Metrics) instrument(nsp socket.Namespace, conns *connTracker) {
 		acks[r] = m.acksSent.WithLabelValues(name, r)
 	}
 	acks[otherLabel] = m.acksSent.WithLabelValues(name, otherLabel)
+	// Export 0 rather than nothing before the first socket connects.
+	for _, tr := range []string{transports.POLLING, transports.WEBSOCKET} {
+		m.sockets.WithLabelValues(name, tr)
+	}
 	_ = nsp.On("connection", func(args ...any) {
 		s, ok := args[0].(*socket.Socket)
 		if !ok {
