@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 type rawClient struct {
 	conn *websocket.Conn
 	sid  string // the namespace socket id
+
+	writeMu sync.Mutex // pongs (from read) and emits may come from different goroutines
 }
 
 // rawDial opens a websocket to the server and connects to nsp ("/" or "/chat"). readBuffer, when
@@ -43,25 +46,32 @@ func rawDial(baseURL, nsp string, readBuffer int) (*rawClient, *http.Response, e
 		conn.Close()
 		return nil, res, fmt.Errorf("engine open: %q, %v", open, err)
 	}
-	if err := c.write("40" + nspPrefix(nsp)); err != nil {
+	if err := c.join(nsp); err != nil {
 		conn.Close()
 		return nil, res, err
+	}
+	return c, res, nil
+}
+
+// join connects the client to one more namespace and waits for the connect ack; the socket id
+// of the last namespace joined is kept in sid.
+func (c *rawClient) join(nsp string) error {
+	if err := c.write("40" + nspPrefix(nsp)); err != nil {
+		return err
 	}
 	for {
 		msg, err := c.read()
 		if err != nil {
-			conn.Close()
-			return nil, res, err
+			return err
 		}
 		if rest, ok := strings.CutPrefix(msg, "40"+nspPrefix(nsp)); ok {
 			var data struct{ Sid string }
 			_ = json.Unmarshal([]byte(rest), &data)
 			c.sid = data.Sid
-			return c, res, nil
+			return nil
 		}
 		if strings.HasPrefix(msg, "44"+nspPrefix(nsp)) {
-			conn.Close()
-			return nil, res, fmt.Errorf("connect_error: %s", msg)
+			return fmt.Errorf("connect_error: %s", msg)
 		}
 	}
 }
@@ -85,6 +95,8 @@ func nspPrefix(nsp string) string {
 }
 
 func (c *rawClient) write(msg string) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(waitTimeout))
 	return c.conn.WriteMessage(websocket.TextMessage, []byte(msg))
 }
