@@ -106,24 +106,24 @@ func TestLoadConfig(t *testing.T) {
 				"SWITCHBOARD_EVENT_ABUSE":          "0",
 				"SWITCHBOARD_MAX_ROOMS_PER_SOCKET": "7",
 				"SWITCHBOARD_WRITE_TIMEOUT":        "3s",
-				"SWITCHBOARD_MAX_WRITE_QUEUE":      "64",
+				"SWITCHBOARD_MAX_WRITE_BUFFER":     "65536",
 			},
 			check: func(t *testing.T, c Config) {
 				eq(t, c.Limits, Limits{
 					MaxConnections: 500, ConnRate: 2.5, ConnBurst: 5, EventRate: 10, EventBurst: 20,
-					EventAbuse: 0, MaxRoomsPerSocket: 7, WriteTimeout: 3 * time.Second, MaxWriteQueue: 64,
+					EventAbuse: 0, MaxRoomsPerSocket: 7, WriteTimeout: 3 * time.Second, MaxWriteBuffer: 65536,
 				})
 			},
 		},
 		{
 			name: "limits off with 0",
-			args: []string{"--max-connections=0", "--conn-rate=0", "--conn-burst=0", "--event-rate=0", "--event-burst=0", "--max-rooms-per-socket=0", "--max-write-queue=0"},
+			args: []string{"--max-connections=0", "--conn-rate=0", "--conn-burst=0", "--event-rate=0", "--event-burst=0", "--max-rooms-per-socket=0", "--max-write-buffer=0"},
 			check: func(t *testing.T, c Config) {
 				eq(t, c.Limits.MaxConnections, 0)
 				eq(t, c.Limits.ConnRate, 0.0)
 				eq(t, c.Limits.EventRate, 0.0)
 				eq(t, c.Limits.MaxRoomsPerSocket, 0)
-				eq(t, c.Limits.MaxWriteQueue, 0)
+				eq(t, c.Limits.MaxWriteBuffer, int64(0))
 			},
 		},
 		{
@@ -175,7 +175,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "negative event abuse", args: []string{"--event-abuse=-1"}, setting: "--event-abuse"},
 		{name: "negative rooms per socket", args: []string{"--max-rooms-per-socket=-5"}, setting: "--max-rooms-per-socket"},
 		{name: "zero write timeout", args: []string{"--write-timeout=0"}, setting: "--write-timeout"},
-		{name: "negative write queue", args: []string{"--max-write-queue=-1"}, setting: "--max-write-queue"},
+		{name: "negative write buffer", args: []string{"--max-write-buffer=-1"}, setting: "--max-write-buffer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,19 +16,19 @@ import (
 // The library queues a connection's packets without bound while its transport is busy (a
 // websocket write blocked on a client that stopped reading, or no long-polling GET waiting), so
 // a stuck client would grow memory for as long as it stays connected. connTracker drops a
-// connection once more than maxQueue packets wait for it; the websocket write timeout (see
+// connection once more than maxBuffer bytes wait for it; the websocket write timeout (see
 // transport.go) bounds the time a write may block.
 type connTracker struct {
-	metrics  *Metrics
-	log      zerolog.Logger
-	maxQueue int64 // 0 = unlimited
+	metrics   *Metrics
+	log       zerolog.Logger
+	maxBuffer int64 // 0 = unlimited
 
 	conns sync.Map // engine id → *connState
 }
 
 // connState is what the tracker keeps per connection.
 type connState struct {
-	pending atomic.Int64 // packets created but not yet handed to the transport
+	queued  atomic.Int64 // bytes of the packets created but not yet handed to the transport
 	dropped atomic.Bool
 
 	mu        sync.Mutex
@@ -55,18 +55,23 @@ func (t *connTracker) watch(conn engine.Socket) {
 		}
 		st.transport = tr.Name()
 	})
-	if t.maxQueue > 0 {
-		_ = conn.On("packetCreate", func(...any) {
-			if st.pending.Add(1) > t.maxQueue && st.dropped.CompareAndSwap(false, true) {
-				t.metrics.Limited("write_queue")
-				t.log.Warn().Str("sid", conn.Id()).Int64("queued", st.pending.Load()).Msg("slow consumer: write queue full, dropping the connection")
+	if t.maxBuffer > 0 {
+		_ = conn.On("packetCreate", func(args ...any) {
+			p, _ := args[0].(*packet.Packet)
+			if st.queued.Add(packetCost(p)) > t.maxBuffer && st.dropped.CompareAndSwap(false, true) {
+				t.metrics.Limited("write_buffer")
+				t.log.Warn().Str("sid", conn.Id()).Int64("queued_bytes", st.queued.Load()).Msg("slow consumer: write buffer full, dropping the connection")
 				// Not on this goroutine: it is the sender's (a broadcast to many sockets).
 				go conn.Close(true)
 			}
 		})
 		_ = conn.On("flush", func(args ...any) {
 			if wbuf, ok := args[0].([]*packet.Packet); ok {
-				st.pending.Add(-int64(len(wbuf)))
+				var n int64
+				for _, p := range wbuf {
+					n += packetCost(p)
+				}
+				st.queued.Add(-n)
 			}
 		})
 	}
@@ -76,6 +81,24 @@ func (t *connTracker) watch(conn engine.Socket) {
 		st.closed = true
 		t.forget(conn.Id(), st)
 	})
+}
+
+// packetOverhead is what a queued packet costs beyond its data: the packet, its options and the
+// buffer headers.
+const packetOverhead = 128
+
+// packetCost is what p holds while it waits: its data (encoded once per recipient) plus the
+// bookkeeping. The data is not read yet when the engine creates and flushes the packet, so both
+// see the same length.
+func packetCost(p *packet.Packet) int64 {
+	if p == nil {
+		return 0
+	}
+	n := int64(packetOverhead)
+	if b, ok := p.Data.(interface{ Len() int }); ok {
+		n += int64(b.Len())
+	}
+	return n
 }
 
 // join records that a socket of nsp connected over conn and returns conn's transport.
@@ -117,8 +140,11 @@ func (t *connTracker) forget(id string, st *connState) {
 }
 
 // state returns conn's state, nil for a connection the tracker never saw.
-func (t *connTracker) state(conn engine.Socket) *connState {
-	if v, ok := t.conns.Load(conn.Id()); ok {
+func (t *connTracker) state(conn engine.Socket) *connState { return t.stateByID(conn.Id()) }
+
+// stateByID returns the state of the connection with the given Engine.IO id, nil if none.
+func (t *connTracker) stateByID(id string) *connState {
+	if v, ok := t.conns.Load(id); ok {
 		return v.(*connState)
 	}
 	return nil

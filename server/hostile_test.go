@@ -48,7 +48,7 @@ func TestHostilePayloads(t *testing.T) {
 	bystander := dial(t, ts.URL, dialOptions{transports: transportSets["websocket"]})
 	call(t, bystander, "subscribe", map[string]any{"rooms": []any{"calm"}})
 
-	c := mustRawDial(t, ts.URL, "/")
+	c := mustRawDial(t, ts, "/")
 	sids := map[string]string{"/": c.sid}
 	for _, ns := range ts.namespaces() {
 		if ns.Name() != "/" {
@@ -195,7 +195,7 @@ func TestHostileFrames(t *testing.T) {
 		"5", "6", "9", "", "1", "3probe", "2", `42["x","` + strings.Repeat("\\", 999) + `"]`,
 	}
 	for _, f := range frames {
-		c := mustRawDial(t, ts.URL, "/")
+		c := mustRawDial(t, ts, "/")
 		if err := c.write(f); err != nil {
 			t.Fatalf("write %q: %v", f, err)
 		}

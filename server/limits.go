@@ -35,10 +35,10 @@ type Limits struct {
 	// WriteTimeout bounds how long one websocket write may block on a client that stops reading;
 	// past it the connection is dropped.
 	WriteTimeout time.Duration
-	// MaxWriteQueue bounds the packets queued for one connection while its transport is busy (a
-	// websocket write in progress, or no long-polling request waiting); beyond it the connection
-	// is dropped.
-	MaxWriteQueue int
+	// MaxWriteBuffer bounds the bytes queued for one connection while its transport is busy (a
+	// websocket write in progress, or no long-polling request waiting); each packet counts its
+	// encoded size plus packetOverhead. Beyond it the connection is dropped.
+	MaxWriteBuffer int64
 }
 
 // setupLimits builds the node's guards from its configuration; New calls it once the Socket.IO
@@ -46,9 +46,9 @@ type Limits struct {
 func (s *Server) setupLimits() {
 	l := s.cfg.Limits
 	s.conns = &connTracker{
-		metrics:  s.metrics,
-		log:      s.log.With().Str("component", "limits").Logger(),
-		maxQueue: int64(l.MaxWriteQueue),
+		metrics:   s.metrics,
+		log:       s.log.With().Str("component", "limits").Logger(),
+		maxBuffer: l.MaxWriteBuffer,
 	}
 	s.admission = &admission{
 		max:     l.MaxConnections,
@@ -97,7 +97,7 @@ func DefaultLimits() Limits {
 		EventAbuse:        200,
 		MaxRoomsPerSocket: 100,
 		WriteTimeout:      10 * time.Second,
-		MaxWriteQueue:     1_000,
+		MaxWriteBuffer:    8 << 20,
 	}
 }
 
@@ -111,7 +111,7 @@ func (l *Limits) flags(fs *flag.FlagSet) {
 	fs.IntVar(&l.EventAbuse, "event-abuse", l.EventAbuse, "rate-limited events within 10s that disconnect a socket; 0 = never")
 	fs.IntVar(&l.MaxRoomsPerSocket, "max-rooms-per-socket", l.MaxRoomsPerSocket, "rooms one socket may be in; 0 = unlimited")
 	fs.DurationVar(&l.WriteTimeout, "write-timeout", l.WriteTimeout, "longest blocked websocket write before the connection is dropped")
-	fs.IntVar(&l.MaxWriteQueue, "max-write-queue", l.MaxWriteQueue, "packets queued per connection before it is dropped; 0 = unlimited")
+	fs.Int64Var(&l.MaxWriteBuffer, "max-write-buffer", l.MaxWriteBuffer, "bytes queued per connection before it is dropped; 0 = unlimited")
 }
 
 // validate checks the limits; bad builds the ConfigError.
@@ -125,7 +125,7 @@ func (l Limits) validate(bad func(setting, format string, args ...any) error) er
 		{"event-rate", l.EventRate},
 		{"event-abuse", float64(l.EventAbuse)},
 		{"max-rooms-per-socket", float64(l.MaxRoomsPerSocket)},
-		{"max-write-queue", float64(l.MaxWriteQueue)},
+		{"max-write-buffer", float64(l.MaxWriteBuffer)},
 	}
 	for _, v := range nonNegative {
 		if v.value < 0 {

@@ -86,7 +86,7 @@ func TestConnectionRatePerIP(t *testing.T) {
 		t.Fatalf("refusal body %q is not the Engine.IO error shape", body)
 	}
 	// Over websocket too, before any upgrade.
-	if _, res, err := rawDial(ts.URL, "/", 0); err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
+	if _, res, err := rawDial(ts, "/", 0); err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("websocket handshake beyond the burst: %v %v, want 429", err, res)
 	}
 	if got := counterValue(t, ts.metrics, "switchboard_limit_rejections_total", "limit=conn_rate"); got != 2 {
@@ -102,9 +102,9 @@ func TestMaxConnections(t *testing.T) {
 
 	var clients []*rawClient
 	for range 3 {
-		clients = append(clients, mustRawDial(t, ts.URL, "/"))
+		clients = append(clients, mustRawDial(t, ts, "/"))
 	}
-	if _, res, err := rawDial(ts.URL, "/", 0); err == nil || res == nil || res.StatusCode != http.StatusServiceUnavailable {
+	if _, res, err := rawDial(ts, "/", 0); err == nil || res == nil || res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("4th websocket connection: %v %v, want 503", err, res)
 	}
 	if status, _ := handshake(t, ts.URL); status != http.StatusServiceUnavailable {
@@ -119,7 +119,7 @@ func TestMaxConnections(t *testing.T) {
 	// A slot frees when a client leaves.
 	clients[0].close()
 	waitFor(t, "the engine to count the close", func() bool { return ts.IO().Engine().ClientsCount() == 2 })
-	mustRawDial(t, ts.URL, "/")
+	mustRawDial(t, ts, "/")
 	if got := ts.IO().Engine().ClientsCount(); got != 3 {
 		t.Fatalf("engine counts %d connections, want 3", got)
 	}
@@ -137,7 +137,7 @@ func TestMaxConnectionsUnderConcurrentHandshakes(t *testing.T) {
 	)
 	for range 40 {
 		wg.Go(func() {
-			c, _, err := rawDial(ts.URL, "/", 0)
+			c, _, err := rawDial(ts, "/", 0)
 			if err == nil {
 				mu.Lock()
 				accepted = append(accepted, c)
@@ -166,7 +166,7 @@ func TestEventRateLimit(t *testing.T) {
 	cfg.Limits.EventAbuse = 20
 	ts := startServer(t, cfg)
 
-	flooder := mustRawDial(t, ts.URL, "/")
+	flooder := mustRawDial(t, ts, "/")
 	calm := dial(t, ts.URL, dialOptions{transports: transportSets["websocket"]})
 	disconnected := make(chan struct{})
 	flooderSid := flooder.sid
@@ -217,7 +217,7 @@ func TestRoomsPerSocket(t *testing.T) {
 	cfg := testConfig()
 	cfg.Limits.MaxRoomsPerSocket = 3
 	ts := startServer(t, cfg)
-	c := mustRawDial(t, ts.URL, "/")
+	c := mustRawDial(t, ts, "/")
 
 	steps := []struct {
 		event, args, code string
@@ -246,7 +246,7 @@ func TestRoomsPerSocketPipelined(t *testing.T) {
 	cfg := testConfig()
 	cfg.Limits.MaxRoomsPerSocket = 3
 	ts := startServer(t, cfg)
-	c := mustRawDial(t, ts.URL, "/")
+	c := mustRawDial(t, ts, "/")
 	// Requests sent back to back, before any handler ran: exactly the first three fit.
 	for i := range 6 {
 		if err := c.emit("/", "subscribe", fmt.Sprintf(`{"rooms":["r%d"]}`, i), i); err != nil {

@@ -16,15 +16,18 @@ import (
 // rawClient speaks Engine.IO v4 / Socket.IO v5 over a bare websocket, so that tests can send
 // what no well-behaved client sends, stop reading, or churn connections cheaply.
 type rawClient struct {
-	conn *websocket.Conn
-	sid  string // the namespace socket id
+	ts     *testServer
+	conn   *websocket.Conn
+	engine string // the Engine.IO session id
+	sid    string // the socket id in the last namespace joined
 
 	writeMu sync.Mutex // pongs (from read) and emits may come from different goroutines
 }
 
 // rawDial opens a websocket to the server and connects to nsp ("/" or "/chat"). readBuffer, when
 // positive, shrinks the client's TCP receive buffer (for slow-consumer tests).
-func rawDial(baseURL, nsp string, readBuffer int) (*rawClient, *http.Response, error) {
+func rawDial(ts *testServer, nsp string, readBuffer int) (*rawClient, *http.Response, error) {
+	baseURL := ts.URL
 	d := websocket.Dialer{HandshakeTimeout: waitTimeout}
 	if readBuffer > 0 {
 		d.NetDial = func(network, addr string) (net.Conn, error) {
@@ -40,12 +43,15 @@ func rawDial(baseURL, nsp string, readBuffer int) (*rawClient, *http.Response, e
 	if err != nil {
 		return nil, res, err
 	}
-	c := &rawClient{conn: conn}
+	c := &rawClient{ts: ts, conn: conn}
 	open, err := c.read()
 	if err != nil || !strings.HasPrefix(open, "0") {
 		conn.Close()
 		return nil, res, fmt.Errorf("engine open: %q, %v", open, err)
 	}
+	var handshake struct{ Sid string }
+	_ = json.Unmarshal([]byte(open[1:]), &handshake)
+	c.engine = handshake.Sid
 	if err := c.join(nsp); err != nil {
 		conn.Close()
 		return nil, res, err
@@ -53,8 +59,14 @@ func rawDial(baseURL, nsp string, readBuffer int) (*rawClient, *http.Response, e
 	return c, res, nil
 }
 
-// join connects the client to one more namespace and waits for the connect ack; the socket id
-// of the last namespace joined is kept in sid.
+// join connects the client to one more namespace and waits until the server has set the socket
+// up; the socket id of the last namespace joined is kept in sid.
+//
+// The connect ack alone is not enough: the library (v3.0.6) sends it before it registers the
+// socket with its client, and an event arriving in between makes it close the connection
+// ("forced close"). socket.io-client sends buffered events right on connect, so a browser can hit
+// this too; on loopback a raw client does about once in 500 connections. So join also waits for
+// the server's connection handlers (the metrics' one runs after the registration).
 func (c *rawClient) join(nsp string) error {
 	if err := c.write("40" + nspPrefix(nsp)); err != nil {
 		return err
@@ -68,7 +80,7 @@ func (c *rawClient) join(nsp string) error {
 			var data struct{ Sid string }
 			_ = json.Unmarshal([]byte(rest), &data)
 			c.sid = data.Sid
-			return nil
+			return c.waitRegistered(nsp)
 		}
 		if strings.HasPrefix(msg, "44"+nspPrefix(nsp)) {
 			return fmt.Errorf("connect_error: %s", msg)
@@ -76,10 +88,34 @@ func (c *rawClient) join(nsp string) error {
 	}
 }
 
+// waitRegistered polls, with a deadline, until the server's connection handlers ran for the
+// client's socket in nsp.
+func (c *rawClient) waitRegistered(nsp string) error { return waitRegistered(c.ts, c.engine, nsp) }
+
+// waitRegistered polls, with a deadline, until the server's connection handlers ran for the
+// socket in nsp of the Engine.IO session engineID.
+func waitRegistered(ts *testServer, engineID, nsp string) error {
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if st := ts.conns.stateByID(engineID); st != nil {
+			st.mu.Lock()
+			n := st.nsps[nsp]
+			st.mu.Unlock()
+			if n > 0 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("socket of %s never registered", nsp)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // mustRawDial is rawDial that fails the test and closes the client at the end.
-func mustRawDial(t testing.TB, baseURL, nsp string) *rawClient {
+func mustRawDial(t testing.TB, ts *testServer, nsp string) *rawClient {
 	t.Helper()
-	c, _, err := rawDial(baseURL, nsp, 0)
+	c, _, err := rawDial(ts, nsp, 0)
 	if err != nil {
 		t.Fatalf("raw dial %s: %v", nsp, err)
 	}

@@ -68,30 +68,30 @@ func heapInuse() uint64 {
 
 func TestSlowConsumer(t *testing.T) {
 	tests := []struct {
-		name  string
-		queue int
-		write time.Duration
-		limit string // the limit that must drop the stuck client
+		name   string
+		buffer int64
+		write  time.Duration
+		limit  string // the limit that must drop the stuck client
 	}{
-		// The queue bound: at most 100 packets wait for a connection whose write is blocked.
-		{name: "write queue", queue: 100, write: time.Minute, limit: "write_queue"},
-		// The write deadline: no write blocks longer than 300ms, however few packets wait.
-		{name: "write timeout", queue: 0, write: 300 * time.Millisecond, limit: "write_timeout"},
+		// The buffer bound: at most 1 MiB waits for a connection whose write is blocked.
+		{name: "write buffer", buffer: 1 << 20, write: time.Minute, limit: "write_buffer"},
+		// The write deadline: no write blocks longer than 300ms, however little waits.
+		{name: "write timeout", buffer: 0, write: 300 * time.Millisecond, limit: "write_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.MaxPayload = 1 << 20
-			cfg.Limits.MaxWriteQueue = tt.queue
+			cfg.Limits.MaxWriteBuffer = tt.buffer
 			cfg.Limits.WriteTimeout = tt.write
 			ts := startServer(t, cfg)
 
-			stuck, _, err := rawDial(ts.URL, "/", 4096)
+			stuck, _, err := rawDial(ts, "/", 4096)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(stuck.close)
-			good := mustRawDial(t, ts.URL, "/")
+			good := mustRawDial(t, ts, "/")
 			for i, c := range []*rawClient{stuck, good} {
 				if got := c.call(t, "/", "subscribe", `{"rooms":["feed"]}`, i); errorCode(got) != "" {
 					t.Fatalf("subscribe: %v", got)
@@ -109,7 +109,7 @@ func TestSlowConsumer(t *testing.T) {
 			// Without a queue bound the producer is paced (500 broadcasts a second) so that the
 			// write deadline, not memory, is what ends the stuck connection.
 			var pace <-chan time.Time
-			if tt.queue == 0 {
+			if tt.buffer == 0 {
 				tick := time.NewTicker(2 * time.Millisecond)
 				defer tick.Stop()
 				pace = tick.C

@@ -12,7 +12,8 @@ import (
 )
 
 // pollingCycle connects to "/" over long-polling, subscribes, and closes the session.
-func pollingCycle(baseURL string) error {
+func pollingCycle(ts *testServer) error {
+	baseURL := ts.URL
 	res, err := http.Get(baseURL + "/socket.io/?EIO=4&transport=polling")
 	if err != nil {
 		return err
@@ -54,12 +55,16 @@ func pollingCycle(baseURL string) error {
 			}
 		}
 	}
-	// Like socket.io-client, send events only once the namespace connect is acknowledged: the
-	// library closes a connection that sends an event for a namespace it is still connecting.
+	// Send events only once the namespace connect is acknowledged and registered: the library
+	// closes a connection that sends an event for a namespace it is still connecting (see
+	// rawClient.join).
 	if err := post("40"); err != nil {
 		return err
 	}
 	if err := getUntil(`40{"sid"`); err != nil {
+		return err
+	}
+	if err := waitRegistered(ts, sid, "/"); err != nil {
 		return err
 	}
 	if err := post(`421["subscribe",{"rooms":["soak"]}]`); err != nil {
@@ -72,8 +77,8 @@ func pollingCycle(baseURL string) error {
 }
 
 // websocketCycle connects to "/" over websocket, subscribes and closes the TCP connection.
-func websocketCycle(baseURL string) error {
-	c, _, err := rawDial(baseURL, "/", 0)
+func websocketCycle(ts *testServer) error {
+	c, _, err := rawDial(ts, "/", 0)
 	if err != nil {
 		return err
 	}
@@ -121,10 +126,10 @@ func TestChurnSoak(t *testing.T) {
 	}
 	// Warm up, so that pools and lazily started goroutines are part of the baseline.
 	for range 50 {
-		if err := websocketCycle(ts.URL); err != nil {
+		if err := websocketCycle(ts); err != nil {
 			t.Fatal(err)
 		}
-		if err := pollingCycle(ts.URL); err != nil {
+		if err := pollingCycle(ts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,13 +139,13 @@ func TestChurnSoak(t *testing.T) {
 	baseHeap := heapInuse()
 
 	start := time.Now()
-	jobs := make(chan func(string) error)
+	jobs := make(chan func(*testServer) error)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for job := range jobs {
-				if err := job(ts.URL); err != nil {
+				if err := job(ts); err != nil {
 					select {
 					case errs <- err:
 					default:
