@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -113,6 +114,10 @@ func Decode(arg any, into any) error {
 		return Errorf(CodeBadRequest, "payload is malformed")
 	}
 	if v, ok := into.(Validator); ok {
+		return v.Validate()
+	}
+	// A handler taking a pointer payload decodes into a **T: validate the *T.
+	if v, ok := reflect.ValueOf(into).Elem().Interface().(Validator); ok && !reflect.ValueOf(v).IsNil() {
 		return v.Validate()
 	}
 	return nil

@@ -34,6 +34,7 @@ type Config struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	Conformance    bool
+	Limits         Limits
 }
 
 // Adapter names accepted by --adapter.
@@ -58,6 +59,7 @@ func DefaultConfig() Config {
 		LogLevel:       zerolog.InfoLevel,
 		LogFormat:      "auto",
 		ShutdownGrace:  10 * time.Second,
+		Limits:         DefaultLimits(),
 	}
 }
 
@@ -116,6 +118,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto, json or console")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "drain time on SIGINT/SIGTERM")
 	fs.BoolVar(&cfg.Conformance, "conformance", cfg.Conformance, "serve what the official protocol test suites expect")
+	cfg.Limits.flags(fs)
 
 	// Environment first, so that flags parsed afterwards win.
 	var envErr error
@@ -200,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown-grace", "must be 0 or more")
+	}
+	if err := c.Limits.validate(bad); err != nil {
+		return err
 	}
 	return c.validateJWT()
 }

@@ -35,6 +35,11 @@ type Server struct {
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
 	ready atomic.Bool
+
+	metrics   *Metrics
+	conns     *connTracker
+	admission *admission
+	guard     *eventGuard
 }
 
 // New builds a node from cfg. It does not listen yet: Run or Serve does.
@@ -42,7 +47,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, started: time.Now()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: NewMetrics()}
 	auth, err := NewAuthenticator(cfg, log)
 	if err != nil {
 		return nil, err
@@ -53,23 +58,26 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		Name:     cfg.Adapter,
 		RedisURL: cfg.RedisURL,
 		Recovery: cfg.RecoveryWindow > 0,
-		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger(),
+		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger().Hook(s.metrics.adapterErrorHook(cfg.Adapter)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start adapter: %w", err)
 	}
 	s.backend = backend
 	s.io = socket.NewServer(nil, s.socketOptions())
+	s.setupLimits()
 
 	s.nsps = map[string]socket.Namespace{}
 	for _, ns := range s.namespaces() {
 		nsp := s.io.Of(ns.Name(), nil)
 		s.nsps[ns.Name()] = nsp
 		nsp.Use(s.auth.Middleware)
+		s.instrument(nsp)
 		ns.Register(nsp)
 		s.auth.Register(nsp)
 	}
 	s.handler = s.routes()
+	s.watchConnections()
 	return s, nil
 }
 
