@@ -286,7 +286,6 @@ func (cs *chatSocket) disconnecting() {
 	cs.m.mu.Lock()
 	defer cs.m.mu.Unlock()
 	cs.m.gone = true
-	cs.presence.markLeaving(cs.s.Id())
 	id := IdentityOf(cs.s)
 	ctx, cancel := context.WithTimeout(cs.base, presenceTimeout)
 	defer cancel()
@@ -295,6 +294,8 @@ func (cs *chatSocket) disconnecting() {
 			continue
 		}
 		unlock := cs.presence.lock(string(room), id.User.ID)
+		// Departed first: a member list asked for once chat:user-left is out must not hold it.
+		cs.presence.depart(cs.s.Id(), string(room))
 		err := cs.announceLeft(ctx, id, string(room))
 		unlock()
 		if err != nil {

@@ -17,13 +17,15 @@ type presence struct {
 	locks keyedMutex
 
 	mu sync.Mutex
-	// leaving holds the sockets between "disconnecting" and "disconnect": the adapter still
-	// lists them in their rooms, but they no longer count as present.
-	leaving map[socket.SocketId]struct{}
+	// departed holds, per disconnecting socket, the rooms whose presence decision has been
+	// taken (under the room's lock): from "disconnecting" to "disconnect" the adapter still lists
+	// the socket there, but it no longer counts as present. Marking per room under the lock, not
+	// per socket up front, is what lets exactly one of several tabs dropping at once be the last.
+	departed map[socket.SocketId]map[string]struct{}
 }
 
 func newPresence() *presence {
-	return &presence{leaving: map[socket.SocketId]struct{}{}}
+	return &presence{departed: map[socket.SocketId]map[string]struct{}{}}
 }
 
 // member is what the chat namespace keeps per connected socket. mu serializes the socket's
@@ -38,26 +40,34 @@ func (p *presence) lock(room, userID string) (unlock func()) {
 	return p.locks.Lock(room + "\x00" + userID)
 }
 
-func (p *presence) markLeaving(sid socket.SocketId) {
-	p.mu.Lock()
-	p.leaving[sid] = struct{}{}
-	p.mu.Unlock()
-}
-
-func (p *presence) forget(sid socket.SocketId) {
-	p.mu.Lock()
-	delete(p.leaving, sid)
-	p.mu.Unlock()
-}
-
-func (p *presence) isLeaving(sid socket.SocketId) bool {
+// depart records that sid no longer counts as present in room. The caller holds the room's
+// lock for the socket's user.
+func (p *presence) depart(sid socket.SocketId, room string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.leaving[sid]
+	rooms := p.departed[sid]
+	if rooms == nil {
+		rooms = map[string]struct{}{}
+		p.departed[sid] = rooms
+	}
+	rooms[room] = struct{}{}
+}
+
+// forget drops what depart recorded once the socket has left every room.
+func (p *presence) forget(sid socket.SocketId) {
+	p.mu.Lock()
+	delete(p.departed, sid)
+	p.mu.Unlock()
+}
+
+func (p *presence) hasDeparted(sid socket.SocketId, room string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.departed[sid][room]
 	return ok
 }
 
-// present lists the identities of the sockets in room, but the leaving ones and self.
+// present lists the identities of the sockets in room, but the departed ones and self.
 func (p *presence) present(ctx context.Context, nsp socket.Namespace, room string, self socket.SocketId) ([]Identity, error) {
 	sockets, err := fetchSockets(ctx, nsp.In(socket.Room(room)))
 	if err != nil {
@@ -65,7 +75,7 @@ func (p *presence) present(ctx context.Context, nsp socket.Namespace, room strin
 	}
 	out := make([]Identity, 0, len(sockets))
 	for _, rs := range sockets {
-		if rs.Id() == self || p.isLeaving(rs.Id()) {
+		if rs.Id() == self || p.hasDeparted(rs.Id(), room) {
 			continue
 		}
 		out = append(out, remoteIdentity(rs))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"testing"
@@ -119,7 +120,30 @@ type dialOptions struct {
 }
 
 // dial connects the library's Go client and waits for "connect" (or fails on connect_error).
+//
+// The Go client v3.0.6 has a start-up race: Manager.Open creates the engine socket, which starts
+// connecting at once, and only then subscribes to its "open" event; when the handshake wins, the
+// manager never sees "open" and the socket never sends its CONNECT packet (the server then holds
+// an engine client without a socket). dial gives such an attempt a few seconds and starts a new
+// client; a server that does not answer still fails the test after the last attempt.
 func dial(t *testing.T, url string, o dialOptions) *sio.Socket {
+	t.Helper()
+	const attempts = 3
+	for i := 1; ; i++ {
+		s, err := dialOnce(t, url, o, waitTimeout/attempts)
+		if err == nil {
+			return s
+		}
+		if _, refused := err.(connectErr); refused || i == attempts {
+			t.Fatalf("dial %s: %v", o.nsp, err)
+		}
+		t.Logf("dial %s: %v; retrying with a new client", o.nsp, err)
+	}
+}
+
+var errNoConnect = errors.New("timed out waiting for connect")
+
+func dialOnce(t *testing.T, url string, o dialOptions, timeout time.Duration) (*sio.Socket, error) {
 	t.Helper()
 	opts := sio.DefaultOptions()
 	opts.SetForceNew(true)
@@ -139,13 +163,30 @@ func dial(t *testing.T, url string, o dialOptions) *sio.Socket {
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	_ = s.Once("connect", func(...any) { connected <- nil })
-	_ = s.Once("connect_error", func(args ...any) { connected <- connectError(args) })
-	t.Cleanup(func() { s.Disconnect() })
-	if err := receive(t, "connect", connected); err != nil {
-		t.Fatalf("connect_error: %v", err)
+	report := func(err error) {
+		select {
+		case connected <- err:
+		default:
+		}
 	}
-	return s
+	_ = s.Once("connect", func(...any) { report(nil) })
+	_ = s.Once("connect_error", func(args ...any) { report(connectError(args)) })
+	// Connect starts at once: the socket may be connected before the listeners above were added.
+	if s.Connected() {
+		report(nil)
+	}
+	select {
+	case err := <-connected:
+		if err != nil {
+			s.Disconnect()
+			return nil, err
+		}
+		t.Cleanup(func() { s.Disconnect() })
+		return s, nil
+	case <-time.After(timeout):
+		s.Disconnect()
+		return nil, errNoConnect
+	}
 }
 
 type connectErr struct{ args []any }
@@ -157,13 +198,18 @@ func connectError(args []any) error { return connectErr{args} }
 // call emits event with payload and waits for the ack's first argument.
 func call(t *testing.T, s *sio.Socket, event string, payload any) map[string]any {
 	t.Helper()
-	got := make(chan []any, 1)
-	if err := s.Emit(event, payload, socket.Ack(func(args []any, err error) { got <- args })); err != nil {
+	type reply struct {
+		args []any
+		err  error
+	}
+	got := make(chan reply, 1)
+	if err := s.Emit(event, payload, socket.Ack(func(args []any, err error) { got <- reply{args, err} })); err != nil {
 		t.Fatalf("emit %s: %v", event, err)
 	}
-	args := receive(t, event+" ack", got)
+	r := receive(t, event+" ack", got)
+	args := r.args
 	if len(args) != 1 {
-		t.Fatalf("%s ack: want 1 argument, got %v", event, args)
+		t.Fatalf("%s ack: want 1 argument, got %v (%v)", event, args, r.err)
 	}
 	m, ok := args[0].(map[string]any)
 	if !ok {
