@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// FuzzDecode feeds Decode every JSON value: it must never panic, refuse everything but an object
+// FuzzDecodeByPointer feeds Decode every JSON value: it must never panic, refuse everything but an object
 // with a coded bad_request, and validate pointer payloads as well as value ones.
-func FuzzDecode(f *testing.F) {
+func FuzzDecodeByPointer(f *testing.F) {
 	for _, seed := range []string{
 		`{"rooms":["a"]}`, `{"rooms":[]}`, `{"rooms":["bad room"]}`, `{"rooms":"a"}`, `{"rooms":[1]}`,
 		`null`, `1`, `"x"`, `[]`, `{}`, `{"rooms":null}`, `{"rooms":[[[[]]]]}`,

@@ -207,13 +207,18 @@ func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.S
 // call emits event with payload and waits for the ack's first argument.
 func call(t *testing.T, s *sio.Socket, event string, payload any) map[string]any {
 	t.Helper()
-	got := make(chan []any, 1)
-	if err := s.Emit(event, payload, socket.Ack(func(args []any, err error) { got <- args })); err != nil {
+	type reply struct {
+		args []any
+		err  error
+	}
+	got := make(chan reply, 1)
+	if err := s.Emit(event, payload, socket.Ack(func(args []any, err error) { got <- reply{args, err} })); err != nil {
 		t.Fatalf("emit %s: %v", event, err)
 	}
-	args := receive(t, event+" ack", got)
+	r := receive(t, event+" ack", got)
+	args := r.args
 	if len(args) != 1 {
-		t.Fatalf("%s ack: want 1 argument, got %v", event, args)
+		t.Fatalf("%s ack: want 1 argument, got %v (%v)", event, args, r.err)
 	}
 	m, ok := args[0].(map[string]any)
 	if !ok {

@@ -86,6 +86,7 @@ func (s *Server) namespaces() []namespaces.Namespace {
 	nlog := s.log.With().Str("component", "namespace").Logger()
 	return []namespaces.Namespace{
 		namespaces.NewRoot(nlog),
+		namespaces.NewChat(nlog, namespaces.NewMemoryHistory(s.cfg.ChatHistory, namespaces.DefaultHistoryRooms)),
 	}
 }
 
