@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gookit/color v1.6.1
+	github.com/gorilla/websocket v1.5.3
 	github.com/mattn/go-isatty v0.0.20
 	github.com/rs/zerolog v1.35.1
 	github.com/zishang520/socket.io/servers/socket/v3 v3.0.6
@@ -14,7 +15,6 @@ require (
 require (
 	github.com/andybalholm/brotli v1.2.4 // indirect
 	github.com/dunglas/httpsfv v1.1.1 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
