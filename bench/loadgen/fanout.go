@@ -134,8 +134,8 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	clients = nil
 
 	var (
-		all                    []time.Duration
-		lost, ooo, dups, got   int
+		all                  []time.Duration
+		lost, ooo, dups, got int
 	)
 	for _, m := range members {
 		if m == nil {

@@ -42,7 +42,9 @@ func (r *Result) set(key string, v float64) {
 	r.Metrics[key] = v
 }
 
-func (r *Result) note(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
+func (r *Result) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
 
 // errNA marks a missing feature: the scenario reports "n/a" instead of failing.
 type errNA struct{ reason string }
