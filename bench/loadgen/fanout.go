@@ -240,7 +240,7 @@ func (p *apiPublisher) post(ctx context.Context, room string, seq int) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		return notAvailable("POST /api/v1/emit answered %d %.80s", resp.StatusCode, body)
+		return notAvailable("POST /api/v1/emit answered %d: %.80s", resp.StatusCode, bytes.TrimSpace(body))
 	}
 	return nil
 }

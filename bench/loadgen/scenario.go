@@ -157,6 +157,9 @@ func dialAll(ctx context.Context, o Options, d *Dialer, nsp string, n int, frame
 		}
 	}
 	if len(ok) == 0 && firstErr != nil {
+		if errors.Is(firstErr, ErrRefused) {
+			return nil, int(failures.Load()), notAvailable("connecting to %s: %v", nsp, firstErr)
+		}
 		return nil, int(failures.Load()), fmt.Errorf("loadgen: no connection succeeded: %w", firstErr)
 	}
 	return ok, int(failures.Load()), nil

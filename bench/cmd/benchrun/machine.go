@@ -70,11 +70,19 @@ func versions(ctx context.Context, env *environment) [][2]string {
 		commit = strings.TrimSpace(string(out))
 	}
 	v = append(v, [2]string{"Switchboard", "commit " + commit + ", built with " + runtime.Version()})
+	// The library versions linked into the binary under test.
+	if out, err := exec.CommandContext(ctx, "go", "version", "-m", env.switchboard).Output(); err == nil {
+		for line := range strings.Lines(string(out)) {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "dep" && (f[1] == "github.com/zishang520/socket.io/servers/socket/v3" || f[1] == "github.com/zishang520/socket.io/servers/engine/v3") {
+				v = append(v, [2]string{f[1], f[2]})
+			}
+		}
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
-			switch d.Path {
-			case "github.com/zishang520/socket.io/servers/socket/v3", "github.com/gorilla/websocket":
-				v = append(v, [2]string{d.Path, d.Version})
+			if d.Path == "github.com/gorilla/websocket" {
+				v = append(v, [2]string{"load generator: " + d.Path, d.Version})
 			}
 		}
 	}
