@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,10 +109,12 @@ func runEcho(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	self0, _ := ReadProc(os.Getpid())
 	p1, err := sampleAt(ctx, o.PID, time.Unix(0, end.Load()))
 	if err != nil {
 		return res, err
 	}
+	self1, _ := ReadProc(os.Getpid())
 	done := make(chan struct{})
 	go func() { finished.Wait(); close(done) }()
 	select {
@@ -136,6 +139,7 @@ func runEcho(ctx context.Context, o Options) (Result, error) {
 	res.set("acks_per_s", float64(lat.N)/window.Seconds())
 	res.set("cpu_per_ack_us", perUnit(p1.CPU-p0.CPU, lat.N))
 	res.set("server_cpu_pct", 100*(p1.CPU-p0.CPU).Seconds()/window.Seconds())
+	res.set("loadgen_cpu_per_ack_us", perUnit(self1.CPU-self0.CPU, lat.N))
 	res.set("p50_ms", ms(lat.P50))
 	res.set("p99_ms", ms(lat.P99))
 	res.set("max_ms", ms(lat.Max))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 )
@@ -97,6 +98,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	self0, _ := ReadProc(os.Getpid())
 	firstPublish := time.Since(run.base)
 	published := 0
 	tick := time.NewTicker(time.Second / time.Duration(max(o.Rate, 1)))
@@ -127,6 +129,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	self1, _ := ReadProc(os.Getpid())
 	if pub != nil && pub.bad.Load() > 0 {
 		res.note("%d chat:send acks were errors", pub.bad.Load())
 	}
@@ -155,6 +158,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	res.set("delivered", float64(got))
 	res.set("delivered_per_s", float64(got)/max(span.Seconds(), o.Duration.Seconds()/2))
 	res.set("cpu_per_delivery_us", perUnit(p1.CPU-p0.CPU, got))
+	res.set("loadgen_cpu_per_delivery_us", perUnit(self1.CPU-self0.CPU, got))
 	res.set("p50_ms", ms(lat.P50))
 	res.set("p99_ms", ms(lat.P99))
 	res.set("max_ms", ms(lat.Max))

@@ -38,6 +38,7 @@ var (
 		{"p50_ms", "latency p50 (ms)", false, 2},
 		{"p99_ms", "latency p99 (ms)", false, 2},
 		{"max_ms", "latency max (ms)", false, 1},
+		{"loadgen_cpu_per_ack_us", "load generator CPU per ack (µs)", false, 1},
 	}
 	fanoutMetrics = []metric{
 		{"delivered_per_s", "delivered per second", true, 0},
@@ -48,6 +49,7 @@ var (
 		{"lost", "lost messages (member × message)", false, 0},
 		{"out_of_order", "out-of-order messages", false, 0},
 		{"duplicates", "duplicated messages", false, 0},
+		{"loadgen_cpu_per_delivery_us", "load generator CPU per delivery (µs)", false, 1},
 	}
 	churnMetrics = []metric{
 		{"cycles_per_s", "cycles per second", true, 0},
