@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,21 +18,12 @@ func runChurn(ctx context.Context, o Options) (Result, error) {
 	ev := NewEvent("/", "subscribe", roomsPayload(o.Room))
 	var failures atomic.Int64
 	cycles := func(n int) time.Duration {
-		var (
-			next atomic.Int64
-			wg   sync.WaitGroup
-		)
 		start := time.Now()
-		for range max(o.Concurrency, 1) {
-			wg.Go(func() {
-				for int(next.Add(1)) <= n && ctx.Err() == nil {
-					if err := cycle(ctx, d, ev); err != nil {
-						failures.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
+		parallel(ctx, n, o.Concurrency, func(int) {
+			if err := cycle(ctx, d, ev); err != nil {
+				failures.Add(1)
+			}
+		})
 		return time.Since(start)
 	}
 	// Warm up, so that pools and lazily built state are in "before".

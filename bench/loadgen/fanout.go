@@ -32,7 +32,7 @@ type fanoutRun struct {
 func runFanout(ctx context.Context, o Options) (Result, error) {
 	var res Result
 	nsp, join := "/", NewEvent("/", "subscribe", roomsPayload(o.Room))
-	var publish func(seq int) error
+	var publish func(seq int, sent int64) error
 	run := &fanoutRun{base: time.Now()}
 
 	switch o.Via {
@@ -83,7 +83,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 
 	var pub *chatPublisher
 	if o.Via == "chat" {
-		pub, err = newChatPublisher(ctx, o, d, run.base)
+		pub, err = newChatPublisher(ctx, o, d)
 		if err != nil {
 			return res, err
 		}
@@ -100,22 +100,41 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	}
 	self0, _ := ReadProc(os.Getpid())
 	firstPublish := time.Since(run.base)
+	// Messages are stamped on a fixed schedule and sent in order by one sender: when the server
+	// answers an API call late (it answers once it did its part of the fan-out), the next messages
+	// wait in the publisher's queue, and that wait counts in their latency, as it would for a
+	// backend. One sender keeps the order, so reordering can only come from the server.
+	type stamped struct {
+		seq  int
+		sent int64
+	}
+	queue := make(chan stamped, total)
+	sent := make(chan error, 1)
+	go func() {
+		for m := range queue {
+			if err := publish(m.seq, m.sent); err != nil {
+				sent <- fmt.Errorf("loadgen: fanout: publish %d: %w", m.seq, err)
+				for range queue {
+				}
+				return
+			}
+		}
+		sent <- nil
+	}()
 	published := 0
 	tick := time.NewTicker(time.Second / time.Duration(max(o.Rate, 1)))
 	for published < total {
-		if err := publish(published); err != nil {
-			tick.Stop()
-			if published == 0 {
-				return res, err
-			}
-			return res, fmt.Errorf("loadgen: fanout: publish %d: %w", published, err)
-		}
+		queue <- stamped{published, int64(time.Since(run.base))}
 		published++
 		if published < total {
 			<-tick.C
 		}
 	}
 	tick.Stop()
+	close(queue)
+	if err := <-sent; err != nil {
+		return res, err
+	}
 	expected := int64(published) * int64(len(clients))
 	// Drain: until every member got every message, or nothing arrives for 3 s.
 	last, lastChange := run.delivered.Load(), time.Now()
@@ -217,21 +236,20 @@ type apiPublisher struct {
 	url, key, room string
 	base           time.Time
 	http           *http.Client
-	buf            []byte
 }
 
 func newAPIPublisher(o Options, base time.Time) *apiPublisher {
 	return &apiPublisher{
 		url: "http://" + o.Addr + "/api/v1/emit", key: o.APIKey, room: o.Room, base: base,
-		http: &http.Client{Timeout: 10 * time.Second},
+		http: &http.Client{Timeout: 60 * time.Second},
 	}
 }
 
-func (p *apiPublisher) post(ctx context.Context, room string, seq int) error {
-	p.buf = fmt.Appendf(p.buf[:0], `{"namespace":"/","rooms":[%q],"event":"tick","data":{"m":"`, room)
-	p.buf = AppendStamp(p.buf, seq, int64(time.Since(p.base)))
-	p.buf = append(p.buf, `"}}`...)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(p.buf))
+func (p *apiPublisher) post(ctx context.Context, room string, seq int, sent int64) error {
+	body := fmt.Appendf(nil, `{"namespace":"/","rooms":[%q],"event":"tick","data":{"m":"`, room)
+	body = AppendStamp(body, seq, sent)
+	body = append(body, `"}}`...)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -241,30 +259,33 @@ func (p *apiPublisher) post(ctx context.Context, room string, seq int) error {
 	if err != nil {
 		return err
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		return notAvailable("POST /api/v1/emit answered %d: %.80s", resp.StatusCode, bytes.TrimSpace(body))
+		return notAvailable("POST /api/v1/emit answered %d: %.80s", resp.StatusCode, bytes.TrimSpace(answer))
 	}
 	return nil
 }
 
 // probe checks that the API exists, with a message to a room nobody is in.
-func (p *apiPublisher) probe(ctx context.Context) error { return p.post(ctx, p.room+"-probe", -1) }
+func (p *apiPublisher) probe(ctx context.Context) error {
+	return p.post(ctx, p.room+"-probe", -1, int64(time.Since(p.base)))
+}
 
-func (p *apiPublisher) publish(seq int) error { return p.post(context.Background(), p.room, seq) }
+func (p *apiPublisher) publish(seq int, sent int64) error {
+	return p.post(context.Background(), p.room, seq, sent)
+}
 
 // chatPublisher is one more chat member that sends chat:send with an ack.
 type chatPublisher struct {
 	*client
 	room string
-	base time.Time
 	buf  []byte
 	bad  atomic.Int64
 }
 
-func newChatPublisher(ctx context.Context, o Options, d *Dialer, base time.Time) (*chatPublisher, error) {
-	p := &chatPublisher{room: o.Room, base: base}
+func newChatPublisher(ctx context.Context, o Options, d *Dialer) (*chatPublisher, error) {
+	p := &chatPublisher{room: o.Room}
 	cs, _, err := dialAll(ctx, Options{Concurrency: 1}, d, "/chat", 1, func(int) func(Frame, time.Time) bool {
 		return func(f Frame, _ time.Time) bool {
 			if f.SIO == sioAck && f.AckID > 0 {
@@ -287,9 +308,9 @@ func newChatPublisher(ctx context.Context, o Options, d *Dialer, base time.Time)
 	return p, nil
 }
 
-func (p *chatPublisher) publish(seq int) error {
+func (p *chatPublisher) publish(seq int, sent int64) error {
 	p.buf = fmt.Appendf(p.buf[:0], `{"room":%q,"text":"`, p.room)
-	p.buf = AppendStamp(p.buf, seq, int64(time.Since(p.base)))
+	p.buf = AppendStamp(p.buf, seq, sent)
 	p.buf = append(p.buf, `"}`...)
 	return p.Emit(NewEvent("/chat", "chat:send", p.buf), int64(seq)+1)
 }

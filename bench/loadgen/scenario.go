@@ -108,48 +108,37 @@ func (c *client) request(ctx context.Context, ev Event, id int64, timeout time.D
 func dialAll(ctx context.Context, o Options, d *Dialer, nsp string, n int, frames func(i int) func(f Frame, at time.Time) bool) ([]*client, int, error) {
 	out := make([]*client, n)
 	var (
-		next     atomic.Int64
 		failures atomic.Int64
 		firstErr error
 		errOnce  sync.Once
-		wg       sync.WaitGroup
 	)
-	for range max(o.Concurrency, 1) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
+	parallel(ctx, n, o.Concurrency, func(i int) {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		conn, err := d.Connect(cctx, nsp, nil)
+		cancel()
+		if err != nil {
+			failures.Add(1)
+			errOnce.Do(func() { firstErr = err })
+			return
+		}
+		c := &client{Conn: conn, acks: make(chan []byte, 1)}
+		var h func(f Frame, at time.Time) bool
+		if frames != nil {
+			h = frames(i)
+		}
+		conn.Start(func(f Frame, at time.Time) {
+			if h != nil && h(f, at) {
+				return
+			}
+			if f.SIO == sioAck {
+				select {
+				case c.acks <- append([]byte(nil), f.Data...):
+				default:
 				}
-				cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				conn, err := d.Connect(cctx, nsp, nil)
-				cancel()
-				if err != nil {
-					failures.Add(1)
-					errOnce.Do(func() { firstErr = err })
-					continue
-				}
-				c := &client{Conn: conn, acks: make(chan []byte, 1)}
-				var h func(f Frame, at time.Time) bool
-				if frames != nil {
-					h = frames(i)
-				}
-				conn.Start(func(f Frame, at time.Time) {
-					if h != nil && h(f, at) {
-						return
-					}
-					if f.SIO == sioAck {
-						select {
-						case c.acks <- append([]byte(nil), f.Data...):
-						default:
-						}
-					}
-				})
-				out[i] = c
 			}
 		})
-	}
-	wg.Wait()
+		out[i] = c
+	})
 	ok := out[:0]
 	for _, c := range out {
 		if c != nil {
@@ -167,19 +156,27 @@ func dialAll(ctx context.Context, o Options, d *Dialer, nsp string, n int, frame
 
 // closeAll disconnects every client, Concurrency at a time, and waits for their read loops.
 func closeAll(o Options, cs []*client) {
+	parallel(context.Background(), len(cs), o.Concurrency, func(i int) {
+		cs[i].Close()
+		<-cs[i].Done()
+	})
+}
+
+// parallel calls fn(0) … fn(n-1) on conc goroutines and returns when they are done; it stops
+// handing out work once ctx is cancelled.
+func parallel(ctx context.Context, n, conc int, fn func(i int)) {
 	var (
 		next atomic.Int64
 		wg   sync.WaitGroup
 	)
-	for range max(o.Concurrency, 1) {
+	for range min(max(conc, 1), max(n, 1)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(cs) {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
-				cs[i].Close()
-				<-cs[i].Done()
+				fn(i)
 			}
 		})
 	}

@@ -50,7 +50,8 @@ func (t *SeqTracker) Observe(seq int) {
 	}
 	t.Received++
 	if seq >= len(t.seen) {
-		t.seen = slices.Grow(t.seen, seq+1-len(t.seen))[:max(seq+1, 2*len(t.seen))]
+		n := max(seq+1, 2*len(t.seen))
+		t.seen = slices.Grow(t.seen, n-len(t.seen))[:n]
 	}
 	if t.seen[seq] {
 		t.Duplicates++

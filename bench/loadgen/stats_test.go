@@ -50,6 +50,22 @@ func TestSummarizeSorts(t *testing.T) {
 	}
 }
 
+func TestSeqTrackerLongRuns(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 31, 32, 33, 60, 100, 1000, 4097} {
+		var in, rev SeqTracker
+		for i := range n {
+			in.Observe(i)
+			rev.Observe(n - 1 - i)
+		}
+		if in.Lost(n) != 0 || in.OutOfOrder != 0 || in.Distinct() != n {
+			t.Errorf("%d in order: lost %d, out of order %d, distinct %d", n, in.Lost(n), in.OutOfOrder, in.Distinct())
+		}
+		if rev.Lost(n) != 0 || rev.OutOfOrder != n-1 || rev.Distinct() != n {
+			t.Errorf("%d reversed: lost %d, out of order %d, distinct %d", n, rev.Lost(n), rev.OutOfOrder, rev.Distinct())
+		}
+	}
+}
+
 func TestSeqTracker(t *testing.T) {
 	tests := []struct {
 		name                  string

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -38,7 +39,18 @@ func main() {
 	flag.StringVar(&o.Room, "room", "bench", "room name")
 	flag.IntVar(&o.Cycles, "cycles", 5000, "churn: connect/disconnect cycles")
 	flag.DurationVar(&timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
+	cpuProfile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err.Error())
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err.Error())
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	if o.PID <= 0 {
 		fail("-pid is required")
@@ -49,6 +61,7 @@ func main() {
 	defer cancel()
 	res, err := loadgen.Run(ctx, scenario, o)
 	if err != nil {
+		pprof.StopCPUProfile()
 		fail(err.Error())
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
