@@ -22,7 +22,7 @@ test-js: build deps-js
 run:
 	go run .
 
-## bench: Switchboard vs Node socket.io side by side (default sizes, 3 repetitions, ~20 min) → bench/RESULTS.md
+## bench: Switchboard vs Node socket.io side by side (default sizes, 3 repetitions, ~10 min) → bench/RESULTS.md
 bench: deps-js
 	go run ./bench/cmd/benchrun
 

@@ -69,6 +69,9 @@ func versions(ctx context.Context, env *environment) [][2]string {
 	if out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty").Output(); err == nil {
 		commit = strings.TrimSpace(string(out))
 	}
+	if env.switchboard != filepath.Join(env.workdir, "switchboard") {
+		commit = "prebuilt " + env.switchboard + ", benchmark tool at " + commit
+	}
 	v = append(v, [2]string{"Switchboard", "commit " + commit + ", built with " + runtime.Version()})
 	// The library versions linked into the binary under test.
 	if out, err := exec.CommandContext(ctx, "go", "version", "-m", env.switchboard).Output(); err == nil {

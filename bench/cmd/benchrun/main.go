@@ -24,19 +24,21 @@ func main() {
 		out     string
 		only    string
 		workdir string
+		binary  string
 	)
 	flag.BoolVar(&quick, "quick", false, "small sizes and one repetition, for iterating")
 	flag.IntVar(&reps, "reps", 3, "repetitions of every case (at least 3 for RESULTS.md)")
 	flag.StringVar(&out, "out", "bench/RESULTS.md", "report file")
 	flag.StringVar(&only, "only", "", "comma list of case ids to run (e.g. echo,fanout-api-1000); empty = all")
 	flag.StringVar(&workdir, "workdir", ".build/bench", "binaries and server logs")
+	flag.StringVar(&binary, "switchboard", "", "benchmark this switchboard binary instead of building the working tree")
 	flag.Parse()
 	if quick && !isSet("reps") {
 		reps = 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, quick, reps, out, only, workdir); err != nil {
+	if err := run(ctx, quick, reps, out, only, workdir, binary); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
@@ -48,7 +50,7 @@ func isSet(name string) bool {
 	return set
 }
 
-func run(ctx context.Context, quick bool, reps int, out, only, workdir string) error {
+func run(ctx context.Context, quick bool, reps int, out, only, workdir, binary string) error {
 	started := time.Now()
 	if err := raiseFileLimit(20000); err != nil {
 		return err
@@ -60,7 +62,7 @@ func run(ctx context.Context, quick bool, reps int, out, only, workdir string) e
 	if err := os.MkdirAll(workdir, 0o755); err != nil {
 		return err
 	}
-	env, err := prepare(ctx, workdir)
+	env, err := prepare(ctx, workdir, binary)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,8 @@ type environment struct {
 }
 
 // prepare builds the switchboard binary and the load generator and checks the Node reference.
-func prepare(ctx context.Context, workdir string) (*environment, error) {
+// A prebuilt binary (-switchboard) is used as it is.
+func prepare(ctx context.Context, workdir, binary string) (*environment, error) {
 	root, err := os.Getwd()
 	if err != nil {
 		return nil, err
@@ -76,7 +77,14 @@ func prepare(ctx context.Context, workdir string) (*environment, error) {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		return nil, fmt.Errorf("run from the repository root: %w", err)
 	}
-	for _, b := range [][2]string{{env.switchboard, "."}, {env.loadgen, "./bench/cmd/loadgen"}} {
+	builds := [][2]string{{env.switchboard, "."}, {env.loadgen, "./bench/cmd/loadgen"}}
+	if binary != "" {
+		if env.switchboard, err = filepath.Abs(binary); err != nil {
+			return nil, err
+		}
+		builds = builds[1:]
+	}
+	for _, b := range builds {
 		logf("go build -o %s %s", b[0], b[1])
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
