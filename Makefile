@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN := $(CURDIR)/.build/switchboard
 
-.PHONY: test test-go test-js build deps-js run
+.PHONY: test test-go test-js build deps-js run bench bench-quick
 
 ## test: every Go test under -race, then the socket.io-client tests against a fresh build
 test: test-go test-js
@@ -21,3 +21,11 @@ test-js: build deps-js
 
 run:
 	go run .
+
+## bench: Switchboard vs Node socket.io side by side (default sizes, 3 repetitions, ~10 min) → bench/RESULTS.md
+bench: deps-js
+	go run ./bench/cmd/benchrun
+
+## bench-quick: small sizes, one repetition (~2 min) → .build/bench/RESULTS-quick.md
+bench-quick: deps-js
+	go run ./bench/cmd/benchrun -quick -out .build/bench/RESULTS-quick.md

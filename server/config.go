@@ -35,6 +35,8 @@ type Config struct {
 	ShutdownGrace  time.Duration
 	Conformance    bool
 	Limits         Limits
+	// PprofAddr serves net/http/pprof on its own listener when set (never on the public one).
+	PprofAddr string
 }
 
 // Adapter names accepted by --adapter.
@@ -119,6 +121,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "drain time on SIGINT/SIGTERM")
 	fs.BoolVar(&cfg.Conformance, "conformance", cfg.Conformance, "serve what the official protocol test suites expect")
 	cfg.Limits.flags(fs)
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
 
 	// Environment first, so that flags parsed afterwards win.
 	var envErr error
@@ -200,6 +203,11 @@ func (c Config) Validate() error {
 	case "auto", "json", "console":
 	default:
 		return bad("log-format", "%q is not one of auto, json, console", c.LogFormat)
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			return bad("pprof-addr", "%q is not host:port", c.PprofAddr)
+		}
 	}
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown-grace", "must be 0 or more")

@@ -75,6 +75,7 @@ func TestLoadConfig(t *testing.T) {
 				"SWITCHBOARD_PING_INTERVAL":   "1s",
 				"SWITCHBOARD_CORS_ORIGINS":    "http://localhost:5173",
 				"SWITCHBOARD_RECOVERY_WINDOW": "30s",
+				"SWITCHBOARD_PPROF_ADDR":      "127.0.0.1:6060",
 			},
 			check: func(t *testing.T, c Config) {
 				eq(t, c.PingTimeout, 5*time.Second)
@@ -93,6 +94,7 @@ func TestLoadConfig(t *testing.T) {
 				eq(t, c.PingInterval, time.Second)
 				eq(t, c.CORSOrigins, []string{"http://localhost:5173"})
 				eq(t, c.RecoveryWindow, 30*time.Second)
+				eq(t, c.PprofAddr, "127.0.0.1:6060")
 			},
 		},
 		{
@@ -163,6 +165,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "bad log level", args: []string{"--log-level=loud"}, setting: "--log-level"},
 		{name: "bad log format", args: []string{"--log-format=xml"}, setting: "--log-format"},
 		{name: "bad addr", args: []string{"--addr=3000"}, setting: "--addr"},
+		{name: "bad pprof addr", args: []string{"--pprof-addr=6060"}, setting: "--pprof-addr"},
 		{name: "bad origin", args: []string{"--cors-origins=example.com"}, setting: "--cors-origins"},
 		{name: "bad bool from env", env: map[string]string{"SWITCHBOARD_CONFORMANCE": "maybe"}, setting: "--conformance"},
 		{name: "unknown flag", args: []string{"--colour"}, setting: "--colour"},

@@ -110,6 +110,13 @@ func (s *Server) Run(ctx context.Context) error {
 // clients reconnect, elsewhere, and recover their session), and HTTP drains within the grace
 // period. It returns nil after a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stopPprof, err := s.startPprof()
+	if err != nil {
+		_ = ln.Close()
+		s.closeSockets()
+		return err
+	}
+	defer stopPprof()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -137,7 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { shutdown <- srv.Shutdown(drainCtx) }()
 	s.closeSockets()
 
-	err := <-shutdown
+	err = <-shutdown
 	if err != nil {
 		s.log.Warn().Err(err).Msg("grace period over: closing the remaining connections")
 		_ = srv.Close()

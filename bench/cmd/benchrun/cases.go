@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// metric is one figure of a case, as the load generator names it.
+type metric struct {
+	Key, Label string
+	Higher     bool // higher is better
+	Digits     int
+}
+
+// benchCase is one scenario at one size.
+type benchCase struct {
+	ID, Title, What string
+	Scenario        string
+	Args            []string
+	Pprof           bool // start Switchboard with its pprof listener (goroutine counts)
+	Metrics         []metric
+}
+
+var (
+	connectMetrics = []metric{
+		{"conn_per_s", "connections accepted per second", true, 0},
+		{"failures", "failed connections", false, 0},
+		{"cpu_per_conn_us", "server CPU per connection (µs)", false, 1},
+		{"rss_per_conn_kib", "server RSS per idle connection (KiB)", false, 1},
+		{"rss_kib", "server RSS with every client connected (KiB)", false, 0},
+	}
+	echoMetrics = []metric{
+		{"acks_per_s", "acks per second", true, 0},
+		{"cpu_per_ack_us", "server CPU per ack (µs)", false, 1},
+		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
+		{"p50_ms", "latency p50 (ms)", false, 2},
+		{"p99_ms", "latency p99 (ms)", false, 2},
+		{"max_ms", "latency max (ms)", false, 1},
+		{"loadgen_cpu_per_ack_us", "load generator CPU per ack (µs)", false, 1},
+	}
+	fanoutMetrics = []metric{
+		{"delivered_per_s", "delivered per second", true, 0},
+		{"cpu_per_delivery_us", "server CPU per delivery (µs)", false, 1},
+		{"p50_ms", "end-to-end latency p50 (ms)", false, 1},
+		{"p99_ms", "end-to-end latency p99 (ms)", false, 1},
+		{"max_ms", "end-to-end latency max (ms)", false, 0},
+		{"lost", "lost messages (member × message)", false, 0},
+		{"out_of_order", "out-of-order messages", false, 0},
+		{"duplicates", "duplicated messages", false, 0},
+		{"loadgen_cpu_per_delivery_us", "load generator CPU per delivery (µs)", false, 1},
+	}
+	churnMetrics = []metric{
+		{"cycles_per_s", "cycles per second", true, 0},
+		{"failures", "failed cycles", false, 0},
+		{"cpu_per_cycle_us", "server CPU per cycle (µs)", false, 0},
+		{"goroutines_before", "server goroutines before", false, 0},
+		{"goroutines_after", "server goroutines after", false, 0},
+		{"rss_before_kib", "server RSS before (KiB)", false, 0},
+		{"rss_after_kib", "server RSS after (KiB)", false, 0},
+	}
+)
+
+// defaultCases are the issue's sizes; quick shrinks them for iteration.
+func defaultCases(quick bool) []benchCase {
+	connectSizes, echoClients, echoFor := []int{2000, 10000}, 50, 10*time.Second
+	apiSizes, chatSizes, publishFor, rate, cycles := []int{1000, 5000}, []int{1000}, 10*time.Second, 10, 5000
+	if quick {
+		connectSizes, echoFor = []int{1000}, 3*time.Second
+		apiSizes, chatSizes, publishFor, cycles = []int{500}, []int{500}, 3*time.Second, 1000
+	}
+	var cs []benchCase
+	for _, n := range connectSizes {
+		cs = append(cs, benchCase{
+			ID: "connect-" + strconv.Itoa(n), Title: "connect " + thousands(n), Scenario: "connect",
+			What: fmt.Sprintf("%s websocket clients connect to `/`, 50 attempts in flight; idle RSS read 2 s after the last one connected", thousands(n)),
+			Args: []string{"-n", strconv.Itoa(n), "-concurrency", "50"}, Metrics: connectMetrics,
+		})
+	}
+	cs = append(cs, benchCase{
+		ID: "echo", Title: fmt.Sprintf("echo, %d clients", echoClients), Scenario: "echo",
+		What: fmt.Sprintf("%d clients each send `subscribe` {\"rooms\":[\"bench\"]} with an ack and the next one when the ack arrives; 1 s warm-up, then %s measured", echoClients, echoFor),
+		Args: []string{"-n", strconv.Itoa(echoClients), "-duration", echoFor.String(), "-warmup", "1s"}, Metrics: echoMetrics,
+	})
+	for _, n := range apiSizes {
+		cs = append(cs, benchCase{
+			ID: fmt.Sprintf("fanout-api-%d", n), Title: fmt.Sprintf("fan-out through the HTTP API, %s members", thousands(n)), Scenario: "fanout",
+			What: fmt.Sprintf("%s clients `subscribe` to one room on `/`; a backend POSTs /api/v1/emit (event `tick`) to it %d times a second for %s", thousands(n), rate, publishFor),
+			Args: []string{"-via", "api", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: fanoutMetrics,
+		})
+	}
+	for _, n := range chatSizes {
+		cs = append(cs, benchCase{
+			ID: fmt.Sprintf("fanout-chat-%d", n), Title: fmt.Sprintf("fan-out through a client's chat:send, %s members", thousands(n)), Scenario: "fanout",
+			What: fmt.Sprintf("%s clients `chat:join` one room on `/chat`; one more member sends `chat:send` (acked) %d times a second for %s; every member receives `chat:message`", thousands(n), rate, publishFor),
+			Args: []string{"-via", "chat", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: fanoutMetrics,
+		})
+	}
+	cs = append(cs, benchCase{
+		ID: "churn", Title: fmt.Sprintf("churn, %s cycles", thousands(cycles)), Scenario: "churn", Pprof: true,
+		What: fmt.Sprintf("%s cycles of connect → `subscribe` (acked) → disconnect, 50 at a time, after 50 warm-up cycles; \"after\" is read once the server's goroutines are back (≤ 10 s) plus 1 s", thousands(cycles)),
+		Args: []string{"-cycles", strconv.Itoa(cycles), "-concurrency", "50"}, Metrics: churnMetrics,
+	})
+	return cs
+}
+
+func filterCases(cs []benchCase, ids []string) []benchCase {
+	var out []benchCase
+	for _, c := range cs {
+		if slices.Contains(ids, c.ID) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// thousands formats n with comma separators.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/bench/loadgen"
+)
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want stat
+	}{
+		{"odd count", []float64{3, 1, 2}, stat{Median: 2, Min: 1, Max: 3, N: 3}},
+		{"even count averages the middle two", []float64{4, 1, 3, 2}, stat{Median: 2.5, Min: 1, Max: 4, N: 4}},
+		{"one", []float64{7}, stat{Median: 7, Min: 7, Max: 7, N: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := summarize(tt.in)
+			if !ok || got != tt.want {
+				t.Fatalf("summarize(%v) = %+v, %v; want %+v", tt.in, got, ok, tt.want)
+			}
+		})
+	}
+	if _, ok := summarize(nil); ok {
+		t.Fatalf("summarize(nil) is ok")
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{format(2894.4, 0), "2,894"},
+		{format(1234567.891, 2), "1,234,567.89"},
+		{format(-1500, 0), "-1,500"},
+		{format(0.5, 1), "0.5"},
+		{cell(stat{Median: 2, Min: 1, Max: 3, N: 3}, true, 1), "2.0 [1.0–3.0]"},
+		{cell(stat{Median: 2, Min: 2, Max: 2, N: 3}, true, 0), "2"},
+		{cell(stat{}, false, 0), "n/a"},
+		{ratio(stat{Median: 30}, true, stat{Median: 20}, true), "1.50"},
+		{ratio(stat{Median: 0}, true, stat{Median: 0}, true), "="},
+		{ratio(stat{Median: 1}, true, stat{}, false), "n/a"},
+		{thousands(10000), "10,000"},
+		{thousands(999), "999"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+func TestReportFiguresAndNA(t *testing.T) {
+	c := benchCase{ID: "echo", Title: "echo", Metrics: []metric{{Key: "acks_per_s", Label: "acks per second", Higher: true}}}
+	ok := func(v float64) outcome {
+		return outcome{Result: loadgen.Result{Metrics: map[string]float64{"acks_per_s": v}}}
+	}
+	r := report{
+		Machine: machine{}, Env: &environment{}, Cases: []benchCase{c}, Reps: 3,
+		Results: map[string]map[string][]outcome{"echo": {
+			"switchboard": {ok(300), ok(100), ok(200)},
+			"node":        {{Result: loadgen.Result{NA: "subscribe: no ack within 5s"}}, {Result: loadgen.Result{NA: "subscribe: no ack within 5s"}}},
+		}},
+	}
+	md := r.markdown()
+	for _, want := range []string{
+		"| acks per second ↑ | 200 [100–300] | n/a | n/a |",
+		"Node socket.io: n/a — subscribe: no ack within 5s",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+// Command loadgen runs one benchmark scenario against a Socket.IO server on loopback and prints
+// the result as one JSON object. benchrun drives it; run it by hand to iterate on one scenario:
+//
+//	loadgen -scenario echo -addr 127.0.0.1:3100 -pid $(pgrep -n switchboard) -n 50 -duration 10s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/bench/loadgen"
+)
+
+func main() {
+	var (
+		o        loadgen.Options
+		scenario string
+		timeout  time.Duration
+	)
+	flag.StringVar(&scenario, "scenario", "", "connect, echo, fanout or churn")
+	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3100", "server host:port (loopback only)")
+	flag.IntVar(&o.PID, "pid", 0, "server process id, read from /proc")
+	flag.StringVar(&o.PprofAddr, "pprof-addr", "", "server pprof listener, for goroutine counts (churn)")
+	flag.IntVar(&o.Sources, "sources", 16, "loopback source addresses 127.0.0.2… to spread connections over")
+	flag.IntVar(&o.Concurrency, "concurrency", 50, "connection attempts in flight")
+	flag.IntVar(&o.N, "n", 1000, "clients (connect, echo) or room members (fanout)")
+	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time (echo) or publishing time (fanout)")
+	flag.DurationVar(&o.Warmup, "warmup", time.Second, "echo: unmeasured time before the window")
+	flag.IntVar(&o.Rate, "rate", 10, "fanout: messages per second")
+	flag.StringVar(&o.Via, "via", "api", "fanout: publish through the HTTP API (api) or chat:send (chat)")
+	flag.StringVar(&o.APIKey, "api-key", "benchkey", "fanout via api: bearer key")
+	flag.StringVar(&o.Room, "room", "bench", "room name")
+	flag.IntVar(&o.Cycles, "cycles", 5000, "churn: connect/disconnect cycles")
+	flag.DurationVar(&timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
+	cpuProfile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err.Error())
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err.Error())
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	if o.PID <= 0 {
+		fail("-pid is required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := loadgen.Run(ctx, scenario, o)
+	if err != nil {
+		pprof.StopCPUProfile()
+		fail(err.Error())
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		fail(err.Error())
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "loadgen:", msg)
+	os.Exit(1)
+}
