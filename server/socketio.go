@@ -14,6 +14,7 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 	opts.SetMaxHttpBufferSize(s.cfg.MaxPayload)
 	opts.SetCors(corsOptions(s.cfg.CORSOrigins))
 	opts.SetAdapter(s.backend.Constructor())
+	opts.SetTransports(engineTransports())
 	if s.cfg.RecoveryWindow > 0 {
 		rec := socket.DefaultConnectionStateRecovery()
 		rec.SetMaxDisconnectionDuration(s.cfg.RecoveryWindow.Milliseconds())
@@ -21,6 +22,9 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 		// revoked while the client was away.
 		rec.SetSkipMiddlewares(false)
 		opts.SetConnectionStateRecovery(rec)
+	}
+	if s.cfg.Conformance {
+		conformanceOptions(opts)
 	}
 	return opts
 }
