@@ -100,6 +100,7 @@ func newEchoEngine(cfg Config) engine.Server {
 	opts.SetCors(corsOptions(cfg.CORSOrigins))
 	opts.SetTransports(engineTransports())
 	eio := engine.New(opts)
+	guardHeartbeat(eio)
 	_ = eio.On("connection", func(args ...any) {
 		sock, ok := args[0].(engine.Socket)
 		if !ok {

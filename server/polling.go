@@ -15,7 +15,7 @@ import (
 // waits for that GET. A client sends its close with a poll outstanding, but the two requests
 // travel on different connections and the server may see the POST first; the GET must still be
 // answered with a noop (Engine.IO v4, "close"), not with a 400 for a session already gone.
-const pollingCloseGrace = 200 * time.Millisecond
+const pollingCloseGrace = time.Second
 
 // pollingBuilder builds the HTTP long-polling transport with two protocol fixes over the
 // library's (v3.0.6):

@@ -67,6 +67,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		}
 	}
 	s.handler = s.routes()
+	guardHeartbeat(s.io.Engine())
 	return s, nil
 }
 
