@@ -22,9 +22,11 @@ type frame struct {
 	data   string
 }
 
-func text(s string) frame      { return frame{data: s} }
-func binary(b ...byte) frame   { return frame{binary: true, data: string(b)} }
-func (f frame) String() string { return map[bool]string{false: "text ", true: "binary "}[f.binary] + f.data }
+func text(s string) frame    { return frame{data: s} }
+func binary(b ...byte) frame { return frame{binary: true, data: string(b)} }
+func (f frame) String() string {
+	return map[bool]string{false: "text ", true: "binary "}[f.binary] + f.data
+}
 
 // rawWS is a websocket with a reader goroutine. With autoPong it answers the server's pings
 // itself and hides them, so a test can idle longer than a heartbeat.
