@@ -100,7 +100,7 @@ func newEchoEngine(cfg Config) engine.Server {
 	opts.SetCors(corsOptions(cfg.CORSOrigins))
 	opts.SetTransports(engineTransports())
 	eio := engine.New(opts)
-	guardHeartbeat(eio)
+	guardHeartbeat(eio, conformancePongReplayDelay)
 	_ = eio.On("connection", func(args ...any) {
 		sock, ok := args[0].(engine.Socket)
 		if !ok {
@@ -123,4 +123,12 @@ func (s *Server) serveReference() {
 	}
 	s.echo = newEchoEngine(s.cfg)
 	s.log.Warn().Msg("conformance mode: serving the protocol test suites' reference handlers, not the product namespaces")
+}
+
+// pongReplayDelay is the heartbeat guard's delay for this node's mode.
+func (s *Server) pongReplayDelay() time.Duration {
+	if s.cfg.Conformance {
+		return conformancePongReplayDelay
+	}
+	return pongReplayDelay
 }

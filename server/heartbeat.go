@@ -10,8 +10,12 @@ import (
 
 // pongReplayDelay is how long after a client's pong it is delivered to the Engine.IO socket a
 // second time (see guardHeartbeat). It postpones the next ping by as much, and must stay well
-// below any ping interval.
-const pongReplayDelay = 50 * time.Millisecond
+// below any ping interval. Conformance mode uses a shorter one: the Socket.IO suite does three
+// 300 ms ping rounds inside the 1 s connect timeout.
+const (
+	pongReplayDelay            = 50 * time.Millisecond
+	conformancePongReplayDelay = 5 * time.Millisecond
+)
 
 // replayedPong marks the second delivery, so it is not replayed again. It is never modified.
 var replayedPong = &packet.Packet{Type: packet.PONG}
@@ -21,9 +25,9 @@ var replayedPong = &packet.Packet{Type: packet.PONG}
 // client that answers fast enough has its pong clear the previous (or no) timer, and the new
 // timer then closes a healthy session with "ping timeout". It happens on loopback and under load
 // (the Engine.IO suite and our heartbeat tests caught it). Each pong is delivered once more
-// after pongReplayDelay, by when the timer is stored, unless another ping went out meanwhile;
+// after delay, by when the timer is stored, unless another ping went out meanwhile;
 // a second pong is harmless (it clears the timeout and restarts the interval).
-func guardHeartbeat(eng engine.BaseServer) {
+func guardHeartbeat(eng engine.BaseServer, delay time.Duration) {
 	_ = eng.On("connection", func(args ...any) {
 		sock, ok := args[0].(engine.Socket)
 		if !ok {
@@ -41,7 +45,7 @@ func guardHeartbeat(eng engine.BaseServer) {
 				return
 			}
 			n := pings.Load()
-			time.AfterFunc(pongReplayDelay, func() {
+			time.AfterFunc(delay, func() {
 				if pings.Load() == n && sock.ReadyState() == "open" {
 					sock.Transport().Emit("packet", replayedPong)
 				}

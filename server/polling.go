@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -63,8 +65,28 @@ func (p *polling) OnData(data types.BufferInterface) {
 	}
 }
 
-// OnRequest answers a GET that arrives after the client's close with a noop, then closes.
+// OnRequest reads a POST body whole before the library sees it: a body cut short by the client
+// closes the session, as in Node (the library decoded whatever had arrived), and a body over the
+// payload limit gets 413 also without a Content-Length (the library cut it at the limit and
+// decoded the rest). It also answers a GET that arrives after the client's close with a noop,
+// then closes.
 func (p *polling) OnRequest(ctx *types.HttpContext) {
+	if req := ctx.Request(); ctx.Method() == http.MethodPost && req.ContentLength <= p.MaxHttpBufferSize() && req.Body != nil {
+		body, err := io.ReadAll(io.LimitReader(req.Body, p.MaxHttpBufferSize()+1))
+		_ = req.Body.Close()
+		switch {
+		case err != nil: // the client went away mid-body: the session ends, as for a cut GET
+			p.OnError("data request connection closed prematurely", err)
+			_ = ctx.SetStatusCode(http.StatusBadRequest)
+			_, _ = ctx.Write(nil)
+			return
+		case int64(len(body)) > p.MaxHttpBufferSize():
+			_ = ctx.SetStatusCode(http.StatusRequestEntityTooLarge)
+			_, _ = ctx.Write(nil)
+			return
+		}
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
 	p.Polling.OnRequest(ctx)
 	if ctx.Method() == http.MethodGet && p.closeRequested.Load() {
 		p.closeNow()

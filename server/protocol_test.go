@@ -217,12 +217,7 @@ func TestSessionClose(t *testing.T) {
 		}},
 		{"polling: close answers the pending poll with noop", func(t *testing.T, path string) {
 			p, _ := openPolling(t, ts.URL, path)
-			polled := make(chan [2]any, 1)
-			go func() {
-				status, body := httpDoNoFatal(p.url)
-				polled <- [2]any{status, body}
-			}()
-			waitForPendingPoll(t, ts, path, p)
+			polled := parkPoll(t, ts, path, p)
 			eq(t, second(p.post("1")), "ok")
 			got := receive(t, "poll", polled)
 			eq(t, got, [2]any{http.StatusOK, "6"})
@@ -238,12 +233,7 @@ func TestSessionClose(t *testing.T) {
 		}},
 		{"polling: a duplicate poll closes the session", func(t *testing.T, path string) {
 			p, _ := openPolling(t, ts.URL, path)
-			polled := make(chan [2]any, 1)
-			go func() {
-				status, body := httpDoNoFatal(p.url)
-				polled <- [2]any{status, body}
-			}()
-			waitForPendingPoll(t, ts, path, p)
+			polled := parkPoll(t, ts, path, p)
 			eq(t, first(p.get()), http.StatusBadRequest)
 			eq(t, receive(t, "first poll", polled), [2]any{http.StatusOK, "1"})
 			eq(t, first(p.get()), http.StatusBadRequest)
@@ -291,6 +281,19 @@ func httpDoNoFatal(url string) (int, string) {
 		}
 	}
 	return res.StatusCode, b.String()
+}
+
+// parkPoll sends a GET for p in the background, waits until the server holds it, and returns
+// where its status and body will arrive.
+func parkPoll(t *testing.T, ts *testServer, path string, p *pollingSession) <-chan [2]any {
+	t.Helper()
+	polled := make(chan [2]any, 1)
+	go func() {
+		status, body := httpDoNoFatal(p.url)
+		polled <- [2]any{status, body}
+	}()
+	waitForPendingPoll(t, ts, path, p)
+	return polled
 }
 
 // waitForPendingPoll waits until the polling session p has a GET parked, so a test can order

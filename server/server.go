@@ -67,7 +67,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		}
 	}
 	s.handler = s.routes()
-	guardHeartbeat(s.io.Engine())
+	guardHeartbeat(s.io.Engine(), s.pongReplayDelay())
 	return s, nil
 }
 
