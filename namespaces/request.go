@@ -67,6 +67,13 @@ func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
 	if err := Decode(args[0], &req); err != nil {
 		return res, err
 	}
+	// Decode validated &req; when Req is itself a pointer (*RoomsRequest), that is a **T, so
+	// the payload's own Validate has to be called here.
+	if v, ok := any(req).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return res, err
+		}
+	}
 	return h(req)
 }
 

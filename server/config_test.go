@@ -172,7 +172,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "stray argument", args: []string{"serve"}, setting: "arguments"},
 		{name: "negative max connections", args: []string{"--max-connections=-1"}, setting: "--max-connections"},
 		{name: "negative conn rate", args: []string{"--conn-rate=-2"}, setting: "--conn-rate"},
-		{name: "conn rate without burst", args: []string{"--conn-burst=0"}, setting: "--conn-burst"},
+		{name: "conn rate without burst", args: []string{"--conn-rate=20", "--conn-burst=0"}, setting: "--conn-burst"},
 		{name: "bad event rate from env", env: map[string]string{"SWITCHBOARD_EVENT_RATE": "fast"}, setting: "SWITCHBOARD_EVENT_RATE"},
 		{name: "event rate without burst", args: []string{"--event-burst=0"}, setting: "--event-burst"},
 		{name: "negative event abuse", args: []string{"--event-abuse=-1"}, setting: "--event-abuse"},

@@ -89,12 +89,12 @@ const abuseWindow = 10 * time.Second
 // 20,000 or more) serves without being the bottleneck, and that no well-behaved client reaches.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxConnections:    10_000,
-		ConnRate:          20,
+		MaxConnections:    18_000,
+		ConnRate:          0, // off: behind a load balancer every client shares its address
 		ConnBurst:         40,
-		EventRate:         50,
-		EventBurst:        100,
-		EventAbuse:        200,
+		EventRate:         1000,
+		EventBurst:        2000,
+		EventAbuse:        5000,
 		MaxRoomsPerSocket: 100,
 		WriteTimeout:      10 * time.Second,
 		MaxWriteBuffer:    8 << 20,

@@ -19,6 +19,9 @@ func (s *Server) routes() http.Handler {
 	engine := s.admission.middleware(s.io.ServeHandler(nil))
 	r.Handle("/socket.io", engine)
 	r.Handle("/socket.io/*", engine)
+	if s.echo != nil {
+		r.Handle("/engine.io/*", s.echo) // conformance mode only
+	}
 
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.RequestID)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/switchboard/switchboard/adapters"
@@ -26,6 +27,7 @@ type Server struct {
 	cfg     Config
 	log     zerolog.Logger
 	io      *socket.Server
+	echo    engine.Server // the bare Engine.IO echo server at /engine.io/, in conformance mode only
 	backend adapters.Backend
 	auth    *Authenticator
 	handler http.Handler
@@ -46,6 +48,9 @@ type Server struct {
 func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Conformance {
+		cfg = conformanceConfig(cfg)
 	}
 	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: NewMetrics()}
 	auth, err := NewAuthenticator(cfg, log)
@@ -68,16 +73,21 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.setupLimits()
 
 	s.nsps = map[string]socket.Namespace{}
-	for _, ns := range s.namespaces() {
-		nsp := s.io.Of(ns.Name(), nil)
-		s.nsps[ns.Name()] = nsp
-		nsp.Use(s.auth.Middleware)
-		s.instrument(nsp)
-		ns.Register(nsp)
-		s.auth.Register(nsp)
+	if cfg.Conformance {
+		s.serveReference()
+	} else {
+		for _, ns := range s.namespaces() {
+			nsp := s.io.Of(ns.Name(), nil)
+			s.nsps[ns.Name()] = nsp
+			nsp.Use(s.auth.Middleware)
+			s.instrument(nsp)
+			ns.Register(nsp)
+			s.auth.Register(nsp)
+		}
 	}
 	s.handler = s.routes()
 	s.watchConnections()
+	guardHeartbeat(s.io.Engine(), s.pongReplayDelay())
 	return s, nil
 }
 
@@ -162,6 +172,9 @@ func (s *Server) closeSockets() {
 	done := make(chan struct{})
 	s.io.Close(func(error) { close(done) })
 	<-done
+	if s.echo != nil {
+		s.echo.Close()
+	}
 	if err := s.backend.Close(); err != nil {
 		s.log.Error().Err(err).Msg("close adapter")
 	}

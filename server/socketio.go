@@ -1,7 +1,6 @@
 package server
 
 import (
-	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -15,9 +14,9 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 	opts.SetMaxHttpBufferSize(s.cfg.MaxPayload)
 	opts.SetCors(corsOptions(s.cfg.CORSOrigins))
 	opts.SetAdapter(s.backend.Constructor())
-	// The websocket transport gets a write deadline: a client that stops reading is dropped
-	// instead of holding a writer (transport.go).
-	opts.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &websocketBuilder{
+	// Our polling transport (polling.go) and the websocket transport with a write deadline: a
+	// client that stops reading is dropped instead of holding a writer (transport.go).
+	opts.SetTransports(engineTransports(&websocketBuilder{
 		timeout:  s.cfg.Limits.WriteTimeout,
 		timedOut: func() { s.metrics.Limited("write_timeout") },
 	}))
@@ -28,6 +27,9 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 		// revoked while the client was away.
 		rec.SetSkipMiddlewares(false)
 		opts.SetConnectionStateRecovery(rec)
+	}
+	if s.cfg.Conformance {
+		conformanceOptions(opts)
 	}
 	return opts
 }
