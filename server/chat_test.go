@@ -88,9 +88,8 @@ func sharedUsers(ts *testServer) {
 }
 
 // dialReady dials ts's namespace nsp and waits until the server has run its connection handler for the
-// socket (it is in its user room). The library sends CONNECT before it registers the socket with
-// its client, and drops the connection ("forced close") when an event arrives in between; tests
-// that emit at once would trip over that library race now and then.
+// socket (it is in its user room), for tests that read the adapter's state right away. (Events the
+// client sends at once are safe without it: see connectgate.go.)
 func dialReady(t *testing.T, ts *testServer, nsp string, transports []eio.TransportCtor, auth map[string]any) *sio.Socket {
 	t.Helper()
 	c := dial(t, ts.URL, dialOptions{nsp: nsp, transports: transports, auth: auth})

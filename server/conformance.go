@@ -122,7 +122,7 @@ func newEchoEngine(cfg Config) engine.Server {
 // the Engine.IO echo server that routes mounts at /engine.io/.
 func (s *Server) serveReference() {
 	for _, ns := range referenceNamespaces() {
-		ns.Register(s.io.Of(ns.Name(), nil))
+		ns.Register(s.of(ns.Name()))
 	}
 	s.echo = newEchoEngine(s.cfg)
 	s.log.Warn().Msg("conformance mode: serving the protocol test suites' reference handlers, not the product namespaces")

@@ -77,7 +77,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		s.serveReference()
 	} else {
 		for _, ns := range s.namespaces() {
-			nsp := s.io.Of(ns.Name(), nil)
+			nsp := s.of(ns.Name())
 			s.nsps[ns.Name()] = nsp
 			nsp.Use(s.auth.Middleware)
 			s.instrument(nsp)

@@ -14,6 +14,7 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 	opts.SetMaxHttpBufferSize(s.cfg.MaxPayload)
 	opts.SetCors(corsOptions(s.cfg.CORSOrigins))
 	opts.SetAdapter(s.backend.Constructor())
+	opts.SetParser(newGatedParser()) // see connectgate.go
 	// Our polling transport (polling.go) and the websocket transport with a write deadline: a
 	// client that stops reading is dropped instead of holding a writer (transport.go).
 	opts.SetTransports(engineTransports(&websocketBuilder{

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// The library (v3.0.6) answers a namespace CONNECT from the socket's task goroutine and only then
+// registers the socket with its client (servers/socket namespace.go _doConnect: _onconnect
+// writes the CONNECT packet, then fn stores client.nsps). A client that emits as soon as it is
+// connected — socket.io-client sends its buffered events at once — can have its first event
+// decoded on the reader goroutine in between; the client then finds no socket for the namespace
+// and closes the whole connection ("invalid state", client.go ondecoded). Node runs both steps
+// in one tick and never sees it.
+//
+// The gate closes that window without forking: our decoder hands every CONNECT a connectGate
+// through its auth object (the same map becomes the socket's handshake auth), and holds the
+// connection's later packets for that namespace until the namespace's "connect" event — which
+// the library emits right after registering the socket — opens the gate. The hold is on the
+// connection's own reader, so no other client waits; a gate that never opens (a refused
+// connection) lets packets through after connectGateTimeout, as before.
+
+// connectGateKey is the auth key that carries the gate from the decoder to the namespace. It is
+// removed before any handler sees the handshake.
+const connectGateKey = "\x00switchboard.connect-gate"
+
+// connectGateTimeout bounds how long a packet waits for its namespace's connection to finish.
+const connectGateTimeout = 5 * time.Second
+
+type connectGate struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func newConnectGate() *connectGate { return &connectGate{done: make(chan struct{})} }
+
+func (g *connectGate) open() { g.once.Do(func() { close(g.done) }) }
+
+// of returns the library's namespace name with openConnectGate as its first "connect" listener.
+// Every namespace of the node is created through it.
+func (s *Server) of(name string) socket.Namespace {
+	nsp := s.io.Of(name, nil)
+	_ = nsp.On("connect", openConnectGate)
+	return nsp
+}
+
+// openConnectGate is registered first on every namespace's "connect" event: the socket is now
+// known to its client, so the connection's held packets may go on.
+func openConnectGate(args ...any) {
+	s, ok := args[0].(*socket.Socket)
+	if !ok {
+		return
+	}
+	auth := s.Handshake().Auth
+	if g, ok := auth[connectGateKey].(*connectGate); ok {
+		delete(auth, connectGateKey)
+		g.open()
+	}
+}
+
+// gatedParser is the library's Socket.IO parser with gated decoders.
+type gatedParser struct {
+	parser.Parser
+}
+
+func newGatedParser() parser.Parser { return gatedParser{Parser: parser.NewParser()} }
+
+// NewDecoder implements parser.Parser.
+func (p gatedParser) NewDecoder() parser.Decoder {
+	d := &gatedDecoder{EventEmitter: types.NewEventEmitter(), inner: p.Parser.NewDecoder(), pending: map[string]*connectGate{}}
+	_ = d.inner.On("decoded", d.ondecoded)
+	return d
+}
+
+// gatedDecoder decodes one connection's packets with the library decoder and holds a
+// namespace's packets that follow its CONNECT until the namespace has registered the socket.
+type gatedDecoder struct {
+	types.EventEmitter
+	inner parser.Decoder
+
+	mu      sync.Mutex
+	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet
+}
+
+// Add implements parser.Decoder.
+func (d *gatedDecoder) Add(data any) error { return d.inner.Add(data) }
+
+// Destroy implements parser.Decoder.
+func (d *gatedDecoder) Destroy() {
+	d.inner.Destroy()
+	d.mu.Lock()
+	for nsp, g := range d.pending {
+		g.open()
+		delete(d.pending, nsp)
+	}
+	d.mu.Unlock()
+}
+
+func (d *gatedDecoder) ondecoded(args ...any) {
+	packet, ok := args[0].(*parser.Packet)
+	if !ok {
+		d.Emit("decoded", args...)
+		return
+	}
+	if packet.Type == parser.CONNECT {
+		auth, _ := packet.Data.(map[string]any)
+		if auth == nil && packet.Data == nil {
+			auth = map[string]any{}
+			packet.Data = auth
+		}
+		if auth != nil {
+			g := newConnectGate()
+			auth[connectGateKey] = g
+			d.mu.Lock()
+			d.pending[packet.Nsp] = g
+			d.mu.Unlock()
+		}
+	} else {
+		d.mu.Lock()
+		g := d.pending[packet.Nsp]
+		d.mu.Unlock()
+		if g != nil {
+			select {
+			case <-g.done:
+			case <-time.After(connectGateTimeout):
+			}
+			d.mu.Lock()
+			if d.pending[packet.Nsp] == g {
+				delete(d.pending, packet.Nsp)
+			}
+			d.mu.Unlock()
+		}
+	}
+	d.Emit("decoded", packet)
+}
