@@ -34,6 +34,7 @@ type Config struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	Conformance    bool
+	WebDir         string // the built demo page served at "/"; empty = DefaultWebDir when built
 }
 
 // Adapter names accepted by --adapter.
@@ -116,6 +117,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto, json or console")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "drain time on SIGINT/SIGTERM")
 	fs.BoolVar(&cfg.Conformance, "conformance", cfg.Conformance, "serve what the official protocol test suites expect")
+	fs.StringVar(&cfg.WebDir, "web-dir", cfg.WebDir, "directory of the built demo page served at / (empty: client-js/dist when built)")
 
 	// Environment first, so that flags parsed afterwards win.
 	var envErr error

@@ -27,6 +27,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/healthz", s.healthz)
 		r.Get("/readyz", s.readyz)
 	})
+	r.NotFound(s.web.ServeHTTP) // the demo page answers only what no route claims
 	return r
 }
 

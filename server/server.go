@@ -28,6 +28,7 @@ type Server struct {
 	io      *socket.Server
 	backend adapters.Backend
 	handler http.Handler
+	web     *webPage
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
 	ready atomic.Bool
@@ -39,6 +40,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, started: time.Now()}
+	web, err := newWebPage(cfg.WebDir, log)
+	if err != nil {
+		return nil, err
+	}
+	s.web = web
 
 	backend, err := adapters.New(adapters.Config{
 		Name:     cfg.Adapter,
