@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -20,9 +20,17 @@ const wait = 15000;
 
 let server, context, artifacts;
 
+/** builtFresh reports whether dist/index.html is newer than every source of the page. */
+function builtFresh() {
+  const index = join(dist, "index.html");
+  if (!existsSync(index)) return false;
+  const sources = [join(pkgDir, "vite.config.js"), ...readdirSync(join(pkgDir, "web")).map((f) => join(pkgDir, "web", f))];
+  return sources.every((f) => statSync(f).mtimeMs <= statSync(index).mtimeMs);
+}
+
 before(async () => {
   assert.ok(existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  if (!existsSync(join(dist, "index.html"))) {
+  if (!builtFresh()) {
     execFileSync("pnpm", ["run", "build"], { cwd: pkgDir, stdio: "inherit" });
   }
   server = await startServer(["--api-keys", apiKey, "--web-dir", dist]);
