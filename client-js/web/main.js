@@ -72,7 +72,9 @@ function watchConnection(manager, sockets) {
   for (const [nsp, socket] of Object.entries(sockets)) {
     let connectedBefore = false;
     socket.on("connect", () => {
-      if (Object.keys(refused).length === 0) setState("connected");
+      const errors = Object.values(refused);
+      if (errors.length === 0) setState("connected");
+      else setState("error", errors.join("; "));
       showTransport(manager);
       if (connectedBefore) {
         recovered[nsp] = socket.recovered;
@@ -84,7 +86,7 @@ function watchConnection(manager, sockets) {
     socket.on("connect_error", (err) => {
       const why = `${nsp} ${err.message}${err.data?.code ? `: ${err.data.code}` : ""}`;
       if (socket.active) return setState("reconnecting", why); // a network error: retried
-      refused[nsp] = why; // refused by the server (bad token, unknown namespace)
+      refused[nsp] = why; // refused by the server (bad token, unknown namespace): final
       setState("error", Object.values(refused).join("; "));
     });
   }
