@@ -22,7 +22,7 @@ const { values: opts } = parseArgs({
   },
 });
 
-const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: "> " });
+const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: process.stdout.isTTY ? "> " : "" });
 
 /** say prints a line above the prompt without losing what is being typed. */
 function say(line) {

@@ -185,8 +185,13 @@ function runNotifications(root) {
     renderRooms(res.data.rooms);
   };
 
-  // Every event a backend emits to a subscribed room (or to this user's room) lands here.
-  root.onAny((event, ...args) => addEvent(event, args));
+  // Every event a backend emits to a subscribed room (or to this user's room) lands here. With
+  // connection state recovery on, the server appends each broadcast's offset as a last argument
+  // (socket.io-client keeps it to resume from there; _pid is set only then): shown apart.
+  root.onAny((event, ...args) => {
+    const offset = root._pid && typeof args.at(-1) === "string" ? args.pop() : undefined;
+    addEvent(event, args, offset);
+  });
 
   root.on("connect", () => {
     if (!root.recovered && rooms.size > 0) subscribe([...rooms]); // a new session: subscribe again
@@ -200,8 +205,9 @@ function runNotifications(root) {
   });
 }
 
-function addEvent(event, args) {
+function addEvent(event, args, offset) {
   const li = el("li");
   li.append(el("time", time(Date.now())), el("strong", event), el("code", JSON.stringify(args.length === 1 ? args[0] : args)));
+  if (offset) li.append(el("small", `offset ${offset}`, "offset"));
   $("events").prepend(li);
 }
