@@ -42,7 +42,7 @@ test("the terminal chat joins, prints, sends, reconnects and quits", { timeout: 
   servers.push(server);
   const addr = new URL(server.url).host;
 
-  const bob = await connect(`${server.url}/chat`, { auth: { name: "bob" } });
+  const bob = await connect(`${server.url}/chat`, { auth: { name: "bob" } }).catch((err) => assert.fail(`bob connects to /chat: ${err.message}`));
   t.after(() => bob.disconnect());
   const joined = await bob.timeout(5000).emitWithAck("chat:join", { room: "lobby" });
   assert.ok(joined.data, `bob joins: ${JSON.stringify(joined)}`);
