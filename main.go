@@ -24,6 +24,11 @@ func main() {
 	log := server.NewLogger(os.Stdout, cfg.LogLevel, cfg.LogFormat)
 
 	srv, err := server.New(cfg, log)
+	var cerr *server.ConfigError
+	if errors.As(err, &cerr) { // a setting only checkable at start, e.g. the key file
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(2)
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		os.Exit(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -45,6 +46,12 @@ func handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h 
 	})
 }
 
+// Handle registers a request event on s with the same decode, validate and ack-once rules as the
+// namespaces' own events, for request events registered outside this package (auth:refresh).
+func Handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h Handler[Req, Res]) {
+	handle(s, log, event, h)
+}
+
 // run decodes, validates and calls h, turning a panic into an internal error so that nothing a
 // client sends can take the process down.
 func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
@@ -78,10 +85,14 @@ func splitAck(args []any) (socket.Ack, []any) {
 
 // Decode turns one event argument (as the library decoded it from JSON: map[string]any, []any,
 // float64, string, bool or nil) into a typed payload and validates it. Unknown fields are ignored,
-// so clients may send more than the contract needs; a wrong type names the field.
+// so clients may send more than the contract needs; a wrong type names the field. Binary
+// attachments are not JSON and are refused wherever they are.
 func Decode(arg any, into any) error {
 	if _, ok := arg.(map[string]any); !ok {
 		return Errorf(CodeBadRequest, "payload must be a JSON object")
+	}
+	if !plainJSON(arg) {
+		return Errorf(CodeBadRequest, "payload must be plain JSON (no binary attachments)")
 	}
 	raw, err := json.Marshal(arg)
 	if err != nil {
@@ -99,10 +110,50 @@ func Decode(arg any, into any) error {
 		}
 		return Errorf(CodeBadRequest, "payload is malformed")
 	}
+	return validate(into)
+}
+
+// validate calls Validate on into, or on what into points to: handlers may take their payload
+// by value (into is *Req) or by pointer (into is **Req).
+func validate(into any) error {
 	if v, ok := into.(Validator); ok {
 		return v.Validate()
 	}
+	rv := reflect.ValueOf(into)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		if v, ok := rv.Elem().Interface().(Validator); ok && !isNilPointer(rv.Elem()) {
+			return v.Validate()
+		}
+	}
 	return nil
+}
+
+func isNilPointer(v reflect.Value) bool {
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// plainJSON reports whether v holds only what a JSON decoder produces.
+func plainJSON(v any) bool {
+	switch v := v.(type) {
+	case nil, string, float64, bool, json.Number:
+		return true
+	case map[string]any:
+		for _, e := range v {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+		return true
+	default:
+		return false
+	}
 }
 
 func jsonTypeName(kind string) string {

@@ -39,30 +39,39 @@ type RoomsReply struct {
 
 // Register implements Namespace.
 func (n *Root) Register(nsp socket.Namespace) {
-	onConnection(nsp, func(s *socket.Socket, id Identity) {
+	onConnection(nsp, func(s *socket.Socket, _ Identity) {
 		log := n.log.With().Str("sid", string(s.Id())).Logger()
-		handle(s, log, "subscribe", func(req *RoomsRequest) (RoomsReply, error) {
-			for _, r := range req.Rooms {
-				if !id.MayJoin(r) {
-					return RoomsReply{}, Errorf(CodeForbidden, "not allowed to subscribe to %q", r)
-				}
-			}
-			s.Join(toRooms(req.Rooms)...)
-			return RoomsReply{Rooms: SocketRooms(s)}, nil
-		})
-		handle(s, log, "unsubscribe", func(req *RoomsRequest) (RoomsReply, error) {
-			own := UserRoom(id.User.ID)
-			for _, r := range req.Rooms {
-				if r == own {
-					return RoomsReply{}, Errorf(CodeForbidden, "the user room %q cannot be left", r)
-				}
-			}
-			for _, r := range req.Rooms {
-				s.Leave(socket.Room(r))
-			}
-			return RoomsReply{Rooms: SocketRooms(s)}, nil
-		})
+		handle(s, log, "subscribe", func(req RoomsRequest) (RoomsReply, error) { return subscribe(s, req) })
+		handle(s, log, "unsubscribe", func(req RoomsRequest) (RoomsReply, error) { return unsubscribe(s, req) })
 	})
+}
+
+// subscribe puts s in every requested room, or in none when one of them is not allowed. The
+// identity is read per request: a token refresh may have changed its rooms claim.
+func subscribe(s *socket.Socket, req RoomsRequest) (RoomsReply, error) {
+	id := IdentityOf(s)
+	for _, r := range req.Rooms {
+		if !id.MayJoin(r) {
+			return RoomsReply{}, Errorf(CodeForbidden, "not allowed to subscribe to %q", r)
+		}
+	}
+	s.Join(toRooms(req.Rooms)...)
+	return RoomsReply{Rooms: SocketRooms(s)}, nil
+}
+
+// unsubscribe takes s out of the requested rooms (those it is not in are no-ops); its own user
+// room cannot be left, and asking to is forbidden for the whole request.
+func unsubscribe(s *socket.Socket, req RoomsRequest) (RoomsReply, error) {
+	own := UserRoom(IdentityOf(s).User.ID)
+	for _, r := range req.Rooms {
+		if r == own {
+			return RoomsReply{}, Errorf(CodeForbidden, "the user room %q cannot be left", r)
+		}
+	}
+	for _, r := range req.Rooms {
+		s.Leave(socket.Room(r))
+	}
+	return RoomsReply{Rooms: SocketRooms(s)}, nil
 }
 
 // SocketRooms lists the rooms s is in, sorted, without its own id room.

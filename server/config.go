@@ -35,6 +35,7 @@ type Config struct {
 	ShutdownGrace  time.Duration
 	Conformance    bool
 	WebDir         string // the built demo page served at "/"; empty = DefaultWebDir when built
+	Limits         Limits
 }
 
 // Adapter names accepted by --adapter.
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		LogLevel:       zerolog.InfoLevel,
 		LogFormat:      "auto",
 		ShutdownGrace:  10 * time.Second,
+		Limits:         DefaultLimits(),
 	}
 }
 
@@ -118,6 +120,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "drain time on SIGINT/SIGTERM")
 	fs.BoolVar(&cfg.Conformance, "conformance", cfg.Conformance, "serve what the official protocol test suites expect")
 	fs.StringVar(&cfg.WebDir, "web-dir", cfg.WebDir, "directory of the built demo page served at / (empty: client-js/dist when built)")
+	cfg.Limits.flags(fs)
 
 	// Environment first, so that flags parsed afterwards win.
 	var envErr error
@@ -203,7 +206,10 @@ func (c Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown-grace", "must be 0 or more")
 	}
-	return nil
+	if err := c.Limits.validate(bad); err != nil {
+		return err
+	}
+	return c.validateJWT()
 }
 
 // flagParseError turns the flag package's message into a ConfigError naming the flag.

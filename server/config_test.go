@@ -106,6 +106,43 @@ func TestLoadConfig(t *testing.T) {
 				eq(t, c.RecoveryWindow, 30*time.Second)
 			},
 		},
+		{
+			name: "every limit from the environment",
+			env: map[string]string{
+				"SWITCHBOARD_MAX_CONNECTIONS":      "500",
+				"SWITCHBOARD_CONN_RATE":            "2.5",
+				"SWITCHBOARD_CONN_BURST":           "5",
+				"SWITCHBOARD_EVENT_RATE":           "10",
+				"SWITCHBOARD_EVENT_BURST":          "20",
+				"SWITCHBOARD_EVENT_ABUSE":          "0",
+				"SWITCHBOARD_MAX_ROOMS_PER_SOCKET": "7",
+				"SWITCHBOARD_WRITE_TIMEOUT":        "3s",
+				"SWITCHBOARD_MAX_WRITE_BUFFER":     "65536",
+			},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.Limits, Limits{
+					MaxConnections: 500, ConnRate: 2.5, ConnBurst: 5, EventRate: 10, EventBurst: 20,
+					EventAbuse: 0, MaxRoomsPerSocket: 7, WriteTimeout: 3 * time.Second, MaxWriteBuffer: 65536,
+				})
+			},
+		},
+		{
+			name: "limits off with 0",
+			args: []string{"--max-connections=0", "--conn-rate=0", "--conn-burst=0", "--event-rate=0", "--event-burst=0", "--max-rooms-per-socket=0", "--max-write-buffer=0"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.Limits.MaxConnections, 0)
+				eq(t, c.Limits.ConnRate, 0.0)
+				eq(t, c.Limits.EventRate, 0.0)
+				eq(t, c.Limits.MaxRoomsPerSocket, 0)
+				eq(t, c.Limits.MaxWriteBuffer, int64(0))
+			},
+		},
+		{
+			name:  "flag wins over env for a limit",
+			args:  []string{"--event-rate=5"},
+			env:   map[string]string{"SWITCHBOARD_EVENT_RATE": "9"},
+			check: func(t *testing.T, c Config) { eq(t, c.Limits.EventRate, 5.0) },
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +178,15 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "bad bool from env", env: map[string]string{"SWITCHBOARD_CONFORMANCE": "maybe"}, setting: "--conformance"},
 		{name: "unknown flag", args: []string{"--colour"}, setting: "--colour"},
 		{name: "stray argument", args: []string{"serve"}, setting: "arguments"},
+		{name: "negative max connections", args: []string{"--max-connections=-1"}, setting: "--max-connections"},
+		{name: "negative conn rate", args: []string{"--conn-rate=-2"}, setting: "--conn-rate"},
+		{name: "conn rate without burst", args: []string{"--conn-burst=0"}, setting: "--conn-burst"},
+		{name: "bad event rate from env", env: map[string]string{"SWITCHBOARD_EVENT_RATE": "fast"}, setting: "SWITCHBOARD_EVENT_RATE"},
+		{name: "event rate without burst", args: []string{"--event-burst=0"}, setting: "--event-burst"},
+		{name: "negative event abuse", args: []string{"--event-abuse=-1"}, setting: "--event-abuse"},
+		{name: "negative rooms per socket", args: []string{"--max-rooms-per-socket=-5"}, setting: "--max-rooms-per-socket"},
+		{name: "zero write timeout", args: []string{"--write-timeout=0"}, setting: "--write-timeout"},
+		{name: "negative write buffer", args: []string{"--max-write-buffer=-1"}, setting: "--max-write-buffer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

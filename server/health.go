@@ -3,11 +3,23 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"time"
+
+	"github.com/switchboard/switchboard/adapters"
 )
 
-// healthz answers 200 while the process runs.
+// healthz answers 200 while the process runs: a node whose Redis is down still serves its own
+// clients. With a Redis adapter it says how Redis is ("redis": "up" or "down", and since when).
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	body := map[string]any{"status": "ok"}
+	if r, ok := s.backend.(adapters.Reporter); ok {
+		st := r.Status()
+		body["redis"] = st.Redis
+		if !st.DownSince.IsZero() {
+			body["redisDownSince"] = st.DownSince.UTC().Format(time.RFC3339)
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // readyz answers 200 once the node serves and 503 while it starts or drains, so that a load

@@ -113,57 +113,112 @@ var transportSets = map[string][]eio.TransportCtor{
 
 type dialOptions struct {
 	nsp        string
-	transports []eio.TransportCtor
-	auth       map[string]any
+	transports []eio.TransportCtor // websocket when nil
+	auth       map[string]any      // handshake auth, e.g. {"name": "ada"} or {"token": ...}
+	header     http.Header         // extra request headers, e.g. Authorization
 	reconnect  bool
 }
 
-// dial connects the library's Go client and waits for "connect" (or fails on connect_error).
+// dial connects the library's Go client and waits for "connect"; a connect_error fails the test.
 func dial(t *testing.T, url string, o dialOptions) *sio.Socket {
 	t.Helper()
-	opts := sio.DefaultOptions()
-	opts.SetForceNew(true)
-	opts.SetReconnection(o.reconnect)
-	if o.transports != nil {
-		opts.SetTransports(types.NewSet(o.transports...))
-	}
-	if o.auth != nil {
-		opts.SetAuth(o.auth)
-	}
-	nsp := o.nsp
-	if nsp == "" {
-		nsp = "/"
-	}
-	connected := make(chan error, 1)
-	s, err := sio.Connect(url+nsp, opts)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	_ = s.Once("connect", func(...any) { connected <- nil })
-	_ = s.Once("connect_error", func(args ...any) { connected <- connectError(args) })
-	t.Cleanup(func() { s.Disconnect() })
-	if err := receive(t, "connect", connected); err != nil {
-		t.Fatalf("connect_error: %v", err)
+	s, cerr := tryConnect(t, url, o)
+	if cerr != nil {
+		t.Fatalf("connect_error: %s %v", cerr.Message, cerr.Data)
 	}
 	return s
 }
 
-type connectErr struct{ args []any }
+// connectResult is what a connection attempt ended with.
+type connectResult struct {
+	err *types.ExtendedError // nil when connected
+}
 
-func (e connectErr) Error() string { return "connect_error" }
+// tryConnect connects the Go client with auth and extra headers and returns the socket and, when
+// refused, the connect_error.
+//
+// The Go client v3.0.6 now and then never sends its CONNECT packet (about one connection in 30
+// on this machine): Manager.Open (clients/socket/v3 manager.go) subscribes to the engine's
+// "open" after engine.NewSocket has started opening, so a fast open is missed and the manager
+// stays "opening". The server never hears from such a client (a raw websocket client made 300 of
+// 300 connections in the same test server). Such an attempt is closed and made again, at most
+// three times; the server's answer is still checked on the attempt that gets one.
+func tryConnect(t *testing.T, url string, o dialOptions) (*sio.Socket, *types.ExtendedError) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, res, ok := connectOnce(t, url, o, attempt < 3)
+		if ok {
+			return s, res.err
+		}
+		t.Logf("Go client attempt %d sent no CONNECT; trying again", attempt)
+		s.Disconnect()
+	}
+}
 
-func connectError(args []any) error { return connectErr{args} }
+func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.Socket, connectResult, bool) {
+	t.Helper()
+	opts := sio.DefaultOptions()
+	opts.SetForceNew(true)
+	opts.SetReconnection(o.reconnect)
+	transports := o.transports
+	if transports == nil {
+		transports = []eio.TransportCtor{&eio.WebSocketBuilder{}}
+	}
+	opts.SetTransports(types.NewSet(transports...))
+	if o.auth != nil {
+		opts.SetAuth(o.auth)
+	}
+	if o.header != nil {
+		opts.SetExtraHeaders(o.header)
+	}
+	// Listen before connecting: a refusal can come back before Connect returns.
+	opts.SetAutoConnect(false)
+	nsp := o.nsp
+	if nsp == "" {
+		nsp = "/"
+	}
+	s, err := sio.Connect(url+nsp, opts)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { s.Disconnect() })
+	done := make(chan connectResult, 1)
+	_ = s.Once("connect", func(...any) { done <- connectResult{} })
+	_ = s.Once("connect_error", func(args ...any) {
+		e, ok := args[0].(*types.ExtendedError)
+		if !ok {
+			t.Errorf("connect_error argument %#v is not an ExtendedError", args[0])
+			e = types.NewExtendedError("?", nil)
+		}
+		done <- connectResult{err: e}
+	})
+	s.Connect()
+	if !mayRetry {
+		return s, receive(t, "connect or connect_error", done), true
+	}
+	select {
+	case res := <-done:
+		return s, res, true
+	case <-time.After(1500 * time.Millisecond):
+		return s, connectResult{}, false
+	}
+}
 
 // call emits event with payload and waits for the ack's first argument.
 func call(t *testing.T, s *sio.Socket, event string, payload any) map[string]any {
 	t.Helper()
-	got := make(chan []any, 1)
-	if err := s.Emit(event, payload, socket.Ack(func(args []any, err error) { got <- args })); err != nil {
+	type reply struct {
+		args []any
+		err  error
+	}
+	got := make(chan reply, 1)
+	if err := s.Emit(event, payload, socket.Ack(func(args []any, err error) { got <- reply{args, err} })); err != nil {
 		t.Fatalf("emit %s: %v", event, err)
 	}
-	args := receive(t, event+" ack", got)
+	r := receive(t, event+" ack", got)
+	args := r.args
 	if len(args) != 1 {
-		t.Fatalf("%s ack: want 1 argument, got %v", event, args)
+		t.Fatalf("%s ack: want 1 argument, got %v (%v)", event, args, r.err)
 	}
 	m, ok := args[0].(map[string]any)
 	if !ok {

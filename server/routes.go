@@ -16,16 +16,19 @@ import (
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 
-	engine := s.io.ServeHandler(nil)
+	engine := s.admission.middleware(s.io.ServeHandler(nil))
 	r.Handle("/socket.io", engine)
 	r.Handle("/socket.io/*", engine)
 
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.RequestID)
 		r.Use(accessLog(s.log.With().Str("component", "http").Logger()))
+		r.Use(s.metrics.InstrumentHTTP)
 		r.Use(middleware.Recoverer)
+		r.Handle("/metrics", s.metrics.Handler())
 		r.Get("/healthz", s.healthz)
 		r.Get("/readyz", s.readyz)
+		r.Mount("/api/v1", s.api())
 	})
 	r.NotFound(s.web.ServeHTTP) // the demo page answers only what no route claims
 	return r

@@ -27,11 +27,20 @@ type Server struct {
 	log     zerolog.Logger
 	io      *socket.Server
 	backend adapters.Backend
+	auth    *Authenticator
 	handler http.Handler
 	web     *webPage
+	// nsps holds the namespaces this node serves by name; the HTTP API looks them up here so that
+	// it never creates one (Server.Of would).
+	nsps    map[string]socket.Namespace
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
 	ready atomic.Bool
+
+	metrics   *Metrics
+	conns     *connTracker
+	admission *admission
+	guard     *eventGuard
 }
 
 // New builds a node from cfg. It does not listen yet: Run or Serve does.
@@ -39,7 +48,12 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, started: time.Now()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: NewMetrics()}
+	auth, err := NewAuthenticator(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
 	web, err := newWebPage(cfg.WebDir, log)
 	if err != nil {
 		return nil, err
@@ -50,20 +64,26 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		Name:     cfg.Adapter,
 		RedisURL: cfg.RedisURL,
 		Recovery: cfg.RecoveryWindow > 0,
-		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger(),
+		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger().Hook(s.metrics.adapterErrorHook(cfg.Adapter)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start adapter: %w", err)
 	}
 	s.backend = backend
 	s.io = socket.NewServer(nil, s.socketOptions())
+	s.setupLimits()
 
+	s.nsps = map[string]socket.Namespace{}
 	for _, ns := range s.namespaces() {
 		nsp := s.io.Of(ns.Name(), nil)
-		nsp.Use(s.identify)
+		s.nsps[ns.Name()] = nsp
+		nsp.Use(s.auth.Middleware)
+		s.instrument(nsp)
 		ns.Register(nsp)
+		s.auth.Register(nsp)
 	}
 	s.handler = s.routes()
+	s.watchConnections()
 	return s, nil
 }
 
@@ -72,13 +92,8 @@ func (s *Server) namespaces() []namespaces.Namespace {
 	nlog := s.log.With().Str("component", "namespace").Logger()
 	return []namespaces.Namespace{
 		namespaces.NewRoot(nlog),
+		namespaces.NewChat(nlog, namespaces.NewMemoryHistory(s.cfg.ChatHistory, namespaces.DefaultHistoryRooms)),
 	}
-}
-
-// identify gives every connecting socket its identity before the namespace sees it.
-func (s *Server) identify(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	sock.SetData(namespaces.Anonymous(string(sock.Id()), sock.Handshake().Auth).Data())
-	next(nil)
 }
 
 // Handler is the node's whole HTTP surface, for tests that mount it on httptest.

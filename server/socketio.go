@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -14,6 +15,12 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 	opts.SetMaxHttpBufferSize(s.cfg.MaxPayload)
 	opts.SetCors(corsOptions(s.cfg.CORSOrigins))
 	opts.SetAdapter(s.backend.Constructor())
+	// The websocket transport gets a write deadline: a client that stops reading is dropped
+	// instead of holding a writer (transport.go).
+	opts.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &websocketBuilder{
+		timeout:  s.cfg.Limits.WriteTimeout,
+		timedOut: func() { s.metrics.Limited("write_timeout") },
+	}))
 	if s.cfg.RecoveryWindow > 0 {
 		rec := socket.DefaultConnectionStateRecovery()
 		rec.SetMaxDisconnectionDuration(s.cfg.RecoveryWindow.Milliseconds())

@@ -1,0 +1,314 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/switchboard/switchboard/namespaces"
+)
+
+// API error codes (SPEC §6); the status is what the HTTP client branches on first.
+const (
+	codeBadRequest           = namespaces.CodeBadRequest
+	codeUnauthorized         = namespaces.CodeUnauthorized
+	codeNotFound             = namespaces.CodeNotFound
+	codeInternal             = namespaces.CodeInternal
+	codeAPIDisabled          = "api_disabled"
+	codeMethodNotAllowed     = "method_not_allowed"
+	codePayloadTooLarge      = "payload_too_large"
+	codeUnsupportedMediaType = "unsupported_media_type"
+)
+
+// apiError is an HTTP API failure: the status and the coded error the body carries.
+type apiError struct {
+	status int
+	err    *namespaces.Error
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+
+// apiErrorf builds an *apiError with a formatted message.
+func apiErrorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, err: namespaces.Errorf(code, format, args...)}
+}
+
+// badRequest is the 400 every validation failure answers with.
+func badRequest(format string, args ...any) *apiError {
+	return apiErrorf(http.StatusBadRequest, codeBadRequest, format, args...)
+}
+
+// api is the HTTP API for backends (SPEC §6), mounted at /api/v1. openapi.json is public; every
+// other route needs a key.
+func (s *Server) api() chi.Router {
+	log := s.log.With().Str("component", "api").Logger()
+	r := chi.NewRouter()
+	r.Use(apiRecoverer(log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, apiErrorf(http.StatusNotFound, codeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, apiErrorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	r.Get("/openapi.json", serveOpenAPI)
+	r.Group(func(r chi.Router) {
+		r.Use(apiKeyAuth(s.cfg.APIKeys))
+		r.Post("/emit", s.apiHandler(log, s.emit))
+		r.Post("/sockets/join", s.apiHandler(log, s.socketsJoin))
+		r.Post("/sockets/leave", s.apiHandler(log, s.socketsLeave))
+		r.Post("/sockets/disconnect", s.apiHandler(log, s.socketsDisconnect))
+		r.Get("/sockets", s.apiHandler(log, s.listSockets))
+		r.Get("/stats", s.apiHandler(log, s.stats))
+	})
+	return r
+}
+
+// apiReply is a successful answer: a status and the value encoded as its JSON body.
+type apiReply struct {
+	status int
+	body   any
+}
+
+// apiHandler adapts a handler returning (reply, error) to net/http: an *apiError is answered as
+// it is, anything else is logged and answered 500 without its text.
+func (s *Server) apiHandler(log zerolog.Logger, h func(http.ResponseWriter, *http.Request) (apiReply, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, err := h(w, r)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				log.Error().Err(err).Str("req_id", middleware.GetReqID(r.Context())).Msg("api request failed")
+				ae = apiErrorf(http.StatusInternalServerError, codeInternal, "internal error")
+			}
+			writeAPIError(w, ae)
+			return
+		}
+		writeJSON(w, res.status, res.body)
+	}
+}
+
+// writeAPIError writes {"error": {"code", "message"}} with the error's status.
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.status, map[string]any{"error": e.err})
+}
+
+// apiRecoverer answers a panicking handler with a JSON 500, so that API clients always get the
+// error shape they parse.
+func apiRecoverer(log zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				rec := recover()
+				if rec == nil {
+					return
+				}
+				if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel re-panicked as net/http expects
+					panic(rec)
+				}
+				log.Error().Str("req_id", middleware.GetReqID(r.Context())).Msgf("api handler panic: %v", rec)
+				writeAPIError(w, apiErrorf(http.StatusInternalServerError, codeInternal, "internal error"))
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// namespace returns the served namespace called name ("" means "/"); an unknown one is a 400.
+func (s *Server) namespace(field, name string) (socket.Namespace, error) {
+	if name == "" {
+		name = "/"
+	}
+	nsp, ok := s.nsps[name]
+	if !ok {
+		return nil, badRequest("%s %q is not a namespace this server serves", field, name)
+	}
+	return nsp, nil
+}
+
+// decodeBody reads a JSON object body into a *T. The body must be declared application/json
+// (415), fit in limit bytes (413) and hold exactly one object whose keys are T's json field names,
+// spelled exactly (encoding/json alone would accept "Event" for "event"); a key T does not have
+// or a value of the wrong type is a 400 naming the field.
+func decodeBody[T any](w http.ResponseWriter, r *http.Request, limit int64) (*T, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, apiErrorf(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "the body must be application/json")
+	}
+	tooLarge := apiErrorf(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the body is larger than %d bytes", limit)
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, badRequest("the body could not be read")
+	}
+	return decodeJSON[T](body)
+}
+
+// decodeJSON is the parsing half of decodeBody, separate so that it can be fuzzed.
+func decodeJSON[T any](body []byte) (*T, error) {
+	var keys map[string]json.RawMessage
+	if err := strictDecode(body, &keys); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) || bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+			return nil, badRequest("the body must be a JSON object")
+		}
+		return nil, badRequest("the body is not valid JSON: %s", jsonSyntaxMessage(err))
+	}
+	if keys == nil {
+		return nil, badRequest("the body must be a JSON object")
+	}
+	allowed := jsonFields(reflect.TypeFor[T]())
+	for k := range keys {
+		if _, ok := allowed[k]; !ok {
+			return nil, badRequest("unknown field %q", k)
+		}
+	}
+	v := new(T)
+	if err := strictDecode(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, badRequest("%s must be %s", te.Field, jsonTypeName(te.Type))
+		}
+		return nil, badRequest("the body does not match the request schema")
+	}
+	return v, nil
+}
+
+// strictDecode decodes exactly one JSON value from body into v, refusing trailing data.
+func strictDecode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// jsonSyntaxMessage describes a syntax error without echoing the body.
+func jsonSyntaxMessage(err error) string {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of the body"
+	default:
+		return "data after the JSON value"
+	}
+}
+
+// jsonFields lists the json names of t's fields (t a struct), with the fields of untagged
+// embedded structs promoted as encoding/json does.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			for n, pf := range jsonFields(f.Type) {
+				out[n] = pf
+			}
+			continue
+		}
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f
+	}
+	return out
+}
+
+// jsonTypeName says which JSON type a Go type decodes from.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	default:
+		return "of another type"
+	}
+}
+
+// target is the broadcast selection every write operation shares: which namespace, the rooms
+// whose sockets are picked (none means every socket) and the rooms whose sockets are left out.
+type target struct {
+	Namespace string   `json:"namespace"`
+	Rooms     []string `json:"rooms"`
+	Except    []string `json:"except"`
+}
+
+// operator validates the selection and returns the library's broadcast operator for it, which
+// goes through the namespace's adapter (so it reaches every node when the adapter is Redis).
+func (s *Server) operator(t target) (socket.Namespace, *socket.BroadcastOperator, error) {
+	nsp, err := s.namespace("namespace", t.Namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRoomList("rooms", t.Rooms, false); err != nil {
+		return nil, nil, err
+	}
+	if err := checkRoomList("except", t.Except, false); err != nil {
+		return nil, nil, err
+	}
+	return nsp, nsp.To(toRooms(t.Rooms)...).Except(toRooms(t.Except)...), nil
+}
+
+// checkRoomList validates room names, naming the offending element; required lists must not be
+// empty.
+func checkRoomList(field string, rooms []string, required bool) error {
+	if required && len(rooms) == 0 {
+		return badRequest("%s must hold at least one room", field)
+	}
+	for i, r := range rooms {
+		if !namespaces.ValidRoomName(r) {
+			return badRequest("%s[%d] must be 1-%d characters of A-Z a-z 0-9 _ - . : @", field, i, namespaces.MaxRoomName)
+		}
+	}
+	return nil
+}
+
+func toRooms(names []string) []socket.Room {
+	out := make([]socket.Room, len(names))
+	for i, n := range names {
+		out[i] = socket.Room(n)
+	}
+	return out
+}

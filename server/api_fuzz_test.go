@@ -1,0 +1,63 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// FuzzDecodeEmit feeds arbitrary bodies to the emit decoding and validation: it never panics,
+// fails only with a coded 400, and what it accepts holds only known fields and valid values.
+func FuzzDecodeEmit(f *testing.F) {
+	for _, seed := range []string{
+		`{"event":"price","rooms":["prices:EURUSD"],"data":{"bid":1.0842}}`,
+		`{"namespace":"/chat","rooms":["a","b"],"except":["c"],"event":"e","args":[1,"x",null,{"k":[true]}],"volatile":true}`,
+		`{"event":"ask","data":"q","ackTimeoutMs":500}`,
+		`{"event":"connect"}`,
+		`{"event":"e","data":1,"args":[]}`,
+		`{"Event":"e"}`,
+		`{"event":"e","ackTimeoutMs":1e400}`,
+		`{"event":"e","rooms":["\u0000"]}`,
+		`{"event":"e"} []`,
+		`[]`, `null`, `"x"`, ``, `{`, `{"event":"e","data":}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	allowed := jsonFields(reflect.TypeFor[emitRequest]())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeJSON[emitRequest](body)
+		if err == nil {
+			_, err = req.args()
+		}
+		if err == nil {
+			err = checkRoomList("rooms", req.Rooms, false)
+		}
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest || ae.err.Code != codeBadRequest || ae.err.Message == "" {
+				t.Fatalf("decode %q: want a coded 400, got %#v", body, err)
+			}
+			return
+		}
+		var keys map[string]json.RawMessage
+		if json.Unmarshal(body, &keys) != nil {
+			t.Fatalf("accepted %q, which is not a JSON object", body)
+		}
+		for k := range keys {
+			if _, ok := allowed[k]; !ok {
+				t.Fatalf("accepted %q with unknown field %q", body, k)
+			}
+		}
+		if req.Event == "" || reservedEvents[req.Event] {
+			t.Fatalf("accepted %q with event %q", body, req.Event)
+		}
+		if req.Data != nil && req.Args != nil {
+			t.Fatalf("accepted %q with both data and args", body)
+		}
+		if ms := req.AckTimeoutMs; ms != nil && (*ms < minAckTimeoutMs || *ms > maxAckTimeoutMs) {
+			t.Fatalf("accepted %q with ackTimeoutMs %d", body, *ms)
+		}
+	})
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+)
+
+// connTracker follows every Engine.IO connection of the node: which transport it is on now (so
+// the sockets gauge moves on a polling→websocket upgrade) and how many packets wait for it.
+//
+// The library queues a connection's packets without bound while its transport is busy (a
+// websocket write blocked on a client that stopped reading, or no long-polling GET waiting), so
+// a stuck client would grow memory for as long as it stays connected. connTracker drops a
+// connection once more than maxBuffer bytes wait for it; the websocket write timeout (see
+// transport.go) bounds the time a write may block.
+type connTracker struct {
+	metrics   *Metrics
+	log       zerolog.Logger
+	maxBuffer int64 // 0 = unlimited
+
+	conns sync.Map // engine id → *connState
+}
+
+// connState is what the tracker keeps per connection.
+type connState struct {
+	queued  atomic.Int64 // bytes of the packets created but not yet handed to the transport
+	dropped atomic.Bool
+
+	mu        sync.Mutex
+	transport string
+	nsps      map[string]int // sockets per namespace connected over this connection
+	sockets   int
+	closed    bool
+}
+
+// watch starts following conn; the engine calls it on "connection".
+func (t *connTracker) watch(conn engine.Socket) {
+	st := &connState{transport: conn.Transport().Name(), nsps: make(map[string]int, 1)}
+	t.conns.Store(conn.Id(), st)
+	_ = conn.On("upgrade", func(args ...any) {
+		tr, ok := args[0].(transports.Transport)
+		if !ok {
+			return
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		for nsp, n := range st.nsps {
+			t.metrics.connected(nsp, st.transport, -float64(n))
+			t.metrics.connected(nsp, tr.Name(), float64(n))
+		}
+		st.transport = tr.Name()
+	})
+	if t.maxBuffer > 0 {
+		_ = conn.On("packetCreate", func(args ...any) {
+			p, _ := args[0].(*packet.Packet)
+			if st.queued.Add(packetCost(p)) > t.maxBuffer && st.dropped.CompareAndSwap(false, true) {
+				t.metrics.Limited("write_buffer")
+				t.log.Warn().Str("sid", conn.Id()).Int64("queued_bytes", st.queued.Load()).Msg("slow consumer: write buffer full, dropping the connection")
+				// Not on this goroutine: it is the sender's (a broadcast to many sockets).
+				go conn.Close(true)
+			}
+		})
+		_ = conn.On("flush", func(args ...any) {
+			if wbuf, ok := args[0].([]*packet.Packet); ok {
+				var n int64
+				for _, p := range wbuf {
+					n += packetCost(p)
+				}
+				st.queued.Add(-n)
+			}
+		})
+	}
+	_ = conn.Once("close", func(...any) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.closed = true
+		t.forget(conn.Id(), st)
+	})
+}
+
+// packetOverhead is what a queued packet costs beyond its data: the packet, its options and the
+// buffer headers.
+const packetOverhead = 128
+
+// packetCost is what p holds while it waits: its data (encoded once per recipient) plus the
+// bookkeeping. The data is not read yet when the engine creates and flushes the packet, so both
+// see the same length.
+func packetCost(p *packet.Packet) int64 {
+	if p == nil {
+		return 0
+	}
+	n := int64(packetOverhead)
+	if b, ok := p.Data.(interface{ Len() int }); ok {
+		n += int64(b.Len())
+	}
+	return n
+}
+
+// join records that a socket of nsp connected over conn and returns conn's transport.
+func (t *connTracker) join(conn engine.Socket, nsp string) string {
+	st := t.state(conn)
+	if st == nil {
+		return conn.Transport().Name()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.nsps[nsp]++
+	st.sockets++
+	t.metrics.connected(nsp, st.transport, 1)
+	return st.transport
+}
+
+// leave records that a socket of nsp on conn disconnected.
+func (t *connTracker) leave(conn engine.Socket, nsp string) {
+	st := t.state(conn)
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.nsps[nsp] == 0 {
+		return
+	}
+	st.nsps[nsp]--
+	st.sockets--
+	t.metrics.connected(nsp, st.transport, -1)
+	t.forget(conn.Id(), st)
+}
+
+// forget drops a closed connection without sockets. Callers hold st.mu.
+func (t *connTracker) forget(id string, st *connState) {
+	if st.closed && st.sockets == 0 {
+		t.conns.Delete(id)
+	}
+}
+
+// state returns conn's state, nil for a connection the tracker never saw.
+func (t *connTracker) state(conn engine.Socket) *connState { return t.stateByID(conn.Id()) }
+
+// stateByID returns the state of the connection with the given Engine.IO id, nil if none.
+func (t *connTracker) stateByID(id string) *connState {
+	if v, ok := t.conns.Load(id); ok {
+		return v.(*connState)
+	}
+	return nil
+}
+
+// size is the number of connections followed, for leak checks in tests.
+func (t *connTracker) size() int {
+	n := 0
+	t.conns.Range(func(any, any) bool { n++; return true })
+	return n
+}
