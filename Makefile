@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN := $(CURDIR)/.build/switchboard
 
-.PHONY: test test-go test-js build deps-js run bench bench-quick
+.PHONY: test test-go test-js build deps-js web run bench bench-quick
 
 ## test: every Go test under -race, then the socket.io-client tests against a fresh build
 test: test-go test-js
@@ -16,7 +16,11 @@ build:
 deps-js:
 	pnpm install --frozen-lockfile
 
-test-js: build deps-js
+## web: the demo page (client-js/web) built into client-js/dist, which the server serves at /
+web: deps-js
+	pnpm --filter client-js build
+
+test-js: build deps-js web
 	SWITCHBOARD_BIN=$(BIN) pnpm --filter client-js test
 
 run:

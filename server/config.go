@@ -34,6 +34,7 @@ type Config struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	Conformance    bool
+	WebDir         string // the built demo page served at "/"; empty = DefaultWebDir when built
 	Limits         Limits
 	// PprofAddr serves net/http/pprof on its own listener when set (never on the public one).
 	PprofAddr string
@@ -120,6 +121,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto, json or console")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "drain time on SIGINT/SIGTERM")
 	fs.BoolVar(&cfg.Conformance, "conformance", cfg.Conformance, "serve what the official protocol test suites expect")
+	fs.StringVar(&cfg.WebDir, "web-dir", cfg.WebDir, "directory of the built demo page served at / (empty: client-js/dist when built)")
 	cfg.Limits.flags(fs)
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
 

@@ -57,6 +57,17 @@ func TestLoadConfig(t *testing.T) {
 			check: func(t *testing.T, c Config) { eq(t, c.RecoveryWindow, time.Duration(0)) },
 		},
 		{
+			name:  "web dir from env, flag wins",
+			args:  []string{"--web-dir", "/srv/page"},
+			env:   map[string]string{"SWITCHBOARD_WEB_DIR": "/tmp/other"},
+			check: func(t *testing.T, c Config) { eq(t, c.WebDir, "/srv/page") },
+		},
+		{
+			name:  "web dir from env",
+			env:   map[string]string{"SWITCHBOARD_WEB_DIR": "web/dist"},
+			check: func(t *testing.T, c Config) { eq(t, c.WebDir, "web/dist") },
+		},
+		{
 			name: "every setting from the environment",
 			env: map[string]string{
 				"SWITCHBOARD_PING_TIMEOUT":    "5s",

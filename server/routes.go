@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/readyz", s.readyz)
 		r.Mount("/api/v1", s.api())
 	})
+	r.NotFound(s.web.ServeHTTP) // the demo page answers only what no route claims
 	return r
 }
 

@@ -31,6 +31,7 @@ type Server struct {
 	backend adapters.Backend
 	auth    *Authenticator
 	handler http.Handler
+	web     *webPage
 	// nsps holds the namespaces this node serves by name; the HTTP API looks them up here so that
 	// it never creates one (Server.Of would).
 	nsps    map[string]socket.Namespace
@@ -58,6 +59,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.auth = auth
+	web, err := newWebPage(cfg.WebDir, log)
+	if err != nil {
+		return nil, err
+	}
+	s.web = web
 
 	backend, err := adapters.New(adapters.Config{
 		Name:     cfg.Adapter,

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultWebDir is where `pnpm --filter client-js build` writes the demo page, relative to the
+// working directory; it is served when --web-dir is empty and it has been built.
+var DefaultWebDir = filepath.Join("client-js", "dist")
+
+// reservedPrefixes are the server's own paths: the page never answers for them, even when a
+// route below one of them is unknown, so that their 404s stay theirs.
+var reservedPrefixes = []string{"/socket.io", "/api", "/healthz", "/readyz", "/metrics"}
+
+// webPage serves the built demo page (client-js/dist) at "/" for every path no route claims.
+// It is chi's NotFound handler, so it can never shadow a route.
+type webPage struct {
+	fsys fs.FS // nil: no page, every request is a 404
+}
+
+// newWebPage opens dir. An empty dir means DefaultWebDir when it holds an index.html, else no
+// page; a dir that was asked for but holds no index.html is a configuration error.
+func newWebPage(dir string, log zerolog.Logger) (*webPage, error) {
+	asked := dir != ""
+	if !asked {
+		dir = DefaultWebDir
+	}
+	fsys := os.DirFS(dir)
+	if info, err := fs.Stat(fsys, "index.html"); err != nil || info.IsDir() {
+		if asked {
+			return nil, &ConfigError{Setting: "--web-dir", Reason: fmt.Sprintf("%q holds no index.html (build it with `pnpm --filter client-js build`)", dir)}
+		}
+		log.Debug().Str("component", "web").Msg("no demo page built; / is not served")
+		return &webPage{}, nil
+	}
+	log.Info().Str("component", "web").Str("dir", dir).Msg("serving the demo page at /")
+	return &webPage{fsys: fsys}, nil
+}
+
+func (p *webPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.fsys == nil || reserved(r.URL.Path) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		http.NotFound(w, r)
+		return
+	}
+	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	if name == "" {
+		name = "index.html"
+	}
+	info, err := fs.Stat(p.fsys, name)
+	if err != nil || info.IsDir() { // no directory listings
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) {
+			http.Error(w, "500 internal server error", http.StatusInternalServerError)
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
+	if strings.HasPrefix(name, "assets/") {
+		// Vite puts a content hash in every asset's name.
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	http.ServeFileFS(w, r, p.fsys, name)
+}
+
+// reserved reports whether p belongs to one of the server's own paths.
+func reserved(p string) bool {
+	for _, prefix := range reservedPrefixes {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
