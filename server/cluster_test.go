@@ -1,0 +1,73 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/redistest"
+)
+
+// clusterConfig is apiConfig on the Redis adapter named, with the Redis at url.
+func clusterConfig(adapter, url string) Config {
+	cfg := apiConfig()
+	cfg.Adapter = adapter
+	cfg.RedisURL = url
+	return cfg
+}
+
+// Two nodes on one Redis share the chat history (bounded per room) and count each other.
+func TestClusterSharesChatHistoryAndCountsNodes(t *testing.T) {
+	for _, adapter := range []string{"redis", "redis-streams"} {
+		t.Run(adapter, func(t *testing.T) {
+			rds := redistest.Start(t)
+			cfg := clusterConfig(adapter, rds.URL())
+			cfg.ChatHistory = 2
+			a := startServer(t, cfg)
+			b := startServer(t, cfg)
+
+			for _, node := range []*testServer{a, b} {
+				waitFor(t, "stats to count both nodes", func() bool {
+					res := get("/stats").do(t, node.URL)
+					n, _ := res.body["nodes"].(float64)
+					return res.status == 200 && n == 2
+				})
+			}
+
+			alice := dialChat(t, a, nil, map[string]any{"name": "alice"}) // waits for the handler: see dialReady
+			data(t, call(t, alice, "chat:join", map[string]any{"room": "lobby"}))
+			var ids []string
+			for _, text := range []string{"one", "two", "three"} {
+				sent := data(t, call(t, alice, "chat:send", map[string]any{"room": "lobby", "text": text}))
+				ids = append(ids, sent["id"].(string))
+			}
+			if ids[0] != "1" || ids[1] != "2" || ids[2] != "3" {
+				t.Fatalf("ids = %v, want 1 2 3 (one counter per room in Redis)", ids)
+			}
+
+			bob := dialChat(t, b, nil, map[string]any{"name": "bob"})
+			joined := data(t, call(t, bob, "chat:join", map[string]any{"room": "lobby"}))
+			checkTexts(t, "join history on node B", joined["history"], "two", "three")
+			older := data(t, call(t, bob, "chat:history", map[string]any{"room": "lobby", "before": "3"}))
+			checkTexts(t, "history before 3 on node B", older["messages"], "two")
+
+			// The next id comes from the same counter, whichever node sends.
+			sent := data(t, call(t, bob, "chat:send", map[string]any{"room": "lobby", "text": "four"}))
+			if sent["id"] != "4" {
+				t.Fatalf("id of a message sent on node B = %v, want 4", sent["id"])
+			}
+		})
+	}
+}
+
+// checkTexts fails unless msgs is a list of messages with exactly these texts, in order.
+func checkTexts(t *testing.T, what string, msgs any, want ...string) {
+	t.Helper()
+	list, ok := msgs.([]any)
+	if !ok || len(list) != len(want) {
+		t.Fatalf("%s = %v, want texts %v", what, msgs, want)
+	}
+	for i, m := range list {
+		if text, _ := m.(map[string]any)["text"].(string); text != want[i] {
+			t.Fatalf("%s = %v, want texts %v", what, msgs, want)
+		}
+	}
+}
