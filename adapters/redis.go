@@ -27,6 +27,7 @@ func NewRedis(cfg Config) (*Redis, error) {
 	}
 	opts := adapter.DefaultRedisAdapterOptions()
 	opts.SetKey(conn.prefix)
+	opts.SetParser(jsonShapedMsgPack{})
 	return &Redis{redisConn: conn, ctor: &adapter.RedisAdapterBuilder{Redis: conn.lib, Opts: opts}}, nil
 }
 
