@@ -28,7 +28,8 @@ func NewRedis(cfg Config) (*Redis, error) {
 	opts := adapter.DefaultRedisAdapterOptions()
 	opts.SetKey(conn.prefix)
 	opts.SetParser(jsonShapedMsgPack{})
-	return &Redis{redisConn: conn, ctor: &adapter.RedisAdapterBuilder{Redis: conn.lib, Opts: opts}}, nil
+	lib := &adapter.RedisAdapterBuilder{Redis: conn.lib, Opts: opts}
+	return &Redis{redisConn: conn, ctor: &relayBuilder{lib: lib, conn: conn}}, nil
 }
 
 // Constructor implements Backend.

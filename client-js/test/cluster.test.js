@@ -1,0 +1,181 @@
+// Two Switchboard nodes on one Redis, seen from the stock socket.io-client and a backend's HTTP
+// calls: chat, presence and history cross nodes, the HTTP API is cluster-wide, and with
+// redis-streams a client that drops from one node recovers its session on the other.
+// Every test has its own redis-server, so no test sees another's channels or keys.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createClient } from "redis";
+import { startServer, connect } from "./helpers.js";
+import { startRedis } from "./peers/redis.js";
+
+const KEY = "cluster-key";
+
+/** api sends one API request to node and resolves with { status, body }. */
+async function api(node, method, path, body) {
+  const res = await fetch(`${node.url}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${KEY}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function waitFor(what, cond, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25)); // polling with a deadline
+  }
+}
+
+/**
+ * first resolves with the first argument of the next `event`: with connection state recovery on,
+ * the server appends each stored event's offset as a last argument.
+ */
+function first(socket, event, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), timeoutMs);
+    socket.once(event, (arg) => {
+      clearTimeout(timer);
+      resolve(arg);
+    });
+  });
+}
+
+const ack = (socket, event, payload) => socket.timeout(10000).emitWithAck(event, payload);
+const names = (users) => users.map((u) => u.name).sort();
+
+/** cluster starts a Redis and two nodes on it, and waits until each node counts two. */
+async function cluster(t, adapter, extra = []) {
+  const redis = await startRedis();
+  const args = ["--adapter", adapter, "--redis-url", redis.url, "--api-keys", KEY, ...extra];
+  const a = await startServer(args);
+  const b = await startServer(args);
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+    await redis.stop();
+  });
+  for (const node of [a, b]) {
+    await waitFor("both nodes in stats", async () => (await api(node, "GET", "/stats")).body.nodes === 2);
+  }
+  return { redis, a, b };
+}
+
+async function client(t, url, opts = {}) {
+  const socket = await connect(url, { transports: ["websocket"], ...opts });
+  t.after(() => socket.disconnect());
+  return socket;
+}
+
+for (const adapter of ["redis", "redis-streams"]) {
+  // With redis-streams the library's cluster adapter counts servers as 1 when it asks the others
+  // (zishang520 adapters/redis v3.0.2), so fetchSockets, and what rests on it, is node-local.
+  const remoteFetch = adapter === "redis";
+
+  test(`${adapter}: chat presence, history and messages cross nodes`, async (t) => {
+    const { a, b } = await cluster(t, adapter);
+    const room = "lobby";
+    const alice = await client(t, `${a.url}/chat`, { auth: { name: "alice" } });
+    assert.deepEqual(names((await ack(alice, "chat:join", { room })).data.members), ["alice"]);
+    for (const text of ["before-1", "before-2"]) await ack(alice, "chat:send", { room, text });
+
+    // chat:join on B: the history written on A, alice among the members, and alice told.
+    const joined = first(alice, "chat:user-joined");
+    const bob = await client(t, `${b.url}/chat`, { auth: { name: "bob" } });
+    const res = await ack(bob, "chat:join", { room });
+    assert.deepEqual(
+      res.data.history.map((m) => [m.id, m.text]),
+      [
+        ["1", "before-1"],
+        ["2", "before-2"],
+      ],
+    );
+    if (remoteFetch) assert.deepEqual(names(res.data.members), ["alice", "bob"]);
+    assert.deepEqual(await joined, { room, user: { id: bob.id, name: "bob" } });
+
+    // Many messages sent at once on A arrive on B in order, with consecutive ids.
+    const total = 40;
+    const got = [];
+    bob.on("chat:message", (m) => got.push(m));
+    const acks = [];
+    for (let i = 0; i < total; i++) acks.push(ack(alice, "chat:send", { room, text: `m${i}` }));
+    const sent = await Promise.all(acks);
+    await waitFor("every message on B", () => got.length >= total);
+    assert.deepEqual(
+      got.map((m) => m.text),
+      Array.from({ length: total }, (_, i) => `m${i}`),
+    );
+    assert.deepEqual(
+      got.map((m) => Number(m.id)),
+      Array.from({ length: total }, (_, i) => i + 3),
+    );
+    assert.deepEqual(
+      sent.map((r) => r.data.id),
+      got.map((m) => m.id),
+    );
+
+    // A message sent on B reaches A; bob leaving on B is chat:user-left on A.
+    const onA = first(alice, "chat:message");
+    await ack(bob, "chat:send", { room, text: "from-b" });
+    assert.equal((await onA).text, "from-b");
+    const bobId = bob.id;
+    const left = first(alice, "chat:user-left");
+    bob.disconnect();
+    assert.deepEqual(await left, { room, user: { id: bobId, name: "bob" } });
+  });
+
+  test(`${adapter}: every HTTP API call on one node acts on the other's clients`, async (t) => {
+    const { a, b } = await cluster(t, adapter);
+    const onB = await client(t, b.url, { auth: { name: "bea" } });
+    await ack(onB, "subscribe", { rooms: ["feed"] });
+
+    // emit to one room, to several rooms, and to the whole namespace.
+    for (const [rooms, event] of [
+      [["feed"], "one-room"],
+      [["feed", "other"], "two-rooms"],
+      [[], "everyone"],
+    ]) {
+      const got = first(onB, event);
+      assert.equal((await api(a, "POST", "/emit", { rooms, event, data: { rooms } })).status, 202);
+      assert.deepEqual(await got, { rooms }, event);
+    }
+
+    let res;
+    if (adapter === "redis") {
+      // emit with acks collects the remote client's answer. Not "timedOut: false": the library
+      // stores the request after publishing it, so the other node's client count can come back
+      // before it is awaited and be dropped; the call then waits out ackTimeoutMs (README).
+      onB.on("question", (...args) => args.at(-1)({ answer: args[0] }));
+      res = await api(a, "POST", "/emit", { rooms: ["feed"], event: "question", data: "q", ackTimeoutMs: 1000 });
+      assert.deepEqual(res.body.acks, [{ answer: "q" }], JSON.stringify(res.body));
+    }
+
+    // join from A, then an emit to the new room from A reaches the client on B.
+    assert.equal((await api(a, "POST", "/sockets/join", { rooms: [onB.id], join: ["vip"] })).status, 200);
+    const vip = first(onB, "vip");
+    await waitFor("the remote join", async () => {
+      // The join travels on its own; an emit sent before it lands would miss the client.
+      const local = await api(b, "GET", "/sockets?room=vip");
+      return local.body.sockets.length === 1;
+    });
+    await api(a, "POST", "/emit", { rooms: ["vip"], event: "vip", data: 1 });
+    assert.equal(await vip, 1);
+
+    if (remoteFetch) {
+      // GET /sockets and stats on A see B's socket.
+      res = await api(a, "GET", "/sockets?room=feed");
+      assert.deepEqual(res.body.sockets, [{ id: onB.id, user: { id: onB.id, name: "bea" }, rooms: ["feed", `user:${onB.id}`, "vip"].sort() }]);
+      const stats = (await api(a, "GET", "/stats")).body;
+      assert.equal(stats.namespaces["/"].sockets, 1);
+      assert.equal(stats.connections, 1);
+    }
+
+    // leave and disconnect from A.
+    assert.equal((await api(a, "POST", "/sockets/leave", { rooms: [onB.id], leave: ["vip"] })).status, 200);
+    await waitFor("the remote leave", async () => (await api(b, "GET", "/sockets?room=vip")).body.sockets.length === 0);
+    const gone = first(onB, "disconnect");
+    assert.equal((await api(a, "POST", "/sockets/disconnect", { rooms: [onB.id] })).status, 200);
+    assert.equal(await gone, "io server disconnect");
+  });
+}
