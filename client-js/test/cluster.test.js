@@ -179,3 +179,50 @@ for (const adapter of ["redis", "redis-streams"]) {
     assert.equal(await gone, "io server disconnect");
   });
 }
+
+test("redis-streams: a client that drops from node A recovers on node B", async (t) => {
+  const { redis, a, b } = await cluster(t, "redis-streams");
+  const room = "handover";
+  const peer = await client(t, `${b.url}/chat`, { auth: { name: "peer" } });
+  await ack(peer, "chat:join", { room });
+  // reconnection off: the test reconnects by hand, once node A has stored the session.
+  const mover = await client(t, `${a.url}/chat`, { auth: { name: "mover" } });
+  await ack(mover, "chat:join", { room });
+  // Recovery needs an offset, which rides on events: receive one first.
+  const before = first(mover, "chat:message");
+  await ack(peer, "chat:send", { room, text: "before the drop" });
+  assert.equal((await before).text, "before the drop");
+
+  const id = mover.id;
+  const pid = mover._pid;
+  assert.ok(pid, "the server offered connection state recovery");
+  const dropped = first(mover, "disconnect");
+  mover.io.uri = b.url; // the next connection goes to node B
+  mover.io.engine.close();
+  await dropped;
+  // Node A stores the session in Redis when it sees the connection close.
+  const rc = createClient({ url: redis.url });
+  rc.on("error", () => {}); // Redis stops when the test ends
+  await rc.connect();
+  t.after(() => rc.close().catch(() => {}));
+  await waitFor("the session stored in Redis", async () => (await rc.exists(`sio:session:${pid}`)) === 1);
+
+  // Published while the client is away, through node B's HTTP API.
+  assert.equal((await api(b, "POST", "/emit", { namespace: "/chat", rooms: [room], event: "news", data: "missed" })).status, 202);
+
+  const news = first(mover, "news");
+  const reconnected = first(mover, "connect");
+  mover.connect();
+  await reconnected;
+  assert.equal(mover.recovered, true);
+  assert.equal(mover.id, id);
+  assert.equal(await news, "missed");
+  // On node B now, still in the room: B's own sockets list it (fetchSockets is node-local with
+  // redis-streams, so this also shows where it is), and it can send there.
+  const onB = await api(b, "GET", `/sockets?namespace=/chat&room=${room}`);
+  assert.deepEqual(onB.body.sockets.map((s) => s.id).sort(), [id, peer.id].sort());
+  assert.deepEqual(onB.body.sockets.find((s) => s.id === id).rooms, [room, `user:${id}`].sort());
+  const heard = first(peer, "chat:message");
+  await ack(mover, "chat:send", { room, text: "back" });
+  assert.equal((await heard).text, "back");
+});
