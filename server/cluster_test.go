@@ -46,6 +46,15 @@ func TestClusterSharesChatHistoryAndCountsNodes(t *testing.T) {
 			bob := dialChat(t, b, nil, map[string]any{"name": "bob"})
 			joined := data(t, call(t, bob, "chat:join", map[string]any{"room": "lobby"}))
 			checkTexts(t, "join history on node B", joined["history"], "two", "three")
+			if members, _ := joined["members"].([]any); len(members) != 2 {
+				t.Fatalf("members seen from node B = %v, want alice (node A) and bob", joined["members"])
+			}
+			// fetchSockets from A reaches B (with redis-streams, only thanks to the adapters package's
+			// mends of the library).
+			res := get("/sockets?namespace=/chat&room=lobby").do(t, a.URL)
+			if socks, _ := res.body["sockets"].([]any); res.status != 200 || len(socks) != 2 {
+				t.Fatalf("GET /sockets on node A = %d %s, want alice's and bob's sockets", res.status, res.raw)
+			}
 			older := data(t, call(t, bob, "chat:history", map[string]any{"room": "lobby", "before": "3"}))
 			checkTexts(t, "history before 3 on node B", older["messages"], "two")
 
