@@ -42,7 +42,7 @@ func (b *relayBuilder) New(nsp socket.Namespace) socket.Adapter {
 		b.conn.log.Warn().Err(err).Str("nsp", nsp.Name()).Msg("redis: namespace-wide broadcasts subscription not confirmed yet")
 	}
 	go b.relay(sub, ra, nsp.Name())
-	return a
+	return newAckedAdapter(ra, b.conn, nsp.Name())
 }
 
 // relay delivers to this node's sockets the broadcasts other servers published on the bare
