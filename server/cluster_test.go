@@ -3,6 +3,9 @@ package server
 import (
 	"testing"
 
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
 	"github.com/switchboard/switchboard/internal/redistest"
 )
 
@@ -30,6 +33,30 @@ func TestClusterSharesChatHistoryAndCountsNodes(t *testing.T) {
 					n, _ := res.body["nodes"].(float64)
 					return res.status == 200 && n == 2
 				})
+			}
+
+			// An emit with acks on A, to clients on both nodes, ends with both acks before its
+			// timeout, every time.
+			onA := dialReady(t, a, "/", nil, nil)
+			onB := dialReady(t, b, "/", nil, nil)
+			for _, c := range []*sio.Socket{onA, onB} {
+				subscribe(t, c, "ask")
+				from := "A"
+				if c == onB {
+					from = "B"
+				}
+				_ = c.On("question", func(args ...any) {
+					if ack, ok := args[len(args)-1].(socket.Ack); ok {
+						ack([]any{from}, nil)
+					}
+				})
+			}
+			for i := range 10 {
+				res := expectStatus(t, post("/emit", `{"rooms":["ask"],"event":"question","data":1,"ackTimeoutMs":5000}`).do(t, a.URL), 200)
+				acks, _ := res["acks"].([]any)
+				if len(acks) != 2 || acks[0] == acks[1] || res["timedOut"] != false {
+					t.Fatalf("round %d: emit with acks = %v, want one ack from each node, not timed out", i, res)
+				}
 			}
 
 			alice := dialChat(t, a, nil, map[string]any{"name": "alice"}) // waits for the handler: see dialReady
