@@ -1,13 +1,10 @@
 package adapters
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
 	sioredis "github.com/zishang520/socket.io/adapters/redis/v3"
 	"github.com/zishang520/socket.io/adapters/redis/v3/adapter"
@@ -36,17 +33,10 @@ type ackRequest struct {
 	ack   socket.Ack
 }
 
-// newAckedAdapter wraps a and subscribes to its response channel (confirmed before it returns,
-// within relayReady).
+// newAckedAdapter wraps a and listens to its response channel.
 func newAckedAdapter(a adapter.RedisAdapter, conn *redisConn, nsp string) *ackedAdapter {
 	aa := &ackedAdapter{RedisAdapter: a, conn: conn, requests: conn.prefix + "-request#" + nsp + "#"}
-	ps := conn.sub.Subscribe(conn.ctx, conn.prefix+"-response#"+nsp+"#")
-	ctx, cancel := context.WithTimeout(conn.ctx, relayReady)
-	defer cancel()
-	if _, err := ps.Receive(ctx); err != nil {
-		conn.log.Warn().Err(err).Str("nsp", nsp).Msg("redis: response subscription not confirmed yet")
-	}
-	go aa.readResponses(ps)
+	conn.listen(conn.sub.Subscribe(conn.ctx, conn.prefix+"-response#"+nsp+"#"), "responses of "+nsp, aa.onResponse)
 	return aa
 }
 
@@ -94,37 +84,27 @@ func (a *ackedAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broa
 	a.RedisAdapter.BroadcastWithAck(packet, local, clientCount, ack)
 }
 
-// readResponses hands the client counts and acks of other nodes to the requests waiting here.
-func (a *ackedAdapter) readResponses(ps *redis.PubSub) {
-	defer func() { _ = ps.Close() }()
-	for {
-		msg, err := ps.ReceiveMessage(a.conn.ctx)
-		if err != nil {
-			if errors.Is(err, redis.ErrClosed) || a.conn.ctx.Err() != nil {
-				return
-			}
-			continue // go-redis redials and resubscribes; the outage is logged by the prober
-		}
-		var res sioredis.RedisResponse
-		payload := []byte(msg.Payload)
-		if len(payload) > 0 && payload[0] == '{' {
-			err = json.Unmarshal(payload, &res) // client counts come as JSON, as from Node
-		} else {
-			err = a.Parser().Decode(payload, &res)
-		}
-		if err != nil {
-			continue
-		}
-		v, ok := a.pending.Load(res.RequestId)
-		if !ok {
-			continue // another node's request, or one this node gave up on
-		}
-		req := v.(*ackRequest)
-		switch res.Type {
-		case sioredis.BROADCAST_CLIENT_COUNT:
-			req.count(res.ClientCount)
-		case sioredis.BROADCAST_ACK:
-			req.ack(res.Packet, nil)
-		}
+// onResponse hands a client count or an ack of any node to the request waiting here.
+func (a *ackedAdapter) onResponse(payload []byte) {
+	var res sioredis.RedisResponse
+	var err error
+	if len(payload) > 0 && payload[0] == '{' {
+		err = json.Unmarshal(payload, &res) // client counts come as JSON, as from Node
+	} else {
+		err = a.Parser().Decode(payload, &res)
+	}
+	if err != nil {
+		return
+	}
+	v, ok := a.pending.Load(res.RequestId)
+	if !ok {
+		return // another node's request, or one this node gave up on
+	}
+	req := v.(*ackRequest)
+	switch res.Type {
+	case sioredis.BROADCAST_CLIENT_COUNT:
+		req.count(res.ClientCount)
+	case sioredis.BROADCAST_ACK:
+		req.ack(res.Packet, nil)
 	}
 }

@@ -1,10 +1,6 @@
 package adapters
 
 import (
-	"context"
-	"errors"
-
-	"github.com/redis/go-redis/v9"
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
 	sioredis "github.com/zishang520/socket.io/adapters/redis/v3"
 	"github.com/zishang520/socket.io/adapters/redis/v3/adapter"
@@ -22,10 +18,6 @@ type relayBuilder struct {
 	conn *redisConn
 }
 
-// relayReady bounds the wait for Redis to confirm the relay's subscription when a namespace is
-// made; past it the subscription still completes in the background.
-const relayReady = redisIOTimeout
-
 // New implements socket.AdapterConstructor.
 func (b *relayBuilder) New(nsp socket.Namespace) socket.Adapter {
 	a := b.lib.New(nsp)
@@ -34,50 +26,34 @@ func (b *relayBuilder) New(nsp socket.Namespace) socket.Adapter {
 		return a
 	}
 	channel := b.conn.prefix + "#" + nsp.Name() + "#"
-	sub := b.conn.sub.Subscribe(b.conn.ctx, channel)
-	// Wait for the confirmation, so that a broadcast published once this returns is relayed.
-	ctx, cancel := context.WithTimeout(b.conn.ctx, relayReady)
-	defer cancel()
-	if _, err := sub.Receive(ctx); err != nil {
-		b.conn.log.Warn().Err(err).Str("nsp", nsp.Name()).Msg("redis: namespace-wide broadcasts subscription not confirmed yet")
-	}
-	go b.relay(sub, ra, nsp.Name())
+	b.conn.listen(b.conn.sub.Subscribe(b.conn.ctx, channel), "namespace-wide broadcasts of "+nsp.Name(), func(payload []byte) {
+		relay(ra, nsp.Name(), payload)
+	})
 	return newAckedAdapter(ra, b.conn, nsp.Name())
 }
 
-// relay delivers to this node's sockets the broadcasts other servers published on the bare
+// relay delivers to this node's sockets a broadcast another server published on the bare
 // channel, as the library does for the channels of one room.
-func (b *relayBuilder) relay(sub *redis.PubSub, a adapter.RedisAdapter, nsp string) {
-	defer func() { _ = sub.Close() }()
-	for {
-		msg, err := sub.ReceiveMessage(b.conn.ctx)
-		if err != nil {
-			if errors.Is(err, redis.ErrClosed) || b.conn.ctx.Err() != nil {
-				return
-			}
-			continue // go-redis redials and resubscribes; the outage is logged by the prober
-		}
-		var pkt *sioredis.RedisPacket
-		if err := a.Parser().Decode([]byte(msg.Payload), &pkt); err != nil || pkt == nil || pkt.Packet == nil {
-			b.conn.log.Debug().Str("nsp", nsp).Msg("redis: undecodable namespace-wide broadcast dropped")
-			continue
-		}
-		if pkt.Uid == a.Uid() {
-			continue // this node delivered its own broadcast already
-		}
-		if pkt.Packet.Nsp == "" {
-			pkt.Packet.Nsp = "/"
-		}
-		if pkt.Packet.Nsp != nsp {
-			continue
-		}
-		opts := sioadapter.DecodeOptions(pkt.Opts)
-		flags := socket.BroadcastFlags{}
-		if opts.Flags != nil {
-			flags = *opts.Flags
-		}
-		flags.Local = true // deliver here only: do not publish it again
-		opts.Flags = &flags
-		a.Broadcast(pkt.Packet, opts)
+func relay(a adapter.RedisAdapter, nsp string, payload []byte) {
+	var pkt *sioredis.RedisPacket
+	if err := a.Parser().Decode(payload, &pkt); err != nil || pkt == nil || pkt.Packet == nil {
+		return
 	}
+	if pkt.Uid == a.Uid() {
+		return // this node delivered its own broadcast already
+	}
+	if pkt.Packet.Nsp == "" {
+		pkt.Packet.Nsp = "/"
+	}
+	if pkt.Packet.Nsp != nsp {
+		return
+	}
+	opts := sioadapter.DecodeOptions(pkt.Opts)
+	flags := socket.BroadcastFlags{}
+	if opts.Flags != nil {
+		flags = *opts.Flags
+	}
+	flags.Local = true // deliver here only: do not publish it again
+	opts.Flags = &flags
+	a.Broadcast(pkt.Packet, opts)
 }

@@ -31,9 +31,7 @@ func (b *countingBuilder) New(nsp socket.Namespace) socket.Adapter {
 		b.log.Warn().Str("nsp", nsp.Name()).Msg("redis-streams: cannot mend the server count; fetchSockets stays node-local")
 	}
 	if ca, ok := a.(sioadapter.ClusterAdapter); ok {
-		if err := readPubSub(b.conn.ctx, b.conn.sub, b.conn.prefix, nsp.Name(), ca); err != nil {
-			b.log.Warn().Err(err).Str("nsp", nsp.Name()).Msg("redis-streams: pub/sub subscription not confirmed yet")
-		}
+		b.conn.listenPubSub(nsp.Name(), ca)
 	}
 	return a
 }

@@ -1,11 +1,8 @@
 package adapters
 
 import (
-	"context"
-	"errors"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/msgpack/v5"
 	sioadapter "github.com/zishang520/socket.io/adapters/adapter/v3"
 	"github.com/zishang520/socket.io/v3/pkg/utils"
@@ -67,32 +64,17 @@ func decodeEphemeral(payload []byte) (*sioadapter.ClusterMessage, bool) {
 	return &sioadapter.ClusterMessage{Uid: w.Uid, Nsp: w.Nsp, Type: w.Type, Data: data}, true
 }
 
-// readPubSub subscribes to a's channels (confirmed before it returns, within relayReady) and
-// hands every ephemeral message to a until ctx ends. It subscribes with patterns that match
-// only those channels: the adapter counts servers with PUBSUB NUMSUB, which counts no pattern.
-func readPubSub(ctx context.Context, sub *redis.Client, prefix, nsp string, a sioadapter.ClusterAdapter) error {
-	public := prefix + "#" + nsp + "#"
+// listenPubSub hands every ephemeral message on a's channels to a. It subscribes with patterns
+// that match only those channels: the adapter counts servers with PUBSUB NUMSUB, which counts no
+// pattern.
+func (c *redisConn) listenPubSub(nsp string, a sioadapter.ClusterAdapter) {
+	public := c.prefix + "#" + nsp + "#"
 	private := public + string(a.Uid()) + "#"
-	ps := sub.PSubscribe(ctx, globQuote(public), globQuote(private))
-	rctx, cancel := context.WithTimeout(ctx, relayReady)
-	defer cancel()
-	_, err := ps.Receive(rctx)
-	go func() {
-		defer func() { _ = ps.Close() }()
-		for {
-			msg, err := ps.ReceiveMessage(ctx)
-			if err != nil {
-				if errors.Is(err, redis.ErrClosed) || ctx.Err() != nil {
-					return
-				}
-				continue // go-redis redials and resubscribes; the outage is logged by the prober
-			}
-			if m, ok := decodeEphemeral([]byte(msg.Payload)); ok {
-				a.OnMessage(m, "")
-			}
+	c.listen(c.sub.PSubscribe(c.ctx, globQuote(public), globQuote(private)), "cluster requests of "+nsp, func(payload []byte) {
+		if m, ok := decodeEphemeral(payload); ok {
+			a.OnMessage(m, "")
 		}
-	}()
-	return err
+	})
 }
 
 // globQuote is a Redis glob pattern that matches s alone.

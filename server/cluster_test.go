@@ -39,8 +39,14 @@ func TestClusterSharesChatHistoryAndCountsNodes(t *testing.T) {
 			// timeout, every time.
 			onA := dialReady(t, a, "/", nil, nil)
 			onB := dialReady(t, b, "/", nil, nil)
+			// Joined through the API: no client event races the server's connection handler.
+			expectStatus(t, post("/sockets/join", `{"rooms":["`+onA.Id()+`","`+onB.Id()+`"],"join":["ask"]}`).do(t, a.URL), 200)
+			waitFor(t, "both sockets in the room", func() bool {
+				res := get("/sockets?room=ask").do(t, b.URL)
+				socks, _ := res.body["sockets"].([]any)
+				return len(socks) == 2
+			})
 			for _, c := range []*sio.Socket{onA, onB} {
-				subscribe(t, c, "ask")
 				from := "A"
 				if c == onB {
 					from = "B"
