@@ -61,6 +61,9 @@ func decodeEphemeral(payload []byte) (*sioadapter.ClusterMessage, bool) {
 	if err := utils.MsgPack().Decode(w.Data, data); err != nil {
 		return nil, false
 	}
+	if b, ok := data.(*sioadapter.BroadcastMessage); ok && b.Packet == nil {
+		return nil, false // the cluster adapter would hand a nil packet to the sockets
+	}
 	return &sioadapter.ClusterMessage{Uid: w.Uid, Nsp: w.Nsp, Type: w.Type, Data: data}, true
 }
 

@@ -26,9 +26,11 @@ func TestDecodeEphemeral(t *testing.T) {
 		t.Fatalf("data = %#v", m.Data)
 	}
 
-	// Stream kinds and garbage are not ephemeral.
+	// Stream kinds, a broadcast without a packet and garbage are not handed on.
 	raw, _ = utils.MsgPack().Encode(&sioadapter.ClusterMessage{Uid: "n1", Type: sioadapter.SOCKETS_JOIN, Data: &sioadapter.SocketsJoinLeaveMessage{}})
-	for _, payload := range [][]byte{raw, []byte("not msgpack"), nil} {
+	id := "r2"
+	noPacket, _ := utils.MsgPack().Encode(&sioadapter.ClusterMessage{Uid: "n1", Type: sioadapter.BROADCAST, Data: &sioadapter.BroadcastMessage{RequestId: &id}})
+	for _, payload := range [][]byte{raw, noPacket, []byte("not msgpack"), nil} {
 		if m, ok := decodeEphemeral(payload); ok {
 			t.Fatalf("decodeEphemeral(%q) = %+v, want not ok", payload, m)
 		}
