@@ -27,7 +27,9 @@ func NewRedis(cfg Config) (*Redis, error) {
 	}
 	opts := adapter.DefaultRedisAdapterOptions()
 	opts.SetKey(conn.prefix)
-	return &Redis{redisConn: conn, ctor: &adapter.RedisAdapterBuilder{Redis: conn.lib, Opts: opts}}, nil
+	opts.SetParser(jsonShapedMsgPack{})
+	lib := &adapter.RedisAdapterBuilder{Redis: conn.lib, Opts: opts}
+	return &Redis{redisConn: conn, ctor: &relayBuilder{lib: lib, conn: conn}}, nil
 }
 
 // Constructor implements Backend.

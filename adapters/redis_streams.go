@@ -37,7 +37,8 @@ func NewRedisStreams(cfg Config) (*RedisStreams, error) {
 		opts.SetSessionKeyPrefix(cfg.Prefix + ":session:")
 	}
 	opts.SetMaxLen(streamMaxLen)
-	return &RedisStreams{redisConn: conn, ctor: &adapter.RedisStreamsAdapterBuilder{Redis: conn.lib, Opts: opts}}, nil
+	lib := &adapter.RedisStreamsAdapterBuilder{Redis: conn.lib, Opts: opts}
+	return &RedisStreams{redisConn: conn, ctor: &countingBuilder{lib: lib, conn: conn, log: conn.log}}, nil
 }
 
 // Constructor implements Backend.

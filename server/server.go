@@ -102,8 +102,19 @@ func (s *Server) namespaces() []namespaces.Namespace {
 	nlog := s.log.With().Str("component", "namespace").Logger()
 	return []namespaces.Namespace{
 		namespaces.NewRoot(nlog),
-		namespaces.NewChat(nlog, namespaces.NewMemoryHistory(s.cfg.ChatHistory, namespaces.DefaultHistoryRooms)),
+		namespaces.NewChat(nlog, s.chatHistory()),
 	}
+}
+
+// chatHistory is shared by every node through Redis when the backend offers it (the Redis
+// adapters), and kept in this process otherwise.
+func (s *Server) chatHistory() namespaces.History {
+	if rb, ok := s.backend.(interface {
+		History(perRoom int) *adapters.RedisHistory
+	}); ok {
+		return rb.History(s.cfg.ChatHistory)
+	}
+	return namespaces.NewMemoryHistory(s.cfg.ChatHistory, namespaces.DefaultHistoryRooms)
 }
 
 // Handler is the node's whole HTTP surface, for tests that mount it on httptest.
