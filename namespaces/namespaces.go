@@ -19,7 +19,7 @@ type Namespace interface {
 // user room. Every namespace registers through it, so the user-room rule holds everywhere.
 func onConnection(nsp socket.Namespace, fn func(s *socket.Socket, id Identity)) {
 	_ = nsp.On("connection", func(args ...any) {
-		s, ok := args[0].(*socket.Socket)
+		s, ok := SocketArg(args)
 		if !ok {
 			return
 		}
@@ -27,4 +27,15 @@ func onConnection(nsp socket.Namespace, fn func(s *socket.Socket, id Identity)) 
 		s.Join(socket.Room(UserRoom(id.User.ID)))
 		fn(s, id)
 	})
+}
+
+// SocketArg returns the socket a namespace's "connect" or "connection" event carries. Those
+// names can also arrive as server-side events from other nodes (serverSideEmit over Redis), with
+// any arguments or none: those are not sockets and are ignored.
+func SocketArg(args []any) (*socket.Socket, bool) {
+	if len(args) == 0 {
+		return nil, false
+	}
+	s, ok := args[0].(*socket.Socket)
+	return s, ok
 }

@@ -43,7 +43,7 @@ type RefreshReply struct {
 // request and a timer that disconnects it when its token expires.
 func (a *Authenticator) Register(nsp socket.Namespace) {
 	_ = nsp.On("connection", func(args ...any) {
-		if s, ok := args[0].(*socket.Socket); ok {
+		if s, ok := namespaces.SocketArg(args); ok {
 			a.attach(s)
 		}
 	})

@@ -53,7 +53,7 @@ func (referenceMain) Name() string { return "/" }
 
 func (referenceMain) Register(nsp socket.Namespace) {
 	_ = nsp.On("connection", func(args ...any) {
-		s, ok := args[0].(*socket.Socket)
+		s, ok := namespaces.SocketArg(args)
 		if !ok {
 			return
 		}
@@ -78,7 +78,7 @@ func (referenceCustom) Name() string { return "/custom" }
 
 func (referenceCustom) Register(nsp socket.Namespace) {
 	_ = nsp.On("connection", func(args ...any) {
-		if s, ok := args[0].(*socket.Socket); ok {
+		if s, ok := namespaces.SocketArg(args); ok {
 			greet(s)
 		}
 	})

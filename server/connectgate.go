@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/switchboard/switchboard/namespaces"
 	"sync"
 	"time"
 
@@ -51,7 +52,7 @@ func (s *Server) of(name string) socket.Namespace {
 // openConnectGate is registered first on every namespace's "connect" event: the socket is now
 // known to its client, so the connection's held packets may go on.
 func openConnectGate(args ...any) {
-	s, ok := args[0].(*socket.Socket)
+	s, ok := namespaces.SocketArg(args)
 	if !ok {
 		return
 	}

@@ -69,3 +69,19 @@ func TestConnectGateHiddenFromHandshake(t *testing.T) {
 		t.Errorf("handshake auth = %v, want the client's own {name: ada}", auth)
 	}
 }
+
+// TestServerSideConnectionEvents: "connect" and "connection" can also arrive from other nodes as
+// server-side events (serverSideEmit over Redis) with any arguments or none; they are no sockets
+// and must be ignored, not crash the process.
+func TestServerSideConnectionEvents(t *testing.T) {
+	ts := startServer(t, testConfig())
+	for name, nsp := range ts.nsps {
+		for _, args := range [][]any{{"connection"}, {"connect"}, {"connection", "x"}, {"connect", nil, 1.0}} {
+			nsp.OnServerSideEmit(args) // panics without the guard
+		}
+		c := dial(t, ts.URL, dialOptions{nsp: name})
+		if !c.Connected() {
+			t.Fatalf("%s: a client cannot connect after the server-side events", name)
+		}
+	}
+}

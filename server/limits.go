@@ -2,6 +2,7 @@ package server
 
 import (
 	"flag"
+	"github.com/switchboard/switchboard/namespaces"
 	"net"
 	"net/http"
 	"strconv"
@@ -66,7 +67,7 @@ func (s *Server) setupLimits() {
 func (s *Server) instrument(nsp socket.Namespace) {
 	s.metrics.instrument(nsp, s.conns)
 	_ = nsp.On("connection", func(args ...any) {
-		if sock, ok := args[0].(*socket.Socket); ok {
+		if sock, ok := namespaces.SocketArg(args); ok {
 			s.guard.guard(sock)
 		}
 	})

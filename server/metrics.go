@@ -189,7 +189,7 @@ func (m *Metrics) instrument(nsp socket.Namespace, conns *connTracker) {
 		m.sockets.WithLabelValues(name, tr)
 	}
 	_ = nsp.On("connection", func(args ...any) {
-		s, ok := args[0].(*socket.Socket)
+		s, ok := namespaces.SocketArg(args)
 		if !ok {
 			return
 		}
