@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/switchboard/switchboard/adapters"
 	"net/http"
 	"strconv"
 	"time"
@@ -267,4 +268,29 @@ func closedLabel(v string, allowed []string) string {
 		}
 	}
 	return otherLabel
+}
+
+// watchBackend exports the health of a backend that depends on Redis: whether it is reachable,
+// how many outages it had and how many commands failed. Read at scrape time.
+func (m *Metrics) watchBackend(adapter string, r adapters.Reporter) {
+	labels := prometheus.Labels{"adapter": adapter}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "switchboard", Name: "adapter_up", ConstLabels: labels,
+			Help: "1 while the adapter's Redis answers, 0 during an outage.",
+		}, func() float64 {
+			if r.Status().Redis == "down" {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "switchboard", Name: "adapter_outages_total", ConstLabels: labels,
+			Help: "Redis outages the adapter has seen since the start.",
+		}, func() float64 { return float64(r.Status().Outages) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "switchboard", Name: "adapter_redis_failures_total", ConstLabels: labels,
+			Help: "Redis commands and dials of the adapter that failed.",
+		}, func() float64 { return float64(r.Status().Failures) }),
+	)
 }

@@ -75,6 +75,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("server: start adapter: %w", err)
 	}
 	s.backend = backend
+	if r, ok := backend.(adapters.Reporter); ok {
+		s.metrics.watchBackend(cfg.Adapter, r)
+	}
 	s.io = socket.NewServer(nil, s.socketOptions())
 	s.setupLimits()
 
