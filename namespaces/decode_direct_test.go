@@ -89,3 +89,38 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAckEncode compares the ack payload as a struct with the map it replaced.
+func BenchmarkAckEncode(b *testing.B) {
+	reply := RoomsReply{Rooms: []string{"bench", "user:anon"}}
+	b.Run("struct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal([]any{dataReply[RoomsReply]{Data: reply}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal([]any{map[string]any{"data": reply}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestAckPayloadsEncodeAsTheMapsDid(t *testing.T) {
+	for _, tt := range []struct{ got, want any }{
+		{dataReply[RoomsReply]{Data: RoomsReply{Rooms: []string{"a"}}}, map[string]any{"data": RoomsReply{Rooms: []string{"a"}}}},
+		{dataReply[*RoomsReply]{}, map[string]any{"data": (*RoomsReply)(nil)}},
+		{errorReply{Error: Errorf(CodeBadRequest, "x")}, map[string]any{"error": Errorf(CodeBadRequest, "x")}},
+	} {
+		g, _ := json.Marshal(tt.got)
+		w, _ := json.Marshal(tt.want)
+		if string(g) != string(w) {
+			t.Errorf("%s, want %s", g, w)
+		}
+	}
+}

@@ -36,14 +36,25 @@ func handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h 
 				log.Error().Err(err).Str("event", event).Msg("request failed")
 			}
 			if ack != nil {
-				ack([]any{map[string]any{"error": ce}}, nil)
+				ack([]any{errorReply{Error: ce}}, nil)
 			}
 			return
 		}
 		if ack != nil {
-			ack([]any{map[string]any{"data": res}}, nil)
+			ack([]any{dataReply[Res]{Data: res}}, nil)
 		}
 	})
+}
+
+// dataReply and errorReply are the two ack payloads, {"data": …} and {"error": …}. Structs, not
+// map[string]any: encoding/json encodes a struct from its cached field list, a map by reflecting,
+// sorting its keys and growing the stack of the ack's fresh goroutine (~10% of echo CPU).
+type dataReply[T any] struct {
+	Data T `json:"data"`
+}
+
+type errorReply struct {
+	Error *Error `json:"error"`
 }
 
 // Handle registers a request event on s with the same decode, validate and ack-once rules as the
