@@ -57,6 +57,18 @@ type errorReply struct {
 	Error *Error `json:"error"`
 }
 
+// Reply is implemented by the ack payloads handle sends, for observers of acks (metrics):
+// ReplyCode is "" for {"data": …} and the error's code for {"error": …}.
+type Reply interface {
+	ReplyCode() string
+}
+
+// ReplyCode implements Reply.
+func (dataReply[T]) ReplyCode() string { return "" }
+
+// ReplyCode implements Reply.
+func (r errorReply) ReplyCode() string { return r.Error.Code }
+
 // Handle registers a request event on s with the same decode, validate and ack-once rules as the
 // namespaces' own events, for request events registered outside this package (auth:refresh).
 func Handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h Handler[Req, Res]) {
