@@ -86,24 +86,29 @@ func (r *RoomRequest) decodeMap(m map[string]any) bool {
 	return ok
 }
 
+// optionalField reads a pointer field: absent or null leaves nil (as json does).
+func optionalField[T string | bool](m map[string]any, name string) (*T, bool) {
+	switch v := m[name].(type) {
+	case nil:
+		return nil, true
+	case T:
+		if s, ok := any(v).(string); ok && !utf8.ValidString(s) {
+			return nil, false
+		}
+		return &v, true
+	default:
+		return nil, false
+	}
+}
+
 // decodeMap implements mapDecoder.
 func (r *SendRequest) decodeMap(m map[string]any) bool {
 	if !exactKeys(m, "room", "text") {
 		return false
 	}
 	room, ok := stringField(m, "room")
-	if !ok {
-		return false
-	}
-	var text *string
-	switch v := m["text"].(type) {
-	case nil:
-	case string:
-		if !utf8.ValidString(v) {
-			return false
-		}
-		text = &v
-	default:
+	text, ok2 := optionalField[string](m, "text")
+	if !ok || !ok2 {
 		return false
 	}
 	r.Room, r.Text = room, text
@@ -116,15 +121,8 @@ func (r *TypingRequest) decodeMap(m map[string]any) bool {
 		return false
 	}
 	room, ok := stringField(m, "room")
-	if !ok {
-		return false
-	}
-	var typing *bool
-	switch v := m["typing"].(type) {
-	case nil:
-	case bool:
-		typing = &v
-	default:
+	typing, ok2 := optionalField[bool](m, "typing")
+	if !ok || !ok2 {
 		return false
 	}
 	r.Room, r.Typing = room, typing
