@@ -243,6 +243,12 @@ func ackResult(args []any) string {
 	if len(args) == 0 {
 		return otherLabel
 	}
+	if r, ok := args[0].(namespaces.Reply); ok { // the namespaces' own acks
+		if code := r.ReplyCode(); code != "" {
+			return closedLabel(code, ackResults)
+		}
+		return "ok"
+	}
 	reply, ok := args[0].(map[string]any)
 	if !ok {
 		return otherLabel

@@ -16,7 +16,7 @@ import (
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 
-	engine := s.admission.middleware(s.io.ServeHandler(nil))
+	engine := s.admission.middleware(releaseAfterHijack(s.io.ServeHandler(nil))) // hijack.go
 	r.Handle("/socket.io", engine)
 	r.Handle("/socket.io/*", engine)
 	if s.echo != nil {

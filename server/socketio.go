@@ -20,6 +20,7 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 	opts.SetTransports(engineTransports(&websocketBuilder{
 		timeout:  s.cfg.Limits.WriteTimeout,
 		timedOut: func() { s.metrics.Limited("write_timeout") },
+		frames:   newFrameCache(),
 	}))
 	if s.cfg.RecoveryWindow > 0 {
 		rec := socket.DefaultConnectionStateRecovery()
