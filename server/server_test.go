@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -69,6 +70,20 @@ func TestShutdownDisconnectsAndDrains(t *testing.T) {
 		})
 		clients[name] = ch
 	}
+	// Let the polling→websocket client finish its upgrade first: the library (servers/engine
+	// v3.0.6 socket.go maybeUpgrade) can re-arm its upgrade-check interval after a concurrent close
+	// has cleared it, and that ticker goroutine then outlives the session. That is the library's
+	// race on a close during an upgrade, not the shutdown path this test checks.
+	waitFor(t, "every upgrade to finish", func() bool {
+		done := true
+		ts.IO().Engine().Clients().Range(func(_ string, c engine.Socket) bool {
+			if c.Upgrading() || c.Transport().Name() != "websocket" {
+				done = false
+			}
+			return done
+		})
+		return done
+	})
 	if err := ts.stop(); err != nil {
 		t.Fatalf("Serve returned %v after a clean drain", err)
 	}
