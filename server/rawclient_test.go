@@ -62,11 +62,9 @@ func rawDial(ts *testServer, nsp string, readBuffer int) (*rawClient, *http.Resp
 // join connects the client to one more namespace and waits until the server has set the socket
 // up; the socket id of the last namespace joined is kept in sid.
 //
-// The connect ack alone is not enough: the library (v3.0.6) sends it before it registers the
-// socket with its client, and an event arriving in between makes it close the connection
-// ("forced close"). socket.io-client sends buffered events right on connect, so a browser can hit
-// this too; on loopback a raw client does about once in 500 connections. So join also waits for
-// the server's connection handlers (the metrics' one runs after the registration).
+// join also waits for the server's connection handlers (the metrics' one runs last), so that a
+// test may read the server's state right away. (Events sent at once are safe anyway: see
+// connectgate.go.)
 func (c *rawClient) join(nsp string) error {
 	if err := c.write("40" + nspPrefix(nsp)); err != nil {
 		return err

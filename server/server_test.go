@@ -1,7 +1,6 @@
 package server
 
 import (
-	"github.com/zishang520/socket.io/servers/engine/v3"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -58,11 +57,14 @@ func TestRoundTripEveryTransport(t *testing.T) {
 
 func TestShutdownDisconnectsAndDrains(t *testing.T) {
 	ts := startServer(t, testConfig())
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
 	clients := map[string]chan string{}
 	for name, transports := range transportSets {
 		c := dial(t, ts.URL, dialOptions{transports: transports})
+		// A polling→websocket client is shut down once upgraded. Closed in the middle of its
+		// upgrade, the Go client v3.0.6 now and then (2 runs in 40) reported no disconnect at all;
+		// whether the client or the close of the polling half is at fault is not known yet.
+		waitFor(t, name+" on websocket", func() bool { return c.Io().Engine().Transport().Name() == "websocket" })
 		ch := make(chan string, 1)
 		_ = c.Once("disconnect", func(args ...any) {
 			reason, _ := args[0].(string)
@@ -70,20 +72,6 @@ func TestShutdownDisconnectsAndDrains(t *testing.T) {
 		})
 		clients[name] = ch
 	}
-	// Let the polling→websocket client finish its upgrade first: the library (servers/engine
-	// v3.0.6 socket.go maybeUpgrade) can re-arm its upgrade-check interval after a concurrent close
-	// has cleared it, and that ticker goroutine then outlives the session. That is the library's
-	// race on a close during an upgrade, not the shutdown path this test checks.
-	waitFor(t, "every upgrade to finish", func() bool {
-		done := true
-		ts.IO().Engine().Clients().Range(func(_ string, c engine.Socket) bool {
-			if c.Upgrading() || c.Transport().Name() != "websocket" {
-				done = false
-			}
-			return done
-		})
-		return done
-	})
 	if err := ts.stop(); err != nil {
 		t.Fatalf("Serve returned %v after a clean drain", err)
 	}
@@ -97,6 +85,41 @@ func TestShutdownDisconnectsAndDrains(t *testing.T) {
 	ts.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz after shutdown = %d, want 503", rec.Code)
+	}
+}
+
+// TestShutdownLeavesNoGoroutines: after Serve returns, nothing of the node keeps running. The
+// clients are raw websockets (no goroutines of their own, unlike the library's Go client, whose
+// timers would count), connected to both namespaces.
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	ts := startServer(t, testConfig())
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	var clients []*rawClient
+	for _, nsp := range []string{"/", "/chat", "/"} {
+		c, _, err := rawDial(ts, nsp, 0)
+		if err != nil {
+			t.Fatalf("raw dial %s: %v", nsp, err)
+		}
+		clients = append(clients, c)
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Serve returned %v after a clean drain", err)
+	}
+	for i, c := range clients {
+		for {
+			// The server closed the connection: reads end (after any last packets), and not by
+			// the read deadline.
+			_, err := c.read()
+			if err == nil {
+				continue
+			}
+			if isTimeout(err) {
+				t.Errorf("client %d: the server did not close its connection: %v", i, err)
+			}
+			break
+		}
+		c.close()
 	}
 }
 
