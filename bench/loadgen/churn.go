@@ -30,7 +30,7 @@ func runChurn(ctx context.Context, o Options) (Result, error) {
 	cycles(max(o.Concurrency, 1))
 	failures.Store(0)
 	g0, gerr := goroutines(ctx, o.PprofAddr)
-	p0, err := sampleAt(ctx, o.PID, time.Now().Add(time.Second))
+	p0, err := sampleAt(ctx, o.pids(), time.Now().Add(time.Second))
 	if err != nil {
 		return res, err
 	}
@@ -52,7 +52,7 @@ func runChurn(ctx context.Context, o Options) (Result, error) {
 			break
 		}
 	}
-	p1, err := sampleAt(ctx, o.PID, time.Now().Add(time.Second))
+	p1, err := sampleAt(ctx, o.pids(), time.Now().Add(time.Second))
 	if err != nil {
 		return res, err
 	}

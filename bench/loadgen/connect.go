@@ -11,7 +11,7 @@ import (
 func runConnect(ctx context.Context, o Options) (Result, error) {
 	var res Result
 	d := NewDialer(o.Addr, o.Sources)
-	before, err := ReadProc(o.PID)
+	before, err := ReadProcs(o.pids())
 	if err != nil {
 		return res, err
 	}
@@ -21,12 +21,12 @@ func runConnect(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	elapsed := time.Since(start)
-	connected, err := ReadProc(o.PID)
+	connected, err := ReadProcs(o.pids())
 	if err != nil {
 		return res, err
 	}
 	// Let the server finish what it does after a connect (timers, GC) before reading its memory.
-	settled, err := sampleAt(ctx, o.PID, time.Now().Add(2*time.Second))
+	settled, err := sampleAt(ctx, o.pids(), time.Now().Add(2*time.Second))
 	if err != nil {
 		return res, err
 	}

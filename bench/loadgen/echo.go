@@ -105,12 +105,12 @@ func runEcho(ctx context.Context, o Options) (Result, error) {
 			return res, fmt.Errorf("loadgen: echo: %w", err)
 		}
 	}
-	p0, err := sampleAt(ctx, o.PID, time.Unix(0, warmEnd.Load()))
+	p0, err := sampleAt(ctx, o.pids(), time.Unix(0, warmEnd.Load()))
 	if err != nil {
 		return res, err
 	}
 	self0, _ := ReadProc(os.Getpid())
-	p1, err := sampleAt(ctx, o.PID, time.Unix(0, end.Load()))
+	p1, err := sampleAt(ctx, o.pids(), time.Unix(0, end.Load()))
 	if err != nil {
 		return res, err
 	}

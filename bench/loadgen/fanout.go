@@ -13,8 +13,9 @@ import (
 
 // receiver is one room member of the fanout scenario; only its read loop touches it.
 type receiver struct {
-	seq SeqTracker
-	lat []time.Duration
+	node int // index of the node it is connected to: 0 is Addr, 1… are Peers
+	seq  SeqTracker
+	lat  []time.Duration
 }
 
 // fanoutRun is the shared state of one fanout run.
@@ -50,8 +51,8 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 
 	d := NewDialer(o.Addr, o.Sources)
 	members := make([]*receiver, o.N)
-	clients, failures, err := dialAll(ctx, o, d, nsp, o.N, func(i int) func(Frame, time.Time) bool {
-		r := &receiver{}
+	clients, failures, err := dialSpread(ctx, o, nsp, func(i, node int) func(Frame, time.Time) bool {
+		r := &receiver{node: node}
 		members[i] = r
 		return func(f Frame, at time.Time) bool {
 			run.frames.Add(1)
@@ -94,7 +95,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	settle(ctx, &run.frames, time.Second, 60*time.Second)
 
 	total := o.Rate * int(o.Duration/time.Second)
-	p0, err := ReadProc(o.PID)
+	p0, err := ReadProcs(o.pids())
 	if err != nil {
 		return res, err
 	}
@@ -144,7 +145,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 			last, lastChange = n, time.Now()
 		}
 	}
-	p1, err := ReadProc(o.PID)
+	p1, err := ReadProcs(o.pids())
 	if err != nil {
 		return res, err
 	}
@@ -158,6 +159,8 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	var (
 		all                  []time.Duration
 		lost, ooo, dups, got int
+		nodes                = 1 + len(o.Peers)
+		gotOn, lostOn        = make([]int, nodes), make([]int, nodes)
 	)
 	for _, m := range members {
 		if m == nil {
@@ -168,6 +171,14 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 		ooo += m.seq.OutOfOrder
 		dups += m.seq.Duplicates
 		got += m.seq.Received
+		gotOn[m.node] += m.seq.Received
+		lostOn[m.node] += m.seq.Lost(published)
+	}
+	if nodes > 1 {
+		for k := range nodes {
+			res.set(fmt.Sprintf("delivered_node%d", k+1), float64(gotOn[k]))
+			res.set(fmt.Sprintf("lost_node%d", k+1), float64(lostOn[k]))
+		}
 	}
 	lat := Summarize(all)
 	span := time.Duration(run.lastAt.Load()) - firstPublish
@@ -186,6 +197,36 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	res.set("duplicates", float64(dups))
 	res.set("rss_kib", float64(p1.RSS)/1024)
 	return res, nil
+}
+
+// dialSpread connects o.N members to nsp, spread round-robin over o.Addr and o.Peers (see
+// spread). frames(i, node) makes member i's frame handler; node 0 is o.Addr.
+func dialSpread(ctx context.Context, o Options, nsp string, frames func(i, node int) func(Frame, time.Time) bool) ([]*client, int, error) {
+	addrs := append([]string{o.Addr}, o.Peers...)
+	var (
+		all      []*client
+		failures int
+	)
+	for node, ids := range spread(o.N, len(addrs)) {
+		cs, failed, err := dialAll(ctx, o, NewDialer(addrs[node], o.Sources), nsp, len(ids), func(j int) func(Frame, time.Time) bool {
+			return frames(ids[j], node)
+		})
+		if err != nil {
+			closeAll(o, all)
+			return nil, 0, fmt.Errorf("node %s: %w", addrs[node], err)
+		}
+		all, failures = append(all, cs...), failures+failed
+	}
+	return all, failures, nil
+}
+
+// spread deals member indices 0..n-1 round-robin to nodes: member i goes to node i mod nodes.
+func spread(n, nodes int) [][]int {
+	out := make([][]int, nodes)
+	for i := range n {
+		out[i%nodes] = append(out[i%nodes], i)
+	}
+	return out
 }
 
 // joinAll puts every client in the room with the join request; a missing or failed ack makes the
@@ -238,10 +279,16 @@ type apiPublisher struct {
 	http           *http.Client
 }
 
+// newAPIPublisher keeps one keep-alive connection per call in flight (o.InFlight, at least one),
+// so that no call pays for a TCP handshake.
 func newAPIPublisher(o Options, base time.Time) *apiPublisher {
+	conns := max(o.InFlight, 1)
 	return &apiPublisher{
 		url: "http://" + o.Addr + "/api/v1/emit", key: o.APIKey, room: o.Room, base: base,
-		http: &http.Client{Timeout: 60 * time.Second},
+		http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+			MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute,
+			DisableCompression: true,
+		}},
 	}
 }
 
@@ -260,6 +307,7 @@ func (p *apiPublisher) post(ctx context.Context, room string, seq int, sent int6
 		return err
 	}
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		return notAvailable("POST /api/v1/emit answered %d: %.80s", resp.StatusCode, bytes.TrimSpace(answer))

@@ -36,6 +36,20 @@ func ReadProc(pid int) (ProcSample, error) {
 	return s, err
 }
 
+// ReadProcs reads every process of pids and sums their CPU time and RSS, for a server made of
+// several processes (a cluster of nodes).
+func ReadProcs(pids []int) (ProcSample, error) {
+	var sum ProcSample
+	for _, pid := range pids {
+		s, err := ReadProc(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.At, sum.CPU, sum.RSS = s.At, sum.CPU+s.CPU, sum.RSS+s.RSS
+	}
+	return sum, nil
+}
+
 // parseStatCPU returns utime + stime (fields 14 and 15) of a /proc/<pid>/stat line.
 func parseStatCPU(stat []byte) (time.Duration, error) {
 	i := bytes.LastIndexByte(stat, ')') // the command name may hold spaces and parentheses

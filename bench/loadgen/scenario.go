@@ -24,7 +24,16 @@ type Options struct {
 	APIKey      string        // fanout via api: the bearer key
 	Room        string        // the room every scenario uses
 	Cycles      int           // churn: connect/disconnect cycles
+	InFlight    int           // api-emit: API calls in flight
+	// Peers are the other nodes of a cluster (host:port, fanout): members are spread round-robin
+	// over Addr and Peers; the publisher uses Addr only.
+	Peers []string
+	// PeerPIDs are the processes of Peers; server CPU and RSS are summed over PID and PeerPIDs.
+	PeerPIDs []int
 }
+
+// pids is every server process the run reads.
+func (o Options) pids() []int { return append([]int{o.PID}, o.PeerPIDs...) }
 
 // Result is what a scenario measured: Metrics by key, or NA when the server lacks what the
 // scenario needs (an endpoint or event that does not exist yet).
@@ -68,8 +77,10 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		res, err = runFanout(ctx, o)
 	case "churn":
 		res, err = runChurn(ctx, o)
+	case "api-emit":
+		res, err = runAPIEmit(ctx, o)
 	default:
-		return res, fmt.Errorf("loadgen: unknown scenario %q (connect, echo, fanout, churn)", scenario)
+		return res, fmt.Errorf("loadgen: unknown scenario %q (connect, echo, fanout, api-emit, churn)", scenario)
 	}
 	res.Scenario = scenario
 	if na, ok := errors.AsType[*errNA](err); ok {
@@ -192,12 +203,12 @@ func perUnit(d time.Duration, n int) float64 {
 	return float64(d.Microseconds()) / float64(n)
 }
 
-// sampleAt waits until t and reads the server's /proc.
-func sampleAt(ctx context.Context, pid int, t time.Time) (ProcSample, error) {
+// sampleAt waits until t and reads the server's /proc (summed over its processes).
+func sampleAt(ctx context.Context, pids []int, t time.Time) (ProcSample, error) {
 	select {
 	case <-time.After(time.Until(t)):
 	case <-ctx.Done():
 		return ProcSample{}, ctx.Err()
 	}
-	return ReadProc(pid)
+	return ReadProcs(pids)
 }

@@ -77,3 +77,15 @@ func (t *SeqTracker) Lost(published int) int {
 	}
 	return published - got
 }
+
+// LostOf is how many of seqs never arrived, for publishers whose sequence numbers have gaps (the
+// numbers of failed calls, which nobody should receive, are left out of seqs).
+func (t *SeqTracker) LostOf(seqs []int) int {
+	lost := 0
+	for _, s := range seqs {
+		if s >= 0 && (s >= len(t.seen) || !t.seen[s]) {
+			lost++
+		}
+	}
+	return lost
+}

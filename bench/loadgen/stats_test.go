@@ -109,3 +109,31 @@ func TestSeqTracker(t *testing.T) {
 		})
 	}
 }
+
+func TestSeqTrackerLostOf(t *testing.T) {
+	tests := []struct {
+		name     string
+		arrivals []int
+		seqs     []int
+		lost     int
+	}{
+		{name: "everything arrived", arrivals: []int{2, 0, 1}, seqs: []int{0, 1, 2}},
+		{name: "gaps that were never sent are not lost", arrivals: []int{0, 3}, seqs: []int{0, 3}},
+		{name: "a missing one in the middle", arrivals: []int{0, 2}, seqs: []int{0, 1, 2}, lost: 1},
+		{name: "beyond the highest arrival", arrivals: []int{0}, seqs: []int{0, 5, 6}, lost: 2},
+		{name: "nothing arrived", seqs: []int{0, 1}, lost: 2},
+		{name: "duplicates count once", arrivals: []int{1, 1, 1}, seqs: []int{1}},
+		{name: "negative numbers are ignored", arrivals: []int{0}, seqs: []int{-1, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tr SeqTracker
+			for _, s := range tt.arrivals {
+				tr.Observe(s)
+			}
+			if got := tr.LostOf(tt.seqs); got != tt.lost {
+				t.Fatalf("LostOf(%v) after %v = %d, want %d", tt.seqs, tt.arrivals, got, tt.lost)
+			}
+		})
+	}
+}

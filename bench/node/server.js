@@ -3,7 +3,10 @@
 // 25s/20s, 1 MB payloads, any origin, connection state recovery for 2 minutes) and the same ack
 // shapes, so both servers do the same work per event.
 //
-//   node bench/node/server.js --addr 127.0.0.1:3100 --api-keys benchkey
+//   node bench/node/server.js --addr 127.0.0.1:3100 --api-keys benchkey [--redis redis://127.0.0.1:6379/0]
+//
+// With --redis, rooms are shared with the other nodes on that Redis through @socket.io/redis-adapter
+// (pub/sub, default "socket.io" channel prefix), as Switchboard's --adapter redis does.
 //
 // Namespace "/":   subscribe / unsubscribe {rooms}       → {data: {rooms}}
 // Namespace /chat: chat:join {room} → {data: {room, members, history}}, chat:user-joined to others
@@ -12,6 +15,8 @@
 // HTTP:            POST /api/v1/emit {namespace, rooms, except, event, data | args, volatile} → 202
 import { createServer } from "node:http";
 import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
 
 function flag(name, def) {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,6 +26,7 @@ function flag(name, def) {
 }
 
 const addr = flag("addr", "127.0.0.1:3100");
+const redisURL = flag("redis", "");
 const apiKeys = flag("api-keys", "").split(",").map((k) => k.trim()).filter(Boolean);
 const maxPayload = 1_000_000;
 const chatHistory = 100;
@@ -227,13 +233,26 @@ function api(req, res) {
   });
 }
 
+// The adapter is in place before the server listens, so no socket starts on the in-memory one.
+let redisClients = [];
+if (redisURL) {
+  const pub = createClient({ url: redisURL });
+  const sub = pub.duplicate();
+  for (const c of [pub, sub]) {
+    c.on("error", (err) => console.log(JSON.stringify({ level: "error", message: "redis", error: String(err) })));
+  }
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+  redisClients = [pub, sub];
+}
+
 httpServer.listen(port, host, () => {
-  console.log(JSON.stringify({ level: "info", message: "listening", addr, node: process.version }));
+  console.log(JSON.stringify({ level: "info", message: "listening", addr, node: process.version, redis: Boolean(redisURL) }));
 });
 
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
-    io.close(() => process.exit(0));
+    io.close(() => Promise.allSettled(redisClients.map((c) => c.quit())).then(() => process.exit(0)));
     setTimeout(() => process.exit(0), 2000).unref();
   });
 }

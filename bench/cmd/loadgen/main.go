@@ -2,6 +2,7 @@
 // the result as one JSON object. benchrun drives it; run it by hand to iterate on one scenario:
 //
 //	loadgen -scenario echo -addr 127.0.0.1:3100 -pid $(pgrep -n switchboard) -n 50 -duration 10s
+//	loadgen -scenario fanout -addr 127.0.0.1:3100 -pid A -peer 127.0.0.1:3103 -peer-pid B -n 1000
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -24,20 +26,33 @@ func main() {
 		scenario string
 		timeout  time.Duration
 	)
-	flag.StringVar(&scenario, "scenario", "", "connect, echo, fanout or churn")
+	flag.StringVar(&scenario, "scenario", "", "connect, echo, fanout, api-emit or churn")
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3100", "server host:port (loopback only)")
 	flag.IntVar(&o.PID, "pid", 0, "server process id, read from /proc")
 	flag.StringVar(&o.PprofAddr, "pprof-addr", "", "server pprof listener, for goroutine counts (churn)")
 	flag.IntVar(&o.Sources, "sources", 16, "loopback source addresses 127.0.0.2… to spread connections over")
 	flag.IntVar(&o.Concurrency, "concurrency", 50, "connection attempts in flight")
-	flag.IntVar(&o.N, "n", 1000, "clients (connect, echo) or room members (fanout)")
-	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time (echo) or publishing time (fanout)")
-	flag.DurationVar(&o.Warmup, "warmup", time.Second, "echo: unmeasured time before the window")
+	flag.IntVar(&o.N, "n", 1000, "clients (connect, echo) or room members (fanout, api-emit)")
+	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time (echo, api-emit) or publishing time (fanout)")
+	flag.DurationVar(&o.Warmup, "warmup", time.Second, "echo, api-emit: unmeasured time before the window")
 	flag.IntVar(&o.Rate, "rate", 10, "fanout: messages per second")
 	flag.StringVar(&o.Via, "via", "api", "fanout: publish through the HTTP API (api) or chat:send (chat)")
 	flag.StringVar(&o.APIKey, "api-key", "benchkey", "fanout via api: bearer key")
 	flag.StringVar(&o.Room, "room", "bench", "room name")
 	flag.IntVar(&o.Cycles, "cycles", 5000, "churn: connect/disconnect cycles")
+	flag.IntVar(&o.InFlight, "inflight", 16, "api-emit: API calls in flight, one keep-alive connection each")
+	flag.Func("peer", "fanout: another node of the cluster, host:port (repeat for more); members are spread over -addr and the peers", func(v string) error {
+		o.Peers = append(o.Peers, v)
+		return nil
+	})
+	flag.Func("peer-pid", "process id of a -peer, in the same order (its CPU and RSS are added to the server's)", func(v string) error {
+		pid, err := strconv.Atoi(v)
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("not a process id: %q", v)
+		}
+		o.PeerPIDs = append(o.PeerPIDs, pid)
+		return nil
+	})
 	flag.DurationVar(&timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
 	cpuProfile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	flag.Parse()
@@ -54,6 +69,9 @@ func main() {
 
 	if o.PID <= 0 {
 		fail("-pid is required")
+	}
+	if len(o.PeerPIDs) != len(o.Peers) {
+		fail("every -peer needs its -peer-pid")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
