@@ -20,7 +20,10 @@ type benchCase struct {
 	Scenario        string
 	Args            []string
 	Pprof           bool // start Switchboard with its pprof listener (goroutine counts)
-	Metrics         []metric
+	// Cluster runs two nodes of the server, sharing rooms through Redis; the load generator
+	// spreads the members over both and calls the API of the first.
+	Cluster bool
+	Metrics []metric
 }
 
 var (
@@ -51,6 +54,33 @@ var (
 		{"duplicates", "duplicated messages", false, 0},
 		{"loadgen_cpu_per_delivery_us", "load generator CPU per delivery (µs)", false, 1},
 	}
+	apiEmitMetrics = []metric{
+		{"calls_per_s", "API calls per second", true, 0},
+		{"cpu_per_call_us", "server CPU per API call (µs)", false, 1},
+		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
+		{"p50_ms", "HTTP call latency p50 (ms)", false, 2},
+		{"p99_ms", "HTTP call latency p99 (ms)", false, 2},
+		{"max_ms", "HTTP call latency max (ms)", false, 1},
+		{"failures", "failed calls", false, 0},
+		{"delivered", "deliveries (accepted calls × members, warm-up included)", true, 0},
+		{"lost", "lost deliveries", false, 0},
+		{"duplicates", "duplicated deliveries", false, 0},
+		{"loadgen_cpu_per_call_us", "load generator CPU per call (µs)", false, 1},
+		{"loadgen_cpu_pct", "load generator CPU use (% of one core)", false, 0},
+	}
+	clusterMetrics = []metric{
+		{"delivered_per_s", "delivered per second", true, 0},
+		{"cpu_per_delivery_us", "server CPU per delivery, both nodes (µs)", false, 1},
+		{"p50_ms", "end-to-end latency p50 (ms)", false, 1},
+		{"p99_ms", "end-to-end latency p99 (ms)", false, 1},
+		{"max_ms", "end-to-end latency max (ms)", false, 0},
+		{"lost", "lost messages (member × message)", false, 0},
+		{"lost_node2", "of which on node B (relayed through Redis)", false, 0},
+		{"delivered_node2", "delivered to members on node B", true, 0},
+		{"out_of_order", "out-of-order messages", false, 0},
+		{"duplicates", "duplicated messages", false, 0},
+		{"loadgen_cpu_per_delivery_us", "load generator CPU per delivery (µs)", false, 1},
+	}
 	churnMetrics = []metric{
 		{"cycles_per_s", "cycles per second", true, 0},
 		{"failures", "failed cycles", false, 0},
@@ -62,13 +92,23 @@ var (
 	}
 )
 
+// The API emit case's room and load: small enough that the ten deliveries of a call do not
+// dominate its cost, enough calls in flight to keep a one-core server busy.
+const (
+	emitMembers  = 10
+	emitInFlight = 16
+)
+
 // defaultCases are the issue's sizes; quick shrinks them for iteration.
 func defaultCases(quick bool) []benchCase {
 	connectSizes, echoClients, echoFor := []int{2000, 10000}, 50, 10*time.Second
 	apiSizes, chatSizes, publishFor, rate, cycles := []int{1000, 5000}, []int{1000}, 10*time.Second, 10, 5000
+	emitFor, emitWarmup := 10*time.Second, 2*time.Second
+	clusterSizes := []int{1000}
 	if quick {
 		connectSizes, echoFor = []int{1000}, 3*time.Second
 		apiSizes, chatSizes, publishFor, cycles = []int{500}, []int{500}, 3*time.Second, 1000
+		emitFor, emitWarmup, clusterSizes = 3*time.Second, time.Second, []int{500}
 	}
 	var cs []benchCase
 	for _, n := range connectSizes {
@@ -95,6 +135,21 @@ func defaultCases(quick bool) []benchCase {
 			ID: fmt.Sprintf("fanout-chat-%d", n), Title: fmt.Sprintf("fan-out through a client's chat:send, %s members", thousands(n)), Scenario: "fanout",
 			What: fmt.Sprintf("%s clients `chat:join` one room on `/chat`; one more member sends `chat:send` (acked) %d times a second for %s; every member receives `chat:message`", thousands(n), rate, publishFor),
 			Args: []string{"-via", "chat", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: fanoutMetrics,
+		})
+	}
+	cs = append(cs, benchCase{
+		ID: "api-emit", Title: fmt.Sprintf("HTTP API emit path, %d calls in flight", emitInFlight), Scenario: "api-emit",
+		What: fmt.Sprintf("%d clients `subscribe` to one room on `/`; a backend keeps %d POST /api/v1/emit calls (event `tick`, to that room) in flight over %d keep-alive connections, each posting again as soon as the answer arrives; %s warm-up, then %s measured",
+			emitMembers, emitInFlight, emitInFlight, emitWarmup, emitFor),
+		Args:    []string{"-n", strconv.Itoa(emitMembers), "-inflight", strconv.Itoa(emitInFlight), "-duration", emitFor.String(), "-warmup", emitWarmup.String()},
+		Metrics: apiEmitMetrics,
+	})
+	for _, n := range clusterSizes {
+		cs = append(cs, benchCase{
+			ID: fmt.Sprintf("fanout-redis-2x%d", n), Title: fmt.Sprintf("fan-out across two nodes on Redis, %s members", thousands(n)), Scenario: "fanout", Cluster: true,
+			What: fmt.Sprintf("two nodes of each server share rooms through Redis pub/sub; %s clients `subscribe` to one room on `/`, %s on each node; a backend POSTs /api/v1/emit (event `tick`) to node A %d times a second for %s, so node B's members get every message through Redis",
+				thousands(n), thousands(n/2), rate, publishFor),
+			Args: []string{"-via", "api", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: clusterMetrics,
 		})
 	}
 	cs = append(cs, benchCase{

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // machine describes where the numbers were taken.
@@ -92,12 +95,43 @@ func versions(ctx context.Context, env *environment) [][2]string {
 	if out, err := exec.CommandContext(ctx, env.node, "--version").Output(); err == nil {
 		v = append(v, [2]string{"Node.js", strings.TrimSpace(string(out))})
 	}
-	for _, pkg := range []string{"socket.io", "engine.io", "ws"} {
+	for _, pkg := range []string{"socket.io", "engine.io", "ws", "@socket.io/redis-adapter", "redis"} {
 		if ver := nodePackageVersion(env.root, pkg); ver != "" {
 			v = append(v, [2]string{"npm " + pkg, ver})
 		}
 	}
+	if ver := redisVersion(env.redisURL); ver != "" {
+		v = append(v, [2]string{"Redis (cluster cases)", ver})
+	}
 	return v
+}
+
+// redisVersion asks the Redis at rawURL for its version (INFO server); "" when it does not
+// answer or needs a password.
+func redisVersion(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "redis" || u.User != nil {
+		return ""
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("INFO server\r\n")); err != nil {
+		return ""
+	}
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v
+		}
+		if err != nil {
+			return ""
+		}
+	}
 }
 
 // nodePackageVersion reads the installed version of pkg as the reference server resolves it.

@@ -25,6 +25,8 @@ func main() {
 		only    string
 		workdir string
 		binary  string
+		port    int
+		redis   string
 	)
 	flag.BoolVar(&quick, "quick", false, "small sizes and one repetition, for iterating")
 	flag.IntVar(&reps, "reps", 3, "repetitions of every case (at least 3 for RESULTS.md)")
@@ -32,13 +34,15 @@ func main() {
 	flag.StringVar(&only, "only", "", "comma list of case ids to run (e.g. echo,fanout-api-1000); empty = all")
 	flag.StringVar(&workdir, "workdir", ".build/bench", "binaries and server logs")
 	flag.StringVar(&binary, "switchboard", "", "benchmark this switchboard binary instead of building the working tree")
+	flag.IntVar(&port, "port", 3100, "first of five loopback ports: Switchboard, Node, pprof, then the second node of each (cluster cases)")
+	flag.StringVar(&redis, "redis-url", "redis://127.0.0.1:6379/0", "Redis for the cluster cases (fanout-redis-…); only pub/sub is used, nothing is stored")
 	flag.Parse()
 	if quick && !isSet("reps") {
 		reps = 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, quick, reps, out, only, workdir, binary); err != nil {
+	if err := run(ctx, quick, reps, out, only, workdir, binary, port, redis); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
@@ -50,7 +54,7 @@ func isSet(name string) bool {
 	return set
 }
 
-func run(ctx context.Context, quick bool, reps int, out, only, workdir, binary string) error {
+func run(ctx context.Context, quick bool, reps int, out, only, workdir, binary string, port int, redisURL string) error {
 	started := time.Now()
 	if err := raiseFileLimit(20000); err != nil {
 		return err
@@ -62,7 +66,7 @@ func run(ctx context.Context, quick bool, reps int, out, only, workdir, binary s
 	if err := os.MkdirAll(workdir, 0o755); err != nil {
 		return err
 	}
-	env, err := prepare(ctx, workdir, binary)
+	env, err := prepare(ctx, workdir, binary, port, redisURL)
 	if err != nil {
 		return err
 	}

@@ -74,3 +74,24 @@ func TestReportFiguresAndNA(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultCasesIncludeEmitAndCluster(t *testing.T) {
+	for _, quick := range []bool{false, true} {
+		cs := defaultCases(quick)
+		emit, cluster := filterCases(cs, []string{"api-emit"}), 0
+		for _, c := range cs {
+			if c.Cluster {
+				cluster++
+				if !strings.HasPrefix(c.ID, "fanout-redis-2x") || c.Scenario != "fanout" {
+					t.Errorf("quick %v: cluster case %q runs %q", quick, c.ID, c.Scenario)
+				}
+			}
+		}
+		if len(emit) != 1 || emit[0].Scenario != "api-emit" || cluster != 1 {
+			t.Errorf("quick %v: %d api-emit cases, %d cluster cases; want 1 and 1", quick, len(emit), cluster)
+		}
+	}
+	if len(filterCases(defaultCases(false), []string{"fanout-redis-2x1000"})) != 1 {
+		t.Errorf("no fanout-redis-2x1000 in the default cases")
+	}
+}

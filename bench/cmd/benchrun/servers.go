@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,30 +26,51 @@ const (
 	apiKey     = "benchkey"
 )
 
+// Ports, as offsets from -port: Switchboard, Node, Switchboard's pprof listener, then the second
+// node of each for the cluster cases (peerOffset above the first).
+const (
+	switchboardOffset = 0
+	nodeOffset        = 1
+	pprofOffset       = 2
+	peerOffset        = 3
+)
+
 // serverKind is one of the two servers under test.
 type serverKind struct {
 	Name, Label string
-	Addr        string
-	PprofAddr   string
-	command     func(env *environment, pprof bool) []string
+	offset      int  // port offset of its first node
+	pprof       bool // has a pprof listener (goroutine counts)
+	command     func(env *environment, l launch) []string
+}
+
+// launch is how one process of a server is started.
+type launch struct {
+	addr, pprofAddr string // pprofAddr empty: no pprof listener
+	redis           bool   // share rooms with the other node through env.redisURL
 }
 
 var servers = []serverKind{
 	{
-		Name: "switchboard", Label: "Switchboard", Addr: "127.0.0.1:3100", PprofAddr: "127.0.0.1:3102",
-		command: func(env *environment, pprof bool) []string {
-			args := []string{env.switchboard, "--addr", "127.0.0.1:3100", "--api-keys", apiKey, "--log-level", "warn", "--log-format", "json"}
-			if pprof {
-				args = append(args, "--pprof-addr", "127.0.0.1:3102")
+		Name: "switchboard", Label: "Switchboard", offset: switchboardOffset, pprof: true,
+		command: func(env *environment, l launch) []string {
+			args := []string{env.switchboard, "--addr", l.addr, "--api-keys", apiKey, "--log-level", "warn", "--log-format", "json"}
+			if l.pprofAddr != "" {
+				args = append(args, "--pprof-addr", l.pprofAddr)
+			}
+			if l.redis {
+				args = append(args, "--adapter", "redis", "--redis-url", env.redisURL)
 			}
 			return args
 		},
 	},
 	{
-		Name: "node", Label: "Node socket.io",
-		Addr: "127.0.0.1:3101",
-		command: func(env *environment, _ bool) []string {
-			return []string{env.node, env.nodeServer, "--addr", "127.0.0.1:3101", "--api-keys", apiKey}
+		Name: "node", Label: "Node socket.io", offset: nodeOffset,
+		command: func(env *environment, l launch) []string {
+			args := []string{env.node, env.nodeServer, "--addr", l.addr, "--api-keys", apiKey}
+			if l.redis {
+				args = append(args, "--redis", env.redisURL)
+			}
+			return args
 		},
 	},
 }
@@ -58,18 +80,25 @@ type environment struct {
 	root, workdir        string
 	switchboard, loadgen string
 	node, nodeServer     string
+	port                 int    // the first of the five loopback ports the servers listen on
+	redisURL             string // for the cluster cases
 	versions             [][2]string
+}
+
+// addr is the loopback address at port offset.
+func (env *environment) addr(offset int) string {
+	return "127.0.0.1:" + strconv.Itoa(env.port+offset)
 }
 
 // prepare builds the switchboard binary and the load generator and checks the Node reference.
 // A prebuilt binary (-switchboard) is used as it is.
-func prepare(ctx context.Context, workdir, binary string) (*environment, error) {
+func prepare(ctx context.Context, workdir, binary string, port int, redisURL string) (*environment, error) {
 	root, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
 	env := &environment{
-		root: root, workdir: workdir,
+		root: root, workdir: workdir, port: port, redisURL: redisURL,
 		switchboard: filepath.Join(workdir, "switchboard"),
 		loadgen:     filepath.Join(workdir, "loadgen"),
 		nodeServer:  filepath.Join(root, "bench", "node", "server.js"),
@@ -93,8 +122,10 @@ func prepare(ctx context.Context, workdir, binary string) (*environment, error) 
 	if env.node, err = exec.LookPath("node"); err != nil {
 		return nil, fmt.Errorf("node is needed for the reference server: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "bench", "node_modules", "socket.io")); err != nil {
-		return nil, fmt.Errorf("bench/node_modules/socket.io is missing: run pnpm install --frozen-lockfile (make bench does)")
+	for _, pkg := range []string{"socket.io", "@socket.io/redis-adapter", "redis"} {
+		if _, err := os.Stat(filepath.Join(root, "bench", "node_modules", pkg)); err != nil {
+			return nil, fmt.Errorf("bench/node_modules/%s is missing: run pnpm install --frozen-lockfile (make bench does)", pkg)
+		}
 	}
 	if _, err := exec.LookPath("taskset"); err != nil {
 		return nil, fmt.Errorf("taskset (util-linux) is needed to pin the processes: %w", err)
@@ -125,20 +156,53 @@ func (o outcome) short(c benchCase) string {
 	return strings.Join(parts, " ")
 }
 
-// runOnce starts s fresh, runs case c against it and stops it.
+// runOnce starts s fresh (two nodes on Redis for a cluster case), runs case c against it and
+// stops it.
 func runOnce(ctx context.Context, env *environment, s serverKind, c benchCase, rep int) outcome {
-	logPath := filepath.Join(env.workdir, fmt.Sprintf("%s-%s-%d.log", s.Name, c.ID, rep+1))
-	proc, err := startServer(ctx, env, s, c.Pprof, logPath)
-	if err != nil {
-		return outcome{Err: err.Error()}
+	first := launch{addr: env.addr(s.offset), redis: c.Cluster}
+	if c.Pprof && s.pprof {
+		first.pprofAddr = env.addr(pprofOffset)
 	}
-	defer stopServer(proc)
+	nodes := []launch{first}
+	if c.Cluster {
+		nodes = append(nodes, launch{addr: env.addr(s.offset + peerOffset), redis: true})
+	}
+	var (
+		procs []*os.Process
+		logs  []string
+	)
+	defer func() {
+		for _, p := range procs {
+			stopServer(p)
+		}
+	}()
+	for i, l := range nodes {
+		name := fmt.Sprintf("%s-%s-%d", s.Name, c.ID, rep+1)
+		if len(nodes) > 1 {
+			name += "-" + string(rune('a'+i))
+		}
+		logPath := filepath.Join(env.workdir, name+".log")
+		proc, err := startServer(ctx, env, s, l, logPath)
+		if err != nil {
+			return outcome{Err: err.Error()}
+		}
+		procs, logs = append(procs, proc), append(logs, logPath)
+	}
 
-	args := append([]string{"-c", loadCore, env.loadgen, "-scenario", c.Scenario, "-addr", s.Addr,
-		"-pid", strconv.Itoa(proc.Pid), "-api-key", apiKey}, c.Args...)
-	if c.Pprof && s.PprofAddr != "" {
-		args = append(args, "-pprof-addr", s.PprofAddr)
+	args := []string{"-c", loadCore, env.loadgen, "-scenario", c.Scenario, "-addr", first.addr,
+		"-pid", strconv.Itoa(procs[0].Pid), "-api-key", apiKey}
+	for i, l := range nodes[1:] {
+		args = append(args, "-peer", l.addr, "-peer-pid", strconv.Itoa(procs[i+1].Pid))
 	}
+	if c.Cluster {
+		// Redis pub/sub channels are shared by every client of the Redis (databases do not
+		// separate them): a room of its own keeps other runs' messages away from the members.
+		args = append(args, "-room", fmt.Sprintf("bench-%d-%s-%d", os.Getpid(), s.Name, rep+1))
+	}
+	if first.pprofAddr != "" {
+		args = append(args, "-pprof-addr", first.pprofAddr)
+	}
+	args = append(args, c.Args...)
 	cmd := exec.CommandContext(ctx, "taskset", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -149,21 +213,33 @@ func runOnce(ctx context.Context, env *environment, s serverKind, c benchCase, r
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		return outcome{Err: fmt.Sprintf("loadgen output: %v", err)}
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d", proc.Pid)); err != nil {
-		return outcome{Err: "the server died during the run; see " + logPath}
+	for i, p := range procs {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p.Pid)); err != nil {
+			return outcome{Err: "the server died during the run; see " + logs[i]}
+		}
 	}
 	return outcome{Result: res}
 }
 
-// startServer starts s pinned to the server core and waits until it answers an Engine.IO
-// handshake.
-func startServer(ctx context.Context, env *environment, s serverKind, pprof bool, logPath string) (*os.Process, error) {
+// startServer starts one process of s pinned to the server core and waits until it answers an
+// Engine.IO handshake. A port that is already taken fails at once: the handshake would otherwise
+// be answered by whatever listens there.
+func startServer(ctx context.Context, env *environment, s serverKind, l launch, logPath string) (*os.Process, error) {
+	for _, a := range []string{l.addr, l.pprofAddr} {
+		if a == "" {
+			continue
+		}
+		if conn, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("%s: %s is taken by another process (choose other ports with -port)", s.Name, a)
+		}
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command("taskset", append([]string{"-c", serverCore}, s.command(env, pprof)...)...)
+	cmd := exec.Command("taskset", append([]string{"-c", serverCore}, s.command(env, l)...)...)
 	cmd.Dir = env.root
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "NODE_ENV=production")
@@ -173,7 +249,7 @@ func startServer(ctx context.Context, env *environment, s serverKind, pprof bool
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	// taskset execs the server, so the pid is the server's own.
-	url := "http://" + s.Addr + "/socket.io/?EIO=4&transport=polling"
+	url := "http://" + l.addr + "/socket.io/?EIO=4&transport=polling"
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
@@ -192,7 +268,7 @@ func startServer(ctx context.Context, env *environment, s serverKind, pprof bool
 		}
 		if time.Now().After(deadline) {
 			stopServer(cmd.Process)
-			return nil, fmt.Errorf("%s did not answer on %s; see %s", s.Name, s.Addr, logPath)
+			return nil, fmt.Errorf("%s did not answer on %s; see %s", s.Name, l.addr, logPath)
 		}
 	}
 }
