@@ -11,57 +11,51 @@ import (
 
 // maxSharedFrames bounds the prepared frames kept at once. A frame is kept while its broadcast's
 // buffer is reachable (queued for a recipient that has not been written yet); past the bound new
-// broadcasts get a prepared message per recipient, as the library builds.
+// broadcasts get a frame per recipient.
 const maxSharedFrames = 1024
 
-// frameCache shares one gorilla PreparedMessage per pre-encoded broadcast frame among all of its
-// recipients. The library's adapter encodes a broadcast once and hands the same buffer
+// frameCache shares one websocket frame (header and payload, ready for the socket) per pre-encoded
+// broadcast among all of its recipients. The library's adapter encodes a broadcast once and hands the same buffer
 // (packet.Options.WsPreEncodedFrame) to every recipient's engine socket; the cache is keyed by a
 // weak pointer to that buffer, so it never keeps a frame alive, and an entry is dropped when the
 // garbage collector frees the buffer (after the last recipient's packet is written or dropped).
 // A freed buffer's address may be reused, but its weak pointer is never equal to a new one.
 type frameCache struct {
 	mu     sync.Mutex
-	frames map[weak.Pointer[types.StringBuffer]]*ws.PreparedMessage
+	frames map[weak.Pointer[types.StringBuffer]][]byte
 }
 
 func newFrameCache() *frameCache {
-	return &frameCache{frames: make(map[weak.Pointer[types.StringBuffer]]*ws.PreparedMessage)}
+	return &frameCache{frames: make(map[weak.Pointer[types.StringBuffer]][]byte)}
 }
 
-// prepared returns the prepared message of frame, built once per frame buffer. c may be nil.
-func (c *frameCache) prepared(frame types.BufferInterface) (*ws.PreparedMessage, error) {
-	sb, ok := frame.(*types.StringBuffer)
+// frame returns the websocket frame of a broadcast's encoded packet, built once per buffer. The
+// frame is shared: nobody may write to it. c may be nil.
+func (c *frameCache) frame(data types.BufferInterface) []byte {
+	sb, ok := data.(*types.StringBuffer)
 	if c == nil || !ok {
-		mt := ws.TextMessage
-		if !ok {
-			mt = ws.BinaryMessage
-		}
-		return ws.NewPreparedMessage(mt, frame.Bytes())
+		return encodeFrame(data)
 	}
 	key := weak.Make(sb)
 	c.mu.Lock()
-	pm, hit := c.frames[key]
+	f, hit := c.frames[key]
 	c.mu.Unlock()
 	if hit {
-		return pm, nil
+		return f
 	}
 	// Built outside the lock: two recipients may both build it the first time; one wins.
-	pm, err := ws.NewPreparedMessage(ws.TextMessage, sb.Bytes())
-	if err != nil {
-		return nil, err
-	}
+	f = appendFrame(make([]byte, 0, sb.Len()+10), ws.TextMessage, sb.Bytes())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, hit := c.frames[key]; hit {
-		return prev, nil
+		return prev
 	}
 	if len(c.frames) >= maxSharedFrames {
-		return pm, nil
+		return f
 	}
-	c.frames[key] = pm
+	c.frames[key] = f
 	runtime.AddCleanup(sb, c.forget, key)
-	return pm, nil
+	return f
 }
 
 // forget drops the entry of a freed frame buffer.

@@ -12,17 +12,15 @@ func TestFrameCacheSharesOneFramePerBuffer(t *testing.T) {
 	c := newFrameCache()
 	a := types.NewStringBufferString(`42["tick","a"]`)
 	b := types.NewStringBufferString(`42["tick","a"]`) // same bytes, another broadcast
-	pa1, err := c.prepared(a)
-	if err != nil {
-		t.Fatal(err)
+	fa1, fa2, fb := c.frame(a), c.frame(a), c.frame(b)
+	if &fa1[0] != &fa2[0] {
+		t.Fatal("two recipients of one broadcast got two frames")
 	}
-	pa2, _ := c.prepared(a)
-	pb, _ := c.prepared(b)
-	if pa1 != pa2 {
-		t.Fatal("two recipients of one frame got two prepared messages")
+	if &fa1[0] == &fb[0] {
+		t.Fatal("two broadcasts share a frame")
 	}
-	if pa1 == pb {
-		t.Fatal("two frames share a prepared message")
+	if want := "\x81\x0e" + `42["tick","a"]`; string(fa1) != want {
+		t.Fatalf("frame = %q, want %q", fa1, want)
 	}
 	if n := c.len(); n != 2 {
 		t.Fatalf("cache holds %d frames, want 2", n)
@@ -34,9 +32,7 @@ func TestFrameCacheSharesOneFramePerBuffer(t *testing.T) {
 func TestFrameCacheDropsFreedFrames(t *testing.T) {
 	c := newFrameCache()
 	for i := 0; i < 10; i++ {
-		if _, err := c.prepared(types.NewStringBufferString(`42["tick"]`)); err != nil {
-			t.Fatal(err)
-		}
+		c.frame(types.NewStringBufferString(`42["tick"]`))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for c.len() > 0 {
@@ -53,24 +49,22 @@ func TestFrameCacheIsBounded(t *testing.T) {
 	keep := make([]*types.StringBuffer, maxSharedFrames+10)
 	for i := range keep {
 		keep[i] = types.NewStringBufferString(`42["tick"]`).(*types.StringBuffer)
-		if _, err := c.prepared(keep[i]); err != nil {
-			t.Fatal(err)
-		}
+		c.frame(keep[i])
 	}
 	if n := c.len(); n != maxSharedFrames {
 		t.Fatalf("cache holds %d frames, want the bound %d", n, maxSharedFrames)
 	}
-	// Past the bound a frame still gets a (private) prepared message.
-	if pm, err := c.prepared(keep[len(keep)-1]); err != nil || pm == nil {
-		t.Fatalf("prepared past the bound = %v, %v", pm, err)
+	// Past the bound a broadcast still gets a (private) frame.
+	if f := c.frame(keep[len(keep)-1]); string(f) != "\x81\x0a"+`42["tick"]` {
+		t.Fatalf("frame past the bound = %q", f)
 	}
 	runtime.KeepAlive(keep)
 }
 
 func TestFrameCacheBinaryFrameIsNotShared(t *testing.T) {
 	c := newFrameCache()
-	if _, err := c.prepared(types.NewBytesBuffer([]byte{1, 2})); err != nil {
-		t.Fatal(err)
+	if f := c.frame(types.NewBytesBuffer([]byte{1, 2})); string(f) != "\x82\x02\x01\x02" {
+		t.Fatalf("binary frame = %q", f)
 	}
 	if c.len() != 0 {
 		t.Fatal("a binary frame was cached")

@@ -147,3 +147,61 @@ func TestSlowConsumer(t *testing.T) {
 		})
 	}
 }
+
+// TestPausedReaderGetsEverythingInOrder stops reading until the kernel refuses the server's
+// writes (the transport hands its frames to the writer goroutine), sends more meanwhile, then
+// reads again: every message arrives once and in the order sent — broadcasts (shared frames) and
+// direct emits interleaved — and once the backlog is written the transport writes directly again.
+func TestPausedReaderGetsEverythingInOrder(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxPayload = 1 << 20
+	cfg.Limits.MaxWriteBuffer = 0
+	cfg.Limits.WriteTimeout = time.Minute
+	ts := startServer(t, cfg)
+
+	// Default socket buffers: with a tiny receive buffer a loopback connection that reads again
+	// advances by zero-window probes only.
+	c := mustRawDial(t, ts, "/")
+	if got := c.call(t, "/", "subscribe", `{"rooms":["feed"]}`, 0); errorCode(got) != "" {
+		t.Fatalf("subscribe: %v", got)
+	}
+	sock := serverSocket(ts, c.sid)
+	tr, ok := sock.Conn().Transport().(*deadlineWebsocket)
+	if !ok {
+		t.Fatalf("transport is %T", sock.Conn().Transport())
+	}
+	busy := func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.busy
+	}
+	sent := 0
+	send := func() {
+		if sent%2 == 0 {
+			ts.IO().To("feed").Emit("tick", sent, tickPayload)
+		} else {
+			sock.Emit("tick", sent, tickPayload)
+		}
+		sent++
+	}
+	for !busy() {
+		if sent > 10_000 { // 160 MB: no kernel buffers that much
+			t.Fatal("the transport never handed a write to its writer goroutine")
+		}
+		send()
+	}
+	for range 100 { // queued behind the writer goroutine
+		send()
+	}
+	ts.IO().To("feed").Emit("end", sent)
+	if err := receive(t, "every tick, in order", readTicks(c)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the writer goroutine to hand the socket back", func() bool { return !busy() })
+	sock.Emit("end", 0)
+	msg, err := c.read()
+	if err != nil || !strings.HasPrefix(msg, `42["end",0`) {
+		t.Fatalf("after the backlog: %q, %v", msg, err)
+	}
+	t.Logf("%d messages of 16 KiB, the writer goroutine took over after %d", sent, sent-100)
+}

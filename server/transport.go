@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
+	"syscall"
 	"time"
 
 	ws "github.com/gorilla/websocket"
@@ -13,8 +15,9 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
-// websocketBuilder is the library's websocket transport with our writer: a write deadline, and
-// one prepared frame per broadcast shared by every recipient (frames.go).
+// websocketBuilder is the library's websocket transport with our writer (see deadlineWebsocket):
+// frames written straight to the socket from the sending goroutine when the kernel takes them,
+// one encoded frame per broadcast shared by every recipient (frames.go), and a write deadline.
 //
 // The library writes without a deadline: a client that stops reading blocks its writer goroutine
 // until the TCP send buffer drains, which a heartbeat only ends after ping interval + ping
@@ -33,10 +36,25 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 	w := &deadlineWebsocket{
 		Websocket: transports.NewWebSocket(ctx),
 		conn:      ctx.Websocket,
+		net:       ctx.Websocket.NetConn(),
 		timeout:   b.timeout,
 		frames:    b.frames,
 		writes:    queue.New(),
 	}
+	if sc, ok := w.net.(syscall.Conn); ok {
+		w.raw, _ = sc.SyscallConn()
+	}
+	// gorilla answers a client's ping and close frames itself, through its own writer; ours
+	// writes the data frames, so the answers go through ours too and never land inside a frame
+	// the kernel took only part of.
+	w.conn.SetPingHandler(func(data string) error {
+		w.control(ws.PongMessage, []byte(data))
+		return nil
+	})
+	w.conn.SetCloseHandler(func(code int, _ string) error {
+		w.control(ws.CloseMessage, ws.FormatCloseMessage(code, ""))
+		return nil
+	})
 	// The library's reader emits "close" on the connection on every way out, and Close emits it.
 	_ = w.conn.Once("close", func(...any) { w.writes.TryClose() })
 	if b.timedOut != nil {
@@ -50,27 +68,199 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 }
 
 // deadlineWebsocket keeps the library's websocket transport (handshake, reader, close) and
-// replaces its writer. The library's writer builds a gorilla PreparedMessage per recipient of a
-// broadcast although the frame was encoded once (22% of fan-out CPU plus most of its GC); ours
-// takes the shared one from frames. Everything else is what the library's send does: one batch at
-// a time on a write queue, the same error routing, and "drain", writable, "ready" after each batch.
+// replaces its writer.
+//
+// The library's writer hands every batch to a write queue, which starts a goroutine for it, and
+// writes through gorilla, building a PreparedMessage per recipient of a broadcast although the
+// frame was encoded once. Ours writes a batch on the goroutine that sends it (the engine calls
+// Send from its flush), with non-blocking system calls: what the kernel takes at once is done,
+// with no goroutine, lock handoff or deadline; a broadcast to N sockets is N writes of one shared
+// frame, as Node's is. Only what the kernel does not take (a client that reads slowly) goes to a
+// writer goroutine, which writes it with blocking calls under the write deadline; frames sent
+// meanwhile queue behind it, so the order on the wire is the order of Send.
+//
+// The engine's contract is kept: Send is called only while the transport is writable; the
+// transport emits "drain" when a batch is written and is writable again after it. A batch written
+// at once completes inside Send, before the engine's flush returns, so "ready" (which makes the
+// engine flush again) is not needed then: anything queued meanwhile is flushed by its own sender,
+// who waits for the engine's flush lock. A batch left to the writer goroutine completes as the
+// library's does: "drain", writable, "ready".
 type deadlineWebsocket struct {
 	transports.Websocket
 	conn    *types.WebSocketConn
+	net     net.Conn
+	raw     syscall.RawConn // nil: every write goes to the writer goroutine
 	timeout time.Duration
-	frames  *frameCache // nil: a prepared message per recipient, as the library does
+	frames  *frameCache
 	writes  *queue.Queue
+
+	mu      sync.Mutex
+	pending [][]byte // frames (or the rest of one) the writer goroutine has yet to write, in order
+	busy    bool     // the writer goroutine owns the connection's write side
+	owed    bool     // a Send's batch is in pending: its completion is the writer's to emit
+	failed  error    // the first write error; nothing is written after it
 }
 
-// Send implements transports.Transport. The engine calls it only while the transport is writable,
-// that is when the previous batch has been written.
+// Send implements transports.Transport.
 func (w *deadlineWebsocket) Send(packets []*packet.Packet) {
 	w.SetWritable(false)
-	w.writes.Enqueue(func() { w.send(packets) })
+	if w.PerMessageDeflate() != nil {
+		// Compression is the library's and gorilla's business; it is off unless configured.
+		w.writes.Enqueue(func() { w.sendCompressed(packets) })
+		return
+	}
+	frames, encErr := w.encode(packets)
+
+	w.mu.Lock()
+	switch {
+	case w.failed != nil:
+		// The connection is going away; what is sent now cannot arrive.
+		w.mu.Unlock()
+		w.Emit("drain")
+		w.SetWritable(true)
+		return
+	case encErr != nil:
+		w.failed = encErr
+	case w.busy:
+		w.pending = append(w.pending, frames...)
+		w.owed = true
+		w.mu.Unlock()
+		return
+	default:
+		rest, err := w.tryWrite(frames)
+		if err == nil && len(rest) == 0 {
+			w.mu.Unlock()
+			w.Emit("drain")
+			w.SetWritable(true)
+			return
+		}
+		w.pending, w.failed = rest, err
+	}
+	w.busy, w.owed = true, true
+	w.mu.Unlock()
+	w.writes.Enqueue(w.writePending)
 }
 
-// send writes one batch; it runs on the write queue only.
-func (w *deadlineWebsocket) send(packets []*packet.Packet) {
+// control writes a control frame (gorilla's answer to a client's ping or close), in order with the
+// data frames. It runs on the library's reader goroutine.
+func (w *deadlineWebsocket) control(opcode int, payload []byte) {
+	if w.PerMessageDeflate() != nil {
+		_ = w.conn.WriteControl(opcode, payload, time.Now().Add(w.timeout))
+		return
+	}
+	frame := appendFrame(nil, opcode, payload)
+	w.mu.Lock()
+	if w.failed != nil {
+		w.mu.Unlock()
+		return
+	}
+	if w.busy {
+		w.pending = append(w.pending, frame)
+		w.mu.Unlock()
+		return
+	}
+	rest, err := w.tryWrite([][]byte{frame})
+	if err == nil && len(rest) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.busy, w.pending, w.failed = true, rest, err
+	w.mu.Unlock()
+	w.writes.Enqueue(w.writePending)
+}
+
+// writePending is the writer goroutine: it writes pending frames with blocking calls under the
+// deadline until none are left or a write fails, then completes the Send it owes.
+func (w *deadlineWebsocket) writePending() {
+	for {
+		w.mu.Lock()
+		frames, err := w.pending, w.failed
+		w.pending = nil
+		if len(frames) == 0 || err != nil {
+			owed := w.owed
+			w.busy, w.owed = false, false
+			w.mu.Unlock()
+			if err != nil {
+				w.fail(err)
+			}
+			if owed {
+				w.Emit("drain")
+				w.SetWritable(true)
+				w.Emit("ready")
+			}
+			return
+		}
+		w.mu.Unlock()
+		if err := w.writeBlocking(frames); err != nil {
+			w.mu.Lock()
+			w.failed = err
+			w.mu.Unlock()
+		}
+	}
+}
+
+// encode turns a batch into websocket frames: a broadcast's shared frame as it is, any other
+// packet encoded by the engine's parser.
+func (w *deadlineWebsocket) encode(packets []*packet.Packet) ([][]byte, error) {
+	frames := make([][]byte, 0, len(packets))
+	for _, p := range packets {
+		if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+			frames = append(frames, w.frames.frame(p.Options.WsPreEncodedFrame))
+			continue
+		}
+		data, err := w.Parser().EncodePacket(p, w.SupportsBinary())
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, encodeFrame(data))
+	}
+	return frames, nil
+}
+
+// tryWrite writes what the kernel takes without blocking and returns the rest (its first element
+// may be the tail of a frame). w.mu is held: nothing else writes meanwhile.
+func (w *deadlineWebsocket) tryWrite(frames [][]byte) ([][]byte, error) {
+	if w.raw == nil {
+		return frames, nil
+	}
+	var werr error
+	err := w.raw.Write(func(fd uintptr) bool {
+		for len(frames) > 0 {
+			n, err := writeFrames(int(fd), frames)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return true
+			case err != nil:
+				werr = &net.OpError{Op: "write", Net: "tcp", Addr: w.net.RemoteAddr(), Err: err}
+				return true
+			case n == 0:
+				return true
+			}
+			frames = consumed(frames, n)
+		}
+		return true
+	})
+	if err != nil {
+		return frames, err
+	}
+	return frames, werr
+}
+
+// writeBlocking writes frames whatever it takes, up to the write deadline.
+func (w *deadlineWebsocket) writeBlocking(frames [][]byte) error {
+	if err := w.net.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return err
+	}
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(w.net)
+	return err
+}
+
+// sendCompressed is the library's writer, for connections with per-message deflate: one batch at
+// a time on the write queue, through gorilla.
+func (w *deadlineWebsocket) sendCompressed(packets []*packet.Packet) {
 	defer func() {
 		w.Emit("drain")
 		w.SetWritable(true)
@@ -79,29 +269,13 @@ func (w *deadlineWebsocket) send(packets []*packet.Packet) {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
 	deflate := w.PerMessageDeflate()
 	for _, p := range packets {
-		compress := true
-		if p.Options != nil {
-			if p.Options.Compress != nil && !*p.Options.Compress {
-				compress = false
-			}
-			if deflate == nil && p.Options.WsPreEncodedFrame != nil {
-				pm, err := w.frames.prepared(p.Options.WsPreEncodedFrame)
-				if err == nil {
-					err = w.conn.WritePreparedMessage(pm)
-				}
-				if err != nil {
-					w.fail(err)
-					return
-				}
-				continue
-			}
-		}
+		compress := p.Options == nil || p.Options.Compress == nil || *p.Options.Compress
 		data, err := w.Parser().EncodePacket(p, w.SupportsBinary())
 		if err != nil {
 			w.fail(err)
 			return
 		}
-		if deflate != nil && data.Len() < deflate.Threshold {
+		if data.Len() < deflate.Threshold {
 			compress = false
 		}
 		if err := w.write(data, compress); err != nil {
@@ -111,7 +285,7 @@ func (w *deadlineWebsocket) send(packets []*packet.Packet) {
 	}
 }
 
-// write sends one encoded packet as one message.
+// write sends one encoded packet as one message through gorilla.
 func (w *deadlineWebsocket) write(data types.BufferInterface, compress bool) error {
 	w.conn.EnableWriteCompression(compress)
 	mt := ws.BinaryMessage
