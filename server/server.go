@@ -43,6 +43,7 @@ type Server struct {
 	conns     *connTracker
 	admission *admission
 	guard     *eventGuard
+	warm      *warmPool
 }
 
 // New builds a node from cfg. It does not listen yet: Run or Serve does.
@@ -82,6 +83,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.setupLimits()
 
 	s.nsps = map[string]socket.Namespace{}
+	s.warm = newWarmPool()
 	if cfg.Conformance {
 		s.serveReference()
 	} else {
@@ -89,9 +91,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			nsp := s.of(ns.Name())
 			s.nsps[ns.Name()] = nsp
 			nsp.Use(s.auth.Middleware)
+			s.warm.enter(nsp) // first and last socket middlewares (warm.go)
 			s.instrument(nsp)
 			ns.Register(nsp)
 			s.auth.Register(nsp)
+			s.warm.dispatch(nsp)
 		}
 	}
 	s.handler = s.routes()
@@ -192,6 +196,7 @@ func (s *Server) closeSockets() {
 	done := make(chan struct{})
 	s.io.Close(func(error) { close(done) })
 	<-done
+	s.warm.close()
 	if s.echo != nil {
 		s.echo.Close()
 	}
