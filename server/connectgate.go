@@ -35,11 +35,22 @@ const connectGateTimeout = 5 * time.Second
 type connectGate struct {
 	once sync.Once
 	done chan struct{}
+	// d and nsp find the decoder's reference to the gate, dropped once the gate is open so that
+	// an idle connection holds no gate.
+	d   *gatedDecoder
+	nsp string
+	// emptyAuth: the decoder made the auth map for a CONNECT without one; once the gate key is
+	// out of it, the socket's handshake gets a fresh empty map instead (the one that held the key
+	// keeps its grown storage for the life of the socket).
+	emptyAuth bool
 }
 
-func newConnectGate() *connectGate { return &connectGate{done: make(chan struct{})} }
-
-func (g *connectGate) open() { g.once.Do(func() { close(g.done) }) }
+func (g *connectGate) open() {
+	g.once.Do(func() {
+		close(g.done)
+		g.d.forget(g.nsp, g)
+	})
+}
 
 // of returns the library's namespace name with openConnectGate as its first "connect" listener.
 // Every namespace of the node is created through it.
@@ -56,9 +67,12 @@ func openConnectGate(args ...any) {
 	if !ok {
 		return
 	}
-	auth := s.Handshake().Auth
-	if g, ok := auth[connectGateKey].(*connectGate); ok {
-		delete(auth, connectGateKey)
+	hs := s.Handshake()
+	if g, ok := hs.Auth[connectGateKey].(*connectGate); ok {
+		delete(hs.Auth, connectGateKey)
+		if g.emptyAuth && len(hs.Auth) == 0 {
+			hs.Auth = map[string]any{}
+		}
 		g.open()
 	}
 }
@@ -72,7 +86,7 @@ func newGatedParser() parser.Parser { return gatedParser{Parser: parser.NewParse
 
 // NewDecoder implements parser.Parser.
 func (p gatedParser) NewDecoder() parser.Decoder {
-	d := &gatedDecoder{EventEmitter: types.NewEventEmitter(), inner: p.Parser.NewDecoder(), pending: map[string]*connectGate{}}
+	d := &gatedDecoder{EventEmitter: types.NewEventEmitter(), inner: p.Parser.NewDecoder()}
 	_ = d.inner.On("decoded", d.ondecoded)
 	return d
 }
@@ -84,7 +98,7 @@ type gatedDecoder struct {
 	inner parser.Decoder
 
 	mu      sync.Mutex
-	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet
+	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet; nil when none
 }
 
 // Add implements parser.Decoder.
@@ -94,11 +108,24 @@ func (d *gatedDecoder) Add(data any) error { return d.inner.Add(data) }
 func (d *gatedDecoder) Destroy() {
 	d.inner.Destroy()
 	d.mu.Lock()
-	for nsp, g := range d.pending {
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, g := range pending {
 		g.open()
+	}
+}
+
+// forget drops the gate of nsp if it is still g, and the map with the last one.
+func (d *gatedDecoder) forget(nsp string, g *connectGate) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending[nsp] == g {
 		delete(d.pending, nsp)
 	}
-	d.mu.Unlock()
+	if len(d.pending) == 0 {
+		d.pending = nil
+	}
 }
 
 func (d *gatedDecoder) ondecoded(args ...any) {
@@ -109,14 +136,18 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 	}
 	if packet.Type == parser.CONNECT {
 		auth, _ := packet.Data.(map[string]any)
-		if auth == nil && packet.Data == nil {
+		made := auth == nil && packet.Data == nil
+		if made {
 			auth = map[string]any{}
 			packet.Data = auth
 		}
 		if auth != nil {
-			g := newConnectGate()
+			g := &connectGate{done: make(chan struct{}), d: d, nsp: packet.Nsp, emptyAuth: made}
 			auth[connectGateKey] = g
 			d.mu.Lock()
+			if d.pending == nil {
+				d.pending = map[string]*connectGate{}
+			}
 			d.pending[packet.Nsp] = g
 			d.mu.Unlock()
 		}
@@ -129,11 +160,7 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 			case <-g.done:
 			case <-time.After(connectGateTimeout):
 			}
-			d.mu.Lock()
-			if d.pending[packet.Nsp] == g {
-				delete(d.pending, packet.Nsp)
-			}
-			d.mu.Unlock()
+			d.forget(packet.Nsp, g)
 		}
 	}
 	d.Emit("decoded", packet)

@@ -91,12 +91,10 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			nsp.Use(s.auth.Middleware)
 			s.instrument(nsp)
 			ns.Register(nsp)
-			s.auth.Register(nsp)
 		}
 	}
 	s.handler = s.routes()
 	s.watchConnections()
-	guardHeartbeat(s.io.Engine(), s.pongReplayDelay())
 	return s, nil
 }
 
