@@ -27,6 +27,7 @@ const presenceTimeout = 5 * time.Second
 // bounded history.
 type Chat struct {
 	log      zerolog.Logger
+	routes   *Routes[*chatSocket]
 	history  History
 	presence *presence
 	// base is what every socket's context derives from; each is cancelled when its socket
@@ -38,8 +39,15 @@ var _ Namespace = (*Chat)(nil)
 
 // NewChat returns the "/chat" namespace keeping messages in history.
 func NewChat(log zerolog.Logger, history History) *Chat {
+	routes := NewRoutes[*chatSocket](log, nil)
+	Route(routes, "chat:join", (*chatSocket).join)
+	Route(routes, "chat:leave", (*chatSocket).leave)
+	Route(routes, "chat:send", (*chatSocket).send)
+	Route(routes, "chat:typing", (*chatSocket).typing)
+	Route(routes, "chat:history", (*chatSocket).historyBefore)
 	return &Chat{
 		log:      log.With().Str("nsp", "/chat").Logger(),
+		routes:   routes,
 		history:  history,
 		presence: newPresence(),
 		base:     context.Background(),
@@ -188,12 +196,7 @@ func (c *Chat) Register(nsp socket.Namespace) {
 		if s.Recovered() {
 			cs.recovered()
 		}
-		log := c.log.With().Str("sid", string(s.Id())).Logger()
-		handle(s, log, "chat:join", cs.join)
-		handle(s, log, "chat:leave", cs.leave)
-		handle(s, log, "chat:send", cs.send)
-		handle(s, log, "chat:typing", cs.typing)
-		handle(s, log, "chat:history", cs.historyBefore)
+		c.routes.Serve(s, cs)
 	})
 }
 

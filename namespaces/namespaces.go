@@ -17,15 +17,23 @@ type Namespace interface {
 
 // onConnection calls fn for every socket that connects to nsp (or recovers), once it is in its
 // user room. Every namespace registers through it, so the user-room rule holds everywhere.
+//
+// The socket joins its user room in a namespace middleware, before the library registers it and
+// answers its CONNECT: in a "connection" listener the join would come after the client (and any
+// backend it tells) already sees the socket, and an emit to user:<id> in between would miss it.
+// The middleware runs after the node's authentication middleware, which sets the identity; if
+// the connection fails after it, the library's cleanup leaves every room the socket joined.
 func onConnection(nsp socket.Namespace, fn func(s *socket.Socket, id Identity)) {
+	nsp.Use(func(s *socket.Socket, next func(*socket.ExtendedError)) {
+		s.Join(socket.Room(UserRoom(IdentityOf(s).User.ID)))
+		next(nil)
+	})
 	_ = nsp.On("connection", func(args ...any) {
 		s, ok := SocketArg(args)
 		if !ok {
 			return
 		}
-		id := IdentityOf(s)
-		s.Join(socket.Room(UserRoom(id.User.ID)))
-		fn(s, id)
+		fn(s, IdentityOf(s))
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/rs/zerolog"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
@@ -21,30 +20,6 @@ type Validator interface {
 // Handler is a typed request handler: it gets the decoded, validated payload and returns the ack
 // data or an error (an *Error for the client, anything else becomes "internal").
 type Handler[Req, Res any] func(req Req) (Res, error)
-
-// handle registers a request event on s. It is the one place where the library's ...any
-// arguments become a typed payload: the first argument is decoded into Req and validated, the
-// handler runs, and the ack (when the client sent one) is called exactly once with {"data": …}
-// or {"error": {"code", "message"}}.
-func handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h Handler[Req, Res]) {
-	_ = s.On(event, func(args ...any) {
-		ack, args := splitAck(args)
-		res, err := run(args, h)
-		if err != nil {
-			ce := asClientError(err)
-			if ce.Code == CodeInternal {
-				log.Error().Err(err).Str("event", event).Msg("request failed")
-			}
-			if ack != nil {
-				ack([]any{errorReply{Error: ce}}, nil)
-			}
-			return
-		}
-		if ack != nil {
-			ack([]any{dataReply[Res]{Data: res}}, nil)
-		}
-	})
-}
 
 // dataReply and errorReply are the two ack payloads, {"data": …} and {"error": …}. Structs, not
 // map[string]any: encoding/json encodes a struct from its cached field list, a map by reflecting,
@@ -68,12 +43,6 @@ func (dataReply[T]) ReplyCode() string { return "" }
 
 // ReplyCode implements Reply.
 func (r errorReply) ReplyCode() string { return r.Error.Code }
-
-// Handle registers a request event on s with the same decode, validate and ack-once rules as the
-// namespaces' own events, for request events registered outside this package (auth:refresh).
-func Handle[Req, Res any](s *socket.Socket, log zerolog.Logger, event string, h Handler[Req, Res]) {
-	handle(s, log, event, h)
-}
 
 // run decodes, validates and calls h, turning a panic into an internal error so that nothing a
 // client sends can take the process down.

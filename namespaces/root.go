@@ -11,14 +11,17 @@ import (
 // (notifications, dashboards, tickers, IoT feeds). Whatever a backend emits to a room arrives as
 // that event with those arguments.
 type Root struct {
-	log zerolog.Logger
+	routes *Routes[*socket.Socket]
 }
 
 var _ Namespace = (*Root)(nil)
 
 // NewRoot returns the "/" namespace.
 func NewRoot(log zerolog.Logger) *Root {
-	return &Root{log: log.With().Str("nsp", "/").Logger()}
+	routes := NewRoutes[*socket.Socket](log, nil)
+	Route(routes, "subscribe", subscribe)
+	Route(routes, "unsubscribe", unsubscribe)
+	return &Root{routes: routes}
 }
 
 // Name implements Namespace.
@@ -39,11 +42,7 @@ type RoomsReply struct {
 
 // Register implements Namespace.
 func (n *Root) Register(nsp socket.Namespace) {
-	onConnection(nsp, func(s *socket.Socket, _ Identity) {
-		log := n.log.With().Str("sid", string(s.Id())).Logger()
-		handle(s, log, "subscribe", func(req RoomsRequest) (RoomsReply, error) { return subscribe(s, req) })
-		handle(s, log, "unsubscribe", func(req RoomsRequest) (RoomsReply, error) { return unsubscribe(s, req) })
-	})
+	onConnection(nsp, func(s *socket.Socket, _ Identity) { n.routes.Serve(s, s) })
 }
 
 // subscribe puts s in every requested room, or in none when one of them is not allowed. The

@@ -39,21 +39,12 @@ type RefreshReply struct {
 	Exp *int64 `json:"exp"`
 }
 
-// Register gives every socket that connects to nsp (or recovers its session) the auth:refresh
-// request and a timer that disconnects it when its token expires.
-func (a *Authenticator) Register(nsp socket.Namespace) {
-	_ = nsp.On("connection", func(args ...any) {
-		if s, ok := namespaces.SocketArg(args); ok {
-			a.attach(s)
-		}
-	})
-}
-
-// session is one socket's token lifetime: the timer armed for its exp.
+// session is one socket's token lifetime: the timer armed for its exp. Anonymous servers keep
+// none (a nil *session).
 type session struct {
-	a   *Authenticator
-	s   *socket.Socket
-	log zerolog.Logger
+	a      *Authenticator
+	s      *socket.Socket
+	userID string
 
 	mu    sync.Mutex
 	timer *time.Timer
@@ -61,24 +52,47 @@ type session struct {
 	over  bool   // expired or disconnected: nothing is armed again and refresh is refused
 }
 
-func (a *Authenticator) attach(s *socket.Socket) {
-	id := namespaces.IdentityOf(s)
-	ss := &session{
-		a: a,
-		s: s,
-		log: a.log.With().Str("nsp", s.Nsp().Name()).Str("sid", string(s.Id())).
-			Str("user_id", id.User.ID).Logger(),
+// refreshRoutes is the auth:refresh request, answered for every socket by the node's socket
+// middleware (sockets.go).
+func (a *Authenticator) refreshRoutes() *namespaces.Routes[*session] {
+	r := namespaces.NewRoutes(a.log, func(ss *session, e *zerolog.Event) *zerolog.Event {
+		if ss == nil {
+			return e
+		}
+		return e.Str("user_id", ss.userID)
+	})
+	namespaces.Route(r, EventAuthRefresh, (*session).refresh)
+	return r
+}
+
+// session starts the token lifetime of a socket that connected (or recovered its session): a
+// timer disconnects it when its token expires. It returns nil on an anonymous server, where
+// tokens are not used. The caller stops the session when the socket disconnects, and must listen
+// for that before calling: a socket that closed in between has its timer stopped either by the
+// listener or by the check here.
+func (a *Authenticator) session(s *socket.Socket) *session {
+	if a.Anonymous() {
+		return nil
 	}
-	// Listen for the disconnect before arming, then look: a socket that closed in between has
-	// its timer stopped either by the listener or by the check below.
-	_ = s.On("disconnect", func(...any) { ss.stop() })
+	id := namespaces.IdentityOf(s)
+	ss := &session{a: a, s: s, userID: id.User.ID}
 	ss.mu.Lock()
 	ss.armLocked(id.Exp)
 	ss.mu.Unlock()
 	if !s.Connected() {
 		ss.stop()
 	}
-	namespaces.Handle(s, ss.log, EventAuthRefresh, ss.refresh)
+	return ss
+}
+
+// logDebug starts a debug line about the session with its socket's fields, built only when the
+// line is logged.
+func (ss *session) logDebug() *zerolog.Event {
+	e := ss.a.log.Debug()
+	if !e.Enabled() {
+		return e
+	}
+	return e.Str("nsp", ss.s.Nsp().Name()).Str("sid", string(ss.s.Id())).Str("user_id", ss.userID)
 }
 
 // armLocked replaces the timer with one that fires at exp (Unix seconds; 0 = never).
@@ -107,13 +121,16 @@ func (ss *session) expire(gen uint64, exp int64) {
 	}
 	ss.over, ss.timer = true, nil
 	ss.mu.Unlock()
-	ss.log.Debug().Msg("token expired: disconnecting")
+	ss.logDebug().Msg("token expired: disconnecting")
 	_ = ss.s.Emit(EventAuthExpired, map[string]any{"exp": exp})
 	ss.s.Disconnect(false)
 }
 
 // stop ends the session when the socket disconnects.
 func (ss *session) stop() {
+	if ss == nil {
+		return
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.armLocked(0)
@@ -122,9 +139,9 @@ func (ss *session) stop() {
 
 // refresh replaces the socket's token with a newer one of the same user: its exp re-arms the
 // timer, its rooms claim governs later subscribe/chat:join (rooms already joined are kept) and
-// its name is the one others see from now on.
+// its name is the one others see from now on. ss is nil on an anonymous server.
 func (ss *session) refresh(req *RefreshRequest) (RefreshReply, error) {
-	if ss.a.Anonymous() {
+	if ss == nil {
 		return RefreshReply{}, namespaces.Errorf(namespaces.CodeBadRequest, "this server does not use tokens")
 	}
 	id, terr := ss.a.verify(strings.TrimSpace(req.Token))
@@ -146,7 +163,7 @@ func (ss *session) refresh(req *RefreshRequest) (RefreshReply, error) {
 	}
 	ss.s.SetData(withIdentity(ss.s.Data(), id))
 	ss.armLocked(id.Exp)
-	ss.log.Debug().Int64("exp", id.Exp).Msg("token refreshed")
+	ss.logDebug().Int64("exp", id.Exp).Msg("token refreshed")
 	var reply RefreshReply
 	if id.Exp != 0 {
 		reply.Exp = &id.Exp

@@ -24,9 +24,14 @@ import (
 // the library emits right after registering the socket — opens the gate. The hold is on the
 // connection's own reader, so no other client waits; a gate that never opens (a refused
 // connection) lets packets through after connectGateTimeout, as before.
+//
+// The namespace's first middleware takes the gate out of the handshake into the node's gates
+// (by socket), before any other middleware runs and before the socket is in any room: from then
+// on other goroutines may read the handshake (a Redis adapter serializing the socket for another
+// node's fetchSockets), so it must not change under them.
 
 // connectGateKey is the auth key that carries the gate from the decoder to the namespace. It is
-// removed before any handler sees the handshake.
+// removed before any middleware or handler sees the handshake.
 const connectGateKey = "\x00switchboard.connect-gate"
 
 // connectGateTimeout bounds how long a packet waits for its namespace's connection to finish.
@@ -35,31 +40,86 @@ const connectGateTimeout = 5 * time.Second
 type connectGate struct {
 	once sync.Once
 	done chan struct{}
+	// d and nsp find the decoder's reference to the gate, dropped once the gate is open so that
+	// an idle connection holds no gate.
+	d   *gatedDecoder
+	nsp string
+	// emptyAuth: the decoder made the auth map for a CONNECT without one; once the gate key is
+	// out of it, the socket's handshake gets a fresh empty map instead (the one that held the key
+	// keeps its grown storage for the life of the socket).
+	emptyAuth bool
+
+	mu      sync.Mutex
+	release func() // drops the gate from the node's gates; nil until a middleware took it
 }
 
-func newConnectGate() *connectGate { return &connectGate{done: make(chan struct{})} }
+// open lets the namespace's held packets go on; it is called once the socket is registered, when
+// the connection closes, or when a held packet gave up waiting.
+func (g *connectGate) open() {
+	g.once.Do(func() {
+		close(g.done)
+		g.d.forget(g.nsp, g)
+		g.mu.Lock()
+		release := g.release
+		g.release = nil
+		g.mu.Unlock()
+		if release != nil {
+			release()
+		}
+	})
+}
 
-func (g *connectGate) open() { g.once.Do(func() { close(g.done) }) }
+// connectGates holds the gates of sockets between their first middleware and their "connect".
+type connectGates struct {
+	m sync.Map // *socket.Socket → *connectGate
+}
 
-// of returns the library's namespace name with openConnectGate as its first "connect" listener.
-// Every namespace of the node is created through it.
+// of returns the library's namespace name with the gate's first middleware and first "connect"
+// listener. Every namespace of the node is created through it.
 func (s *Server) of(name string) socket.Namespace {
 	nsp := s.io.Of(name, nil)
-	_ = nsp.On("connect", openConnectGate)
+	nsp.Use(s.gates.take)
+	_ = nsp.On("connect", s.gates.open)
 	return nsp
 }
 
-// openConnectGate is registered first on every namespace's "connect" event: the socket is now
-// known to its client, so the connection's held packets may go on.
-func openConnectGate(args ...any) {
+// take is every namespace's first middleware: it moves the socket's gate out of its handshake.
+func (gs *connectGates) take(s *socket.Socket, next func(*socket.ExtendedError)) {
+	hs := s.Handshake()
+	if g, ok := hs.Auth[connectGateKey].(*connectGate); ok {
+		delete(hs.Auth, connectGateKey)
+		if g.emptyAuth && len(hs.Auth) == 0 {
+			hs.Auth = map[string]any{}
+		}
+		gs.m.Store(s, g)
+		g.mu.Lock()
+		g.release = func() { gs.m.CompareAndDelete(s, g) }
+		g.mu.Unlock()
+		if isClosed(g.done) { // opened meanwhile (the connection closed): nothing to hold
+			gs.m.CompareAndDelete(s, g)
+		}
+	}
+	next(nil)
+}
+
+// open is registered first on every namespace's "connect" event: the socket is now known to its
+// client, so the connection's held packets may go on.
+func (gs *connectGates) open(args ...any) {
 	s, ok := namespaces.SocketArg(args)
 	if !ok {
 		return
 	}
-	auth := s.Handshake().Auth
-	if g, ok := auth[connectGateKey].(*connectGate); ok {
-		delete(auth, connectGateKey)
-		g.open()
+	if g, ok := gs.m.LoadAndDelete(s); ok {
+		g.(*connectGate).open()
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -72,7 +132,7 @@ func newGatedParser() parser.Parser { return gatedParser{Parser: parser.NewParse
 
 // NewDecoder implements parser.Parser.
 func (p gatedParser) NewDecoder() parser.Decoder {
-	d := &gatedDecoder{EventEmitter: types.NewEventEmitter(), inner: p.Parser.NewDecoder(), pending: map[string]*connectGate{}}
+	d := &gatedDecoder{EventEmitter: types.NewEventEmitter(), inner: p.Parser.NewDecoder()}
 	_ = d.inner.On("decoded", d.ondecoded)
 	return d
 }
@@ -84,7 +144,7 @@ type gatedDecoder struct {
 	inner parser.Decoder
 
 	mu      sync.Mutex
-	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet
+	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet; nil when none
 }
 
 // Add implements parser.Decoder.
@@ -94,11 +154,24 @@ func (d *gatedDecoder) Add(data any) error { return d.inner.Add(data) }
 func (d *gatedDecoder) Destroy() {
 	d.inner.Destroy()
 	d.mu.Lock()
-	for nsp, g := range d.pending {
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, g := range pending {
 		g.open()
+	}
+}
+
+// forget drops the gate of nsp if it is still g, and the map with the last one.
+func (d *gatedDecoder) forget(nsp string, g *connectGate) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending[nsp] == g {
 		delete(d.pending, nsp)
 	}
-	d.mu.Unlock()
+	if len(d.pending) == 0 {
+		d.pending = nil
+	}
 }
 
 func (d *gatedDecoder) ondecoded(args ...any) {
@@ -109,14 +182,18 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 	}
 	if packet.Type == parser.CONNECT {
 		auth, _ := packet.Data.(map[string]any)
-		if auth == nil && packet.Data == nil {
+		made := auth == nil && packet.Data == nil
+		if made {
 			auth = map[string]any{}
 			packet.Data = auth
 		}
 		if auth != nil {
-			g := newConnectGate()
+			g := &connectGate{done: make(chan struct{}), d: d, nsp: packet.Nsp, emptyAuth: made}
 			auth[connectGateKey] = g
 			d.mu.Lock()
+			if d.pending == nil {
+				d.pending = map[string]*connectGate{}
+			}
 			d.pending[packet.Nsp] = g
 			d.mu.Unlock()
 		}
@@ -128,12 +205,8 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 			select {
 			case <-g.done:
 			case <-time.After(connectGateTimeout):
+				g.open() // given up: the socket may still connect, but nothing waits for it
 			}
-			d.mu.Lock()
-			if d.pending[packet.Nsp] == g {
-				delete(d.pending, packet.Nsp)
-			}
-			d.mu.Unlock()
 		}
 	}
 	d.Emit("decoded", packet)

@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
@@ -11,7 +12,9 @@ import (
 )
 
 // connTracker follows every Engine.IO connection of the node: which transport it is on now (so
-// the sockets gauge moves on a polling→websocket upgrade) and how many packets wait for it.
+// the sockets gauge moves on a polling→websocket upgrade), how many packets wait for it, and its
+// heartbeat (heartbeat.go). Everything the node watches on a connection is in one listener per
+// event, sharing one state.
 //
 // The library queues a connection's packets without bound while its transport is busy (a
 // websocket write blocked on a client that stopped reading, or no long-polling GET waiting), so
@@ -22,25 +25,27 @@ type connTracker struct {
 	metrics   *Metrics
 	log       zerolog.Logger
 	maxBuffer int64 // 0 = unlimited
+	pongDelay time.Duration
 
 	conns sync.Map // engine id → *connState
 }
 
 // connState is what the tracker keeps per connection.
 type connState struct {
+	heartbeat
 	queued  atomic.Int64 // bytes of the packets created but not yet handed to the transport
 	dropped atomic.Bool
 
 	mu        sync.Mutex
 	transport string
-	nsps      map[string]int // sockets per namespace connected over this connection
+	nsps      []nspSockets // sockets per namespace connected over this connection (a slice: one or two namespaces, not worth a map)
 	sockets   int
 	closed    bool
 }
 
 // watch starts following conn; the engine calls it on "connection".
 func (t *connTracker) watch(conn engine.Socket) {
-	st := &connState{transport: conn.Transport().Name(), nsps: make(map[string]int, 1)}
+	st := &connState{transport: conn.Transport().Name()}
 	t.conns.Store(conn.Id(), st)
 	_ = conn.On("upgrade", func(args ...any) {
 		tr, ok := args[0].(transports.Transport)
@@ -49,22 +54,23 @@ func (t *connTracker) watch(conn engine.Socket) {
 		}
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		for nsp, n := range st.nsps {
-			t.metrics.connected(nsp, st.transport, -float64(n))
-			t.metrics.connected(nsp, tr.Name(), float64(n))
+		for _, ns := range st.nsps {
+			t.metrics.connected(ns.nsp, st.transport, -float64(ns.n))
+			t.metrics.connected(ns.nsp, tr.Name(), float64(ns.n))
 		}
 		st.transport = tr.Name()
 	})
+	_ = conn.On("packetCreate", func(args ...any) {
+		p, _ := args[0].(*packet.Packet)
+		st.created(p)
+		if t.maxBuffer > 0 && st.queued.Add(packetCost(p)) > t.maxBuffer && st.dropped.CompareAndSwap(false, true) {
+			t.metrics.Limited("write_buffer")
+			t.log.Warn().Str("sid", conn.Id()).Int64("queued_bytes", st.queued.Load()).Msg("slow consumer: write buffer full, dropping the connection")
+			// Not on this goroutine: it is the sender's (a broadcast to many sockets).
+			go conn.Close(true)
+		}
+	})
 	if t.maxBuffer > 0 {
-		_ = conn.On("packetCreate", func(args ...any) {
-			p, _ := args[0].(*packet.Packet)
-			if st.queued.Add(packetCost(p)) > t.maxBuffer && st.dropped.CompareAndSwap(false, true) {
-				t.metrics.Limited("write_buffer")
-				t.log.Warn().Str("sid", conn.Id()).Int64("queued_bytes", st.queued.Load()).Msg("slow consumer: write buffer full, dropping the connection")
-				// Not on this goroutine: it is the sender's (a broadcast to many sockets).
-				go conn.Close(true)
-			}
-		})
 		_ = conn.On("flush", func(args ...any) {
 			if wbuf, ok := args[0].([]*packet.Packet); ok {
 				var n int64
@@ -75,12 +81,33 @@ func (t *connTracker) watch(conn engine.Socket) {
 			}
 		})
 	}
-	_ = conn.Once("close", func(...any) {
+	_ = conn.On("packet", func(args ...any) {
+		p, _ := args[0].(*packet.Packet)
+		st.received(conn, p, t.pongDelay)
+	})
+	// The engine emits "close" once (socket.OnClose), so On, without Once's wrapper.
+	_ = conn.On("close", func(...any) {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		st.closed = true
 		t.forget(conn.Id(), st)
 	})
+}
+
+// nspSockets counts the sockets of one namespace on a connection.
+type nspSockets struct {
+	nsp string
+	n   int
+}
+
+// find returns the count of nsp, nil if it has none yet. Callers hold st.mu.
+func (st *connState) find(nsp string) *nspSockets {
+	for i := range st.nsps {
+		if st.nsps[i].nsp == nsp {
+			return &st.nsps[i]
+		}
+	}
+	return nil
 }
 
 // packetOverhead is what a queued packet costs beyond its data: the packet, its options and the
@@ -109,7 +136,11 @@ func (t *connTracker) join(conn engine.Socket, nsp string) string {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.nsps[nsp]++
+	if ns := st.find(nsp); ns != nil {
+		ns.n++
+	} else {
+		st.nsps = append(st.nsps, nspSockets{nsp: nsp, n: 1})
+	}
 	st.sockets++
 	t.metrics.connected(nsp, st.transport, 1)
 	return st.transport
@@ -123,10 +154,11 @@ func (t *connTracker) leave(conn engine.Socket, nsp string) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.nsps[nsp] == 0 {
+	ns := st.find(nsp)
+	if ns == nil || ns.n == 0 {
 		return
 	}
-	st.nsps[nsp]--
+	ns.n--
 	st.sockets--
 	t.metrics.connected(nsp, st.transport, -1)
 	t.forget(conn.Id(), st)

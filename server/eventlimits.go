@@ -19,57 +19,74 @@ const (
 
 // eventGuard applies the per-socket limits to every event a socket sends: the event rate (token
 // bucket; over it the event is dropped and its ack gets rate_limited; sustained abuse
-// disconnects) and the rooms per socket. It runs as a socket middleware on the connection's
-// reader goroutine and never blocks, so a limited client slows nobody else.
+// disconnects) and the rooms per socket. It runs in the socket's middleware (sockets.go) on the
+// connection's reader goroutine and never blocks, so a limited client slows nobody else.
 type eventGuard struct {
 	limits  Limits
 	metrics *Metrics
 	log     zerolog.Logger
 }
 
-// guard installs the limits on a socket that just connected.
-func (g *eventGuard) guard(s *socket.Socket) {
-	var events, abuse *rate.Limiter
-	if g.limits.EventRate > 0 {
-		events = rate.NewLimiter(rate.Limit(g.limits.EventRate), g.limits.EventBurst)
-		if g.limits.EventAbuse > 0 {
-			abuse = rate.NewLimiter(rate.Limit(float64(g.limits.EventAbuse)/abuseWindow.Seconds()), g.limits.EventAbuse)
-		}
-	}
-	var kicked atomic.Bool
-	rooms := &roomBudget{limit: g.limits.MaxRoomsPerSocket}
+// socketLimits is one socket's state of the limits. Its token buckets are made on the socket's
+// first event, so an idle socket holds none; a bucket made then is as full as one made at connect
+// (a bucket starts full, and refills to full while unused).
+type socketLimits struct {
+	events, abuse atomic.Pointer[rate.Limiter]
+	kicked        atomic.Bool
+	rooms         roomBudget
+}
 
-	s.Use(func(event []any, next func(error)) {
-		if events != nil && !events.Allow() {
-			g.metrics.Limited("event_rate")
-			reply(event, namespaces.CodeRateLimited, "too many events: the limit is %s per second", formatLimit(g.limits.EventRate))
-			if abuse != nil && !abuse.Allow() && kicked.CompareAndSwap(false, true) {
-				g.metrics.Limited("event_abuse")
-				g.log.Warn().Str("sid", string(s.Id())).Msg("sustained event flood: disconnecting")
-				go s.Disconnect(true)
-			}
-			return
+// buckets returns the socket's event and abuse buckets (nil when their limit is off), making
+// them on first use. The reader goroutine is the only caller for a websocket, but polling
+// requests of one session may overlap, hence the compare-and-swap.
+func (g *eventGuard) buckets(l *socketLimits) (events, abuse *rate.Limiter) {
+	if g.limits.EventRate <= 0 {
+		return nil, nil
+	}
+	if events = l.events.Load(); events == nil {
+		l.events.CompareAndSwap(nil, rate.NewLimiter(rate.Limit(g.limits.EventRate), g.limits.EventBurst))
+		events = l.events.Load()
+	}
+	if g.limits.EventAbuse <= 0 {
+		return events, nil
+	}
+	if abuse = l.abuse.Load(); abuse == nil {
+		l.abuse.CompareAndSwap(nil, rate.NewLimiter(rate.Limit(float64(g.limits.EventAbuse)/abuseWindow.Seconds()), g.limits.EventAbuse))
+		abuse = l.abuse.Load()
+	}
+	return events, abuse
+}
+
+// admit applies the limits to one event of s. It reports false when the event is refused (its ack,
+// if any, has been answered). When it admits an event that joins rooms, it returns the rooms it
+// reserved: the caller passes the event on and then queues release of them on the socket's task
+// queue, where they run right after the event's handler.
+func (g *eventGuard) admit(s *socket.Socket, l *socketLimits, event []any) (reserved []string, ok bool) {
+	if events, abuse := g.buckets(l); events != nil && !events.Allow() {
+		g.metrics.Limited("event_rate")
+		reply(event, namespaces.CodeRateLimited, "too many events: the limit is %s per second", formatLimit(g.limits.EventRate))
+		if abuse != nil && !abuse.Allow() && l.kicked.CompareAndSwap(false, true) {
+			g.metrics.Limited("event_abuse")
+			g.log.Warn().Str("sid", string(s.Id())).Msg("sustained event flood: disconnecting")
+			go s.Disconnect(true)
 		}
-		if rooms.limit == 0 || len(event) < 2 {
-			next(nil)
-			return
-		}
-		name, _ := event[0].(string)
-		asked := askedRooms(name, event[1])
-		if len(asked) == 0 {
-			next(nil)
-			return
-		}
-		added, ok := rooms.reserve(s, asked)
-		if !ok {
-			g.metrics.Limited("rooms")
-			reply(event, namespaces.CodeForbidden, "a socket may be in at most %d rooms", rooms.limit)
-			return
-		}
-		next(nil)
-		// next queued the handler on the socket's task queue; this task runs right after it.
-		s.Enqueue(func() { rooms.release(added) })
-	})
+		return nil, false
+	}
+	if g.limits.MaxRoomsPerSocket == 0 || len(event) < 2 {
+		return nil, true
+	}
+	name, _ := event[0].(string)
+	asked := askedRooms(name, event[1])
+	if len(asked) == 0 {
+		return nil, true
+	}
+	added, ok := l.rooms.reserve(s, g.limits.MaxRoomsPerSocket, asked)
+	if !ok {
+		g.metrics.Limited("rooms")
+		reply(event, namespaces.CodeForbidden, "a socket may be in at most %d rooms", g.limits.MaxRoomsPerSocket)
+		return nil, false
+	}
+	return added, true
 }
 
 // roomBudget enforces the rooms-per-socket limit. Handlers run later than this middleware, on the
@@ -77,15 +94,13 @@ func (g *eventGuard) guard(s *socket.Socket) {
 // those are held in pending until their handler ran. A room counts once whether it is joined,
 // pending or both.
 type roomBudget struct {
-	limit int
-
 	mu      sync.Mutex
 	pending map[string]int
 }
 
 // reserve admits the rooms asked for when the socket's rooms and pending joins, together with
-// them, stay within the limit; it returns the rooms it added to pending.
-func (b *roomBudget) reserve(s *socket.Socket, asked []string) ([]string, bool) {
+// them, stay within limit; it returns the rooms it added to pending.
+func (b *roomBudget) reserve(s *socket.Socket, limit int, asked []string) ([]string, bool) {
 	own := socket.Room(namespaces.UserRoom(namespaces.IdentityOf(s).User.ID))
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -104,7 +119,7 @@ func (b *roomBudget) reserve(s *socket.Socket, asked []string) ([]string, bool) 
 		}
 		seen[r] = true
 	}
-	if count+len(added) > b.limit {
+	if count+len(added) > limit {
 		return nil, false
 	}
 	if b.pending == nil {
@@ -124,6 +139,9 @@ func (b *roomBudget) release(rooms []string) {
 		if b.pending[r]--; b.pending[r] <= 0 {
 			delete(b.pending, r)
 		}
+	}
+	if len(b.pending) == 0 {
+		b.pending = nil // a map keeps its storage when emptied; an idle socket holds none
 	}
 }
 

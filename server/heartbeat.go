@@ -20,36 +20,56 @@ const (
 // replayedPong marks the second delivery, so it is not replayed again. It is never modified.
 var replayedPong = &packet.Packet{Type: packet.PONG}
 
-// guardHeartbeat works around a race in the library's heartbeat (servers/engine v3.0.6,
+// heartbeat works around a race in the library's heartbeat (servers/engine v3.0.6,
 // socket.schedulePing): the ping is written first and its timeout timer stored afterwards, so a
 // client that answers fast enough has its pong clear the previous (or no) timer, and the new
 // timer then closes a healthy session with "ping timeout". It happens on loopback and under load
 // (the Engine.IO suite and our heartbeat tests caught it). Each pong is delivered once more
 // after delay, by when the timer is stored, unless another ping went out meanwhile;
 // a second pong is harmless (it clears the timeout and restarts the interval).
+//
+// It is one connection's state: the connection tracker (conns.go) keeps one in each connection's
+// state and feeds it from its own listeners; guardHeartbeat does it for engines it does not watch.
+type heartbeat struct {
+	pings atomic.Uint64
+}
+
+// created notes a packet the engine created for the connection ("packetCreate").
+func (hb *heartbeat) created(p *packet.Packet) {
+	if p != nil && p.Type == packet.PING {
+		hb.pings.Add(1)
+	}
+}
+
+// received replays a pong the connection received ("packet") after delay.
+func (hb *heartbeat) received(sock engine.Socket, p *packet.Packet, delay time.Duration) {
+	if p == nil || p.Type != packet.PONG || p == replayedPong {
+		return
+	}
+	n := hb.pings.Load()
+	time.AfterFunc(delay, func() {
+		if hb.pings.Load() == n && sock.ReadyState() == "open" {
+			sock.Transport().Emit("packet", replayedPong)
+		}
+	})
+}
+
+// guardHeartbeat guards the heartbeat of every connection of an engine the connection tracker
+// does not watch (the conformance mode's bare Engine.IO server).
 func guardHeartbeat(eng engine.BaseServer, delay time.Duration) {
 	_ = eng.On("connection", func(args ...any) {
 		sock, ok := args[0].(engine.Socket)
 		if !ok {
 			return
 		}
-		var pings atomic.Uint64
+		hb := &heartbeat{}
 		_ = sock.On("packetCreate", func(args ...any) {
-			if p, ok := args[0].(*packet.Packet); ok && p.Type == packet.PING {
-				pings.Add(1)
-			}
+			p, _ := args[0].(*packet.Packet)
+			hb.created(p)
 		})
 		_ = sock.On("packet", func(args ...any) {
-			p, ok := args[0].(*packet.Packet)
-			if !ok || p.Type != packet.PONG || p == replayedPong {
-				return
-			}
-			n := pings.Load()
-			time.AfterFunc(delay, func() {
-				if pings.Load() == n && sock.ReadyState() == "open" {
-					sock.Transport().Emit("packet", replayedPong)
-				}
-			})
+			p, _ := args[0].(*packet.Packet)
+			hb.received(sock, p, delay)
 		})
 	})
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"flag"
-	"github.com/switchboard/switchboard/namespaces"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/zishang520/socket.io/servers/engine/v3"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 )
 
@@ -50,6 +48,7 @@ func (s *Server) setupLimits() {
 		metrics:   s.metrics,
 		log:       s.log.With().Str("component", "limits").Logger(),
 		maxBuffer: l.MaxWriteBuffer,
+		pongDelay: s.pongReplayDelay(),
 	}
 	s.admission = &admission{
 		max:     l.MaxConnections,
@@ -60,17 +59,6 @@ func (s *Server) setupLimits() {
 		s.admission.perIP = newIPLimiter(l.ConnRate, l.ConnBurst, time.Now)
 	}
 	s.guard = &eventGuard{limits: l, metrics: s.metrics, log: s.log.With().Str("component", "limits").Logger()}
-}
-
-// instrument adds the metrics and the per-socket limits to a namespace, before the namespace's
-// own handlers.
-func (s *Server) instrument(nsp socket.Namespace) {
-	s.metrics.instrument(nsp, s.conns)
-	_ = nsp.On("connection", func(args ...any) {
-		if sock, ok := namespaces.SocketArg(args); ok {
-			s.guard.guard(sock)
-		}
-	})
 }
 
 // watchConnections follows every Engine.IO connection (transport, write queue); the engine exists

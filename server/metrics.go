@@ -169,56 +169,67 @@ func (ec eventCounters) inc(event any) {
 	ec.other.Inc()
 }
 
-// instrument counts nsp's connects, disconnects, received and emitted events and acks.
+// nspMetrics are one namespace's socket counters, resolved once; the per-socket hooks
+// (sockets.go) report to them.
 //
 // Emitted events are counted per recipient with the socket's outgoing-any listener: the library
 // calls it for direct emits and for every recipient of a broadcast, before the packet is written,
 // and it costs a map lookup and an atomic add per delivery (well under 1% of the ~45 µs a
 // delivery costs). Counting at the adapter instead would see broadcasts, not deliveries, and miss
 // the emits to one socket.
-func (m *Metrics) instrument(nsp socket.Namespace, conns *connTracker) {
-	name := nsp.Name()
-	received := newEventCounters(m.received, name, contractReceived)
+type nspMetrics struct {
+	m        *Metrics
+	name     string
+	received eventCounters
+	acks     map[string]prometheus.Counter
+	// countEmitted is the outgoing-any listener of every socket of the namespace: one func
+	// shared by all of them rather than a closure each.
+	countEmitted func(args ...any)
+}
+
+// namespace resolves the counters of the namespace name.
+func (m *Metrics) namespace(name string) *nspMetrics {
+	nm := &nspMetrics{m: m, name: name, received: newEventCounters(m.received, name, contractReceived)}
 	emitted := newEventCounters(m.emitted, name, contractEmitted)
-	acks := make(map[string]prometheus.Counter, len(ackResults)+1)
-	for _, r := range ackResults {
-		acks[r] = m.acksSent.WithLabelValues(name, r)
+	nm.countEmitted = func(args ...any) {
+		if len(args) > 0 {
+			emitted.inc(args[0])
+		}
 	}
-	acks[otherLabel] = m.acksSent.WithLabelValues(name, otherLabel)
+	nm.acks = make(map[string]prometheus.Counter, len(ackResults)+1)
+	for _, r := range ackResults {
+		nm.acks[r] = m.acksSent.WithLabelValues(name, r)
+	}
+	nm.acks[otherLabel] = m.acksSent.WithLabelValues(name, otherLabel)
 	// Export 0 rather than nothing before the first socket connects.
 	for _, tr := range []string{transports.POLLING, transports.WEBSOCKET} {
 		m.sockets.WithLabelValues(name, tr)
 	}
-	_ = nsp.On("connection", func(args ...any) {
-		s, ok := namespaces.SocketArg(args)
-		if !ok {
-			return
-		}
-		transport := conns.join(s.Conn(), name)
-		m.connects.WithLabelValues(name, transport).Inc()
-		s.Use(func(event []any, next func(error)) {
-			if len(event) > 0 {
-				received.inc(event[0])
-			}
-			if ack, i := trailingAck(event); ack != nil {
-				event[i] = socket.Ack(func(args []any, err error) {
-					acks[ackResult(args)].Inc()
-					ack(args, err)
-				})
-			}
-			next(nil)
+	return nm
+}
+
+// connected counts a socket that connected over transport.
+func (nm *nspMetrics) connected(transport string) {
+	nm.m.connects.WithLabelValues(nm.name, transport).Inc()
+}
+
+// event counts an event a socket sent and, when it carries an ack callback, replaces the
+// callback with one that counts the ack's result.
+func (nm *nspMetrics) event(event []any) {
+	if len(event) > 0 {
+		nm.received.inc(event[0])
+	}
+	if ack, i := trailingAck(event); ack != nil {
+		event[i] = socket.Ack(func(args []any, err error) {
+			nm.acks[ackResult(args)].Inc()
+			ack(args, err)
 		})
-		s.OnAnyOutgoing(func(args ...any) {
-			if len(args) > 0 {
-				emitted.inc(args[0])
-			}
-		})
-		_ = s.Once("disconnect", func(args ...any) {
-			reason, _ := args[0].(string)
-			m.disconnects.WithLabelValues(name, closedLabel(reason, disconnectReasons)).Inc()
-			conns.leave(s.Conn(), name)
-		})
-	})
+	}
+}
+
+// disconnected counts a socket's disconnection by reason.
+func (nm *nspMetrics) disconnected(reason string) {
+	nm.m.disconnects.WithLabelValues(nm.name, closedLabel(reason, disconnectReasons)).Inc()
 }
 
 // connected moves one socket of nsp onto transport (delta +1) or off it (-1).

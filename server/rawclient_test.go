@@ -97,7 +97,10 @@ func waitRegistered(ts *testServer, engineID, nsp string) error {
 	for {
 		if st := ts.conns.stateByID(engineID); st != nil {
 			st.mu.Lock()
-			n := st.nsps[nsp]
+			n := 0
+			if ns := st.find(nsp); ns != nil {
+				n = ns.n
+			}
 			st.mu.Unlock()
 			if n > 0 {
 				return nil

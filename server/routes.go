@@ -3,6 +3,7 @@ package server
 import (
 	"log"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -10,15 +11,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// routes is all of the chi wiring in one place. Socket.IO is mounted outside every middleware:
+// routes is all of the chi wiring in one place. Socket.IO is served outside every middleware:
 // its long-polling requests hang for a heartbeat interval and its websockets are hijacked, so
 // timeouts, compression and access logs would break or flood them.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 
-	engine := s.admission.middleware(releaseAfterHijack(s.io.ServeHandler(nil))) // hijack.go
-	r.Handle("/socket.io", engine)
-	r.Handle("/socket.io/*", engine)
 	if s.echo != nil {
 		r.Handle("/engine.io/*", s.echo) // conformance mode only
 	}
@@ -34,7 +32,28 @@ func (s *Server) routes() http.Handler {
 		r.Mount("/api/v1", s.api())
 	})
 	r.NotFound(s.web.ServeHTTP) // the demo page answers only what no route claims
-	return r
+
+	engine := s.admission.middleware(releaseAfterHijack(s.io.ServeHandler(nil))) // hijack.go
+	return socketIOBeside(engine, r)
+}
+
+// socketIOBeside sends /socket.io and /socket.io/… to engine, before chi sees them, and the rest
+// to router. chi hands its handlers a copy of the request carrying its route context and path
+// values, and the engine keeps its request for the whole life of a connection: past chi, every
+// idle websocket held both (about 600 bytes). The paths are matched as chi would match them
+// (the raw path when the URL has one).
+func socketIOBeside(engine, router http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.RawPath
+		if path == "" {
+			path = r.URL.Path
+		}
+		if path == "/socket.io" || strings.HasPrefix(path, "/socket.io/") {
+			engine.ServeHTTP(w, r)
+			return
+		}
+		router.ServeHTTP(w, r)
+	})
 }
 
 // accessLog logs one line per request with its id, status and duration.

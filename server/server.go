@@ -44,6 +44,7 @@ type Server struct {
 	admission *admission
 	guard     *eventGuard
 	warm      *warmPool
+	gates     connectGates
 }
 
 // New builds a node from cfg. It does not listen yet: Run or Serve does.
@@ -94,13 +95,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			s.warm.enter(nsp) // first and last socket middlewares (warm.go)
 			s.instrument(nsp)
 			ns.Register(nsp)
-			s.auth.Register(nsp)
 			s.warm.dispatch(nsp)
 		}
 	}
 	s.handler = s.routes()
 	s.watchConnections()
-	guardHeartbeat(s.io.Engine(), s.pongReplayDelay())
 	return s, nil
 }
 
