@@ -1,20 +1,14 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"reflect"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/switchboard/switchboard/namespaces"
 )
@@ -80,6 +74,12 @@ type apiReply struct {
 	body   any
 }
 
+// encodedJSON is a reply body already encoded, newline included, which writeJSON writes as it is.
+type encodedJSON []byte
+
+// okBody is {"ok": true} as json.Encoder writes it, encoded once rather than on every call.
+var okBody = encodedJSON("{\"ok\":true}\n")
+
 // apiHandler adapts a handler returning (reply, error) to net/http: an *apiError is answered as
 // it is, anything else is logged and answered 500 without its text.
 func (s *Server) apiHandler(log zerolog.Logger, h func(http.ResponseWriter, *http.Request) (apiReply, error)) http.HandlerFunc {
@@ -136,137 +136,6 @@ func (s *Server) namespace(field, name string) (socket.Namespace, error) {
 	return nsp, nil
 }
 
-// decodeBody reads a JSON object body into a *T. The body must be declared application/json
-// (415), fit in limit bytes (413) and hold exactly one object whose keys are T's json field names,
-// spelled exactly (encoding/json alone would accept "Event" for "event"); a key T does not have
-// or a value of the wrong type is a 400 naming the field.
-func decodeBody[T any](w http.ResponseWriter, r *http.Request, limit int64) (*T, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, apiErrorf(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "the body must be application/json")
-	}
-	tooLarge := apiErrorf(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the body is larger than %d bytes", limit)
-	if r.ContentLength > limit {
-		return nil, tooLarge
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
-		}
-		return nil, badRequest("the body could not be read")
-	}
-	return decodeJSON[T](body)
-}
-
-// decodeJSON is the parsing half of decodeBody, separate so that it can be fuzzed.
-func decodeJSON[T any](body []byte) (*T, error) {
-	var keys map[string]json.RawMessage
-	if err := strictDecode(body, &keys); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) || bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
-			return nil, badRequest("the body must be a JSON object")
-		}
-		return nil, badRequest("the body is not valid JSON: %s", jsonSyntaxMessage(err))
-	}
-	if keys == nil {
-		return nil, badRequest("the body must be a JSON object")
-	}
-	allowed := jsonFields(reflect.TypeFor[T]())
-	for k := range keys {
-		if _, ok := allowed[k]; !ok {
-			return nil, badRequest("unknown field %q", k)
-		}
-	}
-	v := new(T)
-	if err := strictDecode(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, badRequest("%s must be %s", te.Field, jsonTypeName(te.Type))
-		}
-		return nil, badRequest("the body does not match the request schema")
-	}
-	return v, nil
-}
-
-// strictDecode decodes exactly one JSON value from body into v, refusing trailing data.
-func strictDecode(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("data after the JSON value")
-	}
-	return nil
-}
-
-// jsonSyntaxMessage describes a syntax error without echoing the body.
-func jsonSyntaxMessage(err error) string {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "unexpected end of the body"
-	default:
-		return "data after the JSON value"
-	}
-}
-
-// jsonFields lists the json names of t's fields (t a struct), with the fields of untagged
-// embedded structs promoted as encoding/json does.
-func jsonFields(t reflect.Type) map[string]reflect.StructField {
-	out := map[string]reflect.StructField{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			for n, pf := range jsonFields(f.Type) {
-				out[n] = pf
-			}
-			continue
-		}
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f
-	}
-	return out
-}
-
-// jsonTypeName says which JSON type a Go type decodes from.
-func jsonTypeName(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.String {
-			return "an array of strings"
-		}
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	default:
-		return "of another type"
-	}
-}
-
 // target is the broadcast selection every write operation shares: which namespace, the rooms
 // whose sockets are picked (none means every socket) and the rooms whose sockets are left out.
 type target struct {
@@ -275,20 +144,38 @@ type target struct {
 	Except    []string `json:"except"`
 }
 
+// selection validates the selection and returns its namespace.
+func (s *Server) selection(t target) (socket.Namespace, error) {
+	nsp, err := s.namespace("namespace", t.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRoomList("rooms", t.Rooms, false); err != nil {
+		return nil, err
+	}
+	if err := checkRoomList("except", t.Except, false); err != nil {
+		return nil, err
+	}
+	return nsp, nil
+}
+
 // operator validates the selection and returns the library's broadcast operator for it, which
 // goes through the namespace's adapter (so it reaches every node when the adapter is Redis).
 func (s *Server) operator(t target) (socket.Namespace, *socket.BroadcastOperator, error) {
-	nsp, err := s.namespace("namespace", t.Namespace)
+	nsp, err := s.selection(t)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkRoomList("rooms", t.Rooms, false); err != nil {
-		return nil, nil, err
-	}
-	if err := checkRoomList("except", t.Except, false); err != nil {
-		return nil, nil, err
-	}
 	return nsp, nsp.To(toRooms(t.Rooms)...).Except(toRooms(t.Except)...), nil
+}
+
+// broadcastOptions is the selection as the adapter takes it, with flags.
+func (t target) broadcastOptions(flags *socket.BroadcastFlags) *socket.BroadcastOptions {
+	return &socket.BroadcastOptions{
+		Rooms:  types.NewSet(toRooms(t.Rooms)...),
+		Except: types.NewSet(toRooms(t.Except)...),
+		Flags:  flags,
+	}
 }
 
 // checkRoomList validates room names, naming the offending element; required lists must not be

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
@@ -60,4 +61,37 @@ func FuzzDecodeEmit(f *testing.F) {
 			t.Fatalf("accepted %q with ackTimeoutMs %d", body, *ms)
 		}
 	})
+}
+
+// FuzzDecodeJSONFastPath checks that decodeJSON's one-decode fast path changes nothing: for any
+// body it gives the value and the error the thorough two-pass decode gives, for a request type
+// with an embedded struct (emit) and one with a plain field list (join).
+func FuzzDecodeJSONFastPath(f *testing.F) {
+	for _, seed := range []string{
+		`{"event":"price","rooms":["prices:EURUSD"],"data":{"bid":1.0842}}`,
+		` { "namespace" : "/chat" , "rooms" : [ "a" , "b" ] , "except":[],"event":"e","args":[1,"x\"",null,{"k":[true,{"event":1}]}],"volatile":true } `,
+		`{"event":"e","data":"a,b}c]","ackTimeoutMs":500}`,
+		`{"event":"e","data":-1.5e3,"volatile":false}`,
+		`{"join":["a"],"rooms":["b"]}`,
+		`{"\u0065vent":"e"}`, `{"ev\"ent":"e"}`, `{"Event":"e"}`, `{"event":"a","EVENT":"b"}`,
+		`{"event":"e","event":"f"}`, `{"event":"e","data":{"x":1}`, `{"event":"e"}}`,
+		`{"event":"e"} []`, `{"event":"e"}` + "\n", `{}`, `[]`, `null`, `"x"`, `1`, ``, `{`,
+		`{"event":1}`, `{"rooms":"r"}`, `{"unknown":{"a":[1,2,{"b":"}"}]}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sameDecode[emitRequest](t, body)
+		sameDecode[joinRequest](t, body)
+	})
+}
+
+// sameDecode fails t when decodeJSON and decodeJSONExact disagree about body.
+func sameDecode[T any](t *testing.T, body []byte) {
+	t.Helper()
+	got, gotErr := decodeJSON[T](body)
+	want, wantErr := decodeJSONExact[T](body)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("decode %q as %T: got %+v, %v; the thorough decode gives %+v, %v", body, *new(T), got, gotErr, want, wantErr)
+	}
 }

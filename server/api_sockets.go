@@ -33,7 +33,7 @@ type disconnectRequest struct {
 	Close bool `json:"close"`
 }
 
-var okReply = apiReply{http.StatusOK, map[string]bool{"ok": true}}
+var okReply = apiReply{http.StatusOK, okBody}
 
 // socketsJoin makes the selected sockets join rooms.
 func (s *Server) socketsJoin(w http.ResponseWriter, r *http.Request) (apiReply, error) {

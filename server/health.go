@@ -36,5 +36,9 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if b, ok := v.(encodedJSON); ok {
+		_, _ = w.Write(b)
+		return
+	}
 	_ = json.NewEncoder(w).Encode(v)
 }

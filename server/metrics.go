@@ -4,6 +4,7 @@ import (
 	"github.com/switchboard/switchboard/adapters"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -54,6 +55,22 @@ type Metrics struct {
 	httpDuration  *prometheus.HistogramVec
 	adapterErrors *prometheus.CounterVec
 	limited       *prometheus.CounterVec
+
+	// httpSeries caches the children of httpRequests and httpDuration by httpSeriesKey. Routes
+	// are chi patterns, methods and statuses closed sets, so it stays small.
+	httpSeries sync.Map // httpSeriesKey → httpSeries
+}
+
+// httpSeriesKey is the labels of one HTTP request's series.
+type httpSeriesKey struct {
+	route, method string
+	status        int
+}
+
+// httpSeries is one route, method and status's request counter and latency histogram.
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics builds the registry with Go runtime and process collectors and Switchboard's series.
@@ -128,10 +145,23 @@ func (m *Metrics) InstrumentHTTP(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		method := closedLabel(r.Method, httpMethods)
-		m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		hs := m.httpSeriesOf(httpSeriesKey{route, closedLabel(r.Method, httpMethods), status})
+		hs.requests.Inc()
+		hs.duration.Observe(time.Since(start).Seconds())
 	})
+}
+
+// httpSeriesOf returns the series of k, resolved on first use: WithLabelValues on every request
+// would hash the labels and lock both vectors again.
+func (m *Metrics) httpSeriesOf(k httpSeriesKey) httpSeries {
+	if hs, ok := m.httpSeries.Load(k); ok {
+		return hs.(httpSeries)
+	}
+	hs, _ := m.httpSeries.LoadOrStore(k, httpSeries{
+		requests: m.httpRequests.WithLabelValues(k.route, k.method, strconv.Itoa(k.status)),
+		duration: m.httpDuration.WithLabelValues(k.route, k.method),
+	})
+	return hs.(httpSeries)
 }
 
 // adapterErrorHook counts every error the adapter logs: an error log is where an operator must

@@ -56,9 +56,14 @@ func socketIOBeside(engine, router http.Handler) http.Handler {
 	})
 }
 
-// accessLog logs one line per request with its id, status and duration.
+// accessLog logs one line per request with its id, status and duration. When log's level is
+// above info no line can ever be written (zerolog's global level only raises it), so the
+// middleware steps aside rather than wrap every response writer for nothing.
 func accessLog(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
+		if log.GetLevel() > zerolog.InfoLevel {
+			return next
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			start := time.Now()
