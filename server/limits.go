@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"flag"
 	"net"
 	"net/http"
@@ -66,6 +67,7 @@ func (s *Server) setupLimits() {
 func (s *Server) watchConnections() {
 	_ = s.io.Engine().On("connection", func(args ...any) {
 		if conn, ok := args[0].(engine.Socket); ok {
+			settleAdmission(conn)
 			s.conns.watch(conn)
 		}
 	})
@@ -164,14 +166,17 @@ func (a *admission) middleware(next http.Handler) http.Handler {
 			refuseHandshake(w, http.StatusServiceUnavailable, "server is at its connection limit")
 			return
 		}
-		defer a.release()
-		next.ServeHTTP(w, r)
+		t := &admissionTicket{a: a}
+		defer t.settle()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admissionTicketKey{}, t)))
 	})
 }
 
-// reserve takes a slot for one handshake. Handshakes in flight count against the limit until
-// they are served (by then the engine counts the connection, so for a moment it is counted
-// twice): the limit is never exceeded, at the price of refusing a little early under a burst.
+// reserve takes a slot for one handshake. A handshake in flight counts against the limit until
+// the engine counts its connection ("connection", see settleAdmission) or it is served without
+// one: the limit is never exceeded. (Released only when the handler returned, a connection was
+// counted twice until then, and a client quick to connect again could be refused below the
+// limit: the engine writes the open packet before its handler returns.)
 func (a *admission) reserve() bool {
 	if a.max <= 0 {
 		return true
@@ -183,6 +188,26 @@ func (a *admission) reserve() bool {
 	}
 	a.inFlight++
 	return true
+}
+
+// admissionTicket is one reserved handshake; it rides in the request's context, which the engine
+// keeps with the connection.
+type admissionTicket struct {
+	a    *admission
+	once sync.Once
+}
+
+type admissionTicketKey struct{}
+
+// settle gives the handshake's slot back, once: the engine counts the connection from now on, or
+// there is none.
+func (t *admissionTicket) settle() { t.once.Do(t.a.release) }
+
+// settleAdmission settles the ticket of the handshake that made conn, if it had one.
+func settleAdmission(conn engine.Socket) {
+	if t, ok := conn.Request().Context().Value(admissionTicketKey{}).(*admissionTicket); ok {
+		t.settle()
+	}
 }
 
 func (a *admission) release() {
