@@ -152,9 +152,13 @@ func tryConnect(t *testing.T, url string, o dialOptions) (*sio.Socket, *types.Ex
 		if ok {
 			return s, res.err
 		}
-		t.Logf("Go client attempt %d: the engine open went unreported; trying again", attempt)
+		t.Logf("Go client attempt %d: the engine open went unreported, or the upgrade probe's answer was missed; trying again", attempt)
 	}
 }
+
+// upgradeStall is how long a polling→websocket upgrade of the Go client may take before the
+// attempt counts as one whose probe answer the client missed (see connectOnce).
+const upgradeStall = 3 * time.Second
 
 func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.Socket, connectResult, bool) {
 	t.Helper()
@@ -211,15 +215,46 @@ func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.S
 		done <- connectResult{err: e}
 	})
 	s.Connect()
-	res := receive(t, "connect or connect_error", done)
+	// Over polling the Go client queues its CONNECT behind its pending GET (one queue for both),
+	// which the server answers at the next ping (25 s) unless an upgrade releases it first; with
+	// the upgrade's probe answer missed (below), the CONNECT waits for that ping. Such an attempt
+	// is given up after upgradeStall + 1 s and made again with a new client.
+	connectWait := waitTimeout
+	if len(transports) > 1 && mayRetry {
+		connectWait = upgradeStall + time.Second
+	}
+	var res connectResult
+	select {
+	case res = <-done:
+	case <-time.After(connectWait):
+		if !mayRetry {
+			t.Fatalf("timed out waiting for connect or connect_error")
+		}
+		s.Disconnect()
+		manager.Engine().Close()
+		return nil, connectResult{}, false
+	}
 	if res.err == nil && len(transports) > 1 {
 		// polling→websocket: hand the socket over once upgraded. The Go client's long-polling
 		// sends its next GET only after a heartbeat, so an ack due while it still polls could
 		// take a whole ping interval to arrive (polling-only is tested with socket.io-client).
-		// Shutdown tests need it too: closed in the middle of its upgrade, the Go client now and
-		// then (2 runs in 40) reported no disconnect at all — whether the client or the close of
-		// the polling half is at fault is not known yet.
-		waitFor(t, "the upgrade to websocket", func() bool { return s.Io().Engine().Transport().Name() == "websocket" })
+		// The Go client also registers its listener for the probe's answer only after sending
+		// the probe (clients/engine/v3 socket-with-upgrade.go _probe: Send, then Once("packet")):
+		// when the server's "3probe" comes back first, the client never upgrades and keeps
+		// polling. A healthy upgrade takes milliseconds; one that has not happened after
+		// upgradeStall is that lost answer, and the attempt is made again with a new client.
+		deadline := time.Now().Add(upgradeStall)
+		for s.Io().Engine().Transport().Name() != "websocket" {
+			if time.Now().After(deadline) {
+				if !mayRetry {
+					t.Fatalf("timed out waiting for the upgrade to websocket")
+				}
+				s.Disconnect()
+				manager.Engine().Close()
+				return nil, connectResult{}, false
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	return s, res, true
 }
