@@ -6,6 +6,7 @@ import (
 	"sort"
 	"testing"
 
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
 	"go.uber.org/goleak"
 )
 
@@ -68,6 +69,17 @@ func TestShutdownDisconnectsAndDrains(t *testing.T) {
 		})
 		clients[name] = ch
 	}
+	// The Go client counts itself upgraded when it sends its "upgrade" packet; until the server has
+	// read it, the server's socket is still on polling with the websocket as a candidate, which a
+	// shutdown at that moment leaves to the upgrade timeout (10 s) in a process that does not exit.
+	waitFor(t, "the server to finish every upgrade", func() bool {
+		upgraded := true
+		ts.IO().Engine().Clients().Range(func(_ string, conn engine.Socket) bool {
+			upgraded = upgraded && conn.Transport().Name() == "websocket"
+			return true
+		})
+		return upgraded
+	})
 	if err := ts.stop(); err != nil {
 		t.Fatalf("Serve returned %v after a clean drain", err)
 	}
