@@ -80,13 +80,21 @@ func startServer(t *testing.T, cfg Config) *testServer {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	if !eventually(waitTimeout, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// eventually polls cond until it holds (true) or d has passed (false).
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // receive waits for one value on ch.
@@ -204,6 +212,16 @@ func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.S
 
 	s := manager.Socket(nsp, opts)
 	t.Cleanup(func() { s.Disconnect() })
+	// abandon ends an attempt that stalled on one of the Go client's defects (below): fatal on
+	// the last attempt, else the client is closed and tryConnect makes a new one.
+	abandon := func(what string) (*sio.Socket, connectResult, bool) {
+		if !mayRetry {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		s.Disconnect()
+		manager.Engine().Close()
+		return nil, connectResult{}, false
+	}
 	done := make(chan connectResult, 1)
 	_ = s.Once("connect", func(...any) { done <- connectResult{} })
 	_ = s.Once("connect_error", func(args ...any) {
@@ -227,12 +245,7 @@ func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.S
 	select {
 	case res = <-done:
 	case <-time.After(connectWait):
-		if !mayRetry {
-			t.Fatalf("timed out waiting for connect or connect_error")
-		}
-		s.Disconnect()
-		manager.Engine().Close()
-		return nil, connectResult{}, false
+		return abandon("connect or connect_error")
 	}
 	if res.err == nil && len(transports) > 1 {
 		// polling→websocket: hand the socket over once upgraded. The Go client's long-polling
@@ -243,17 +256,9 @@ func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.S
 		// when the server's "3probe" comes back first, the client never upgrades and keeps
 		// polling. A healthy upgrade takes milliseconds; one that has not happened after
 		// upgradeStall is that lost answer, and the attempt is made again with a new client.
-		deadline := time.Now().Add(upgradeStall)
-		for s.Io().Engine().Transport().Name() != "websocket" {
-			if time.Now().After(deadline) {
-				if !mayRetry {
-					t.Fatalf("timed out waiting for the upgrade to websocket")
-				}
-				s.Disconnect()
-				manager.Engine().Close()
-				return nil, connectResult{}, false
-			}
-			time.Sleep(10 * time.Millisecond)
+		upgraded := func() bool { return s.Io().Engine().Transport().Name() == "websocket" }
+		if !eventually(upgradeStall, upgraded) {
+			return abandon("the upgrade to websocket")
 		}
 	}
 	return s, res, true

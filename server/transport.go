@@ -227,9 +227,7 @@ func (w *deadlineWebsocket) tryWrite(frames [][]byte) ([][]byte, error) {
 	err := w.raw.Write(func(fd uintptr) bool {
 		for len(frames) > 0 {
 			n, err := writeFrames(int(fd), frames)
-			switch {
-			case err == syscall.EINTR:
-				continue
+			switch { // writeFrames has retried EINTR
 			case err == syscall.EAGAIN:
 				return true
 			case err != nil:
