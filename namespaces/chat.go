@@ -285,9 +285,16 @@ func (cs *chatSocket) announceLeft(ctx context.Context, id Identity, room string
 
 // disconnecting runs while the socket is still in its rooms: a user whose last socket in a room
 // this was has left it.
+//
+// It runs once per socket: the library can close a socket twice at once (its namespace DISCONNECT
+// and its transport closing both pass the socket's connected check), and the second run must not
+// mark the socket departed again after "disconnect" has forgotten it.
 func (cs *chatSocket) disconnecting() {
 	cs.m.mu.Lock()
 	defer cs.m.mu.Unlock()
+	if cs.m.gone {
+		return
+	}
 	cs.m.gone = true
 	id := IdentityOf(cs.s)
 	ctx, cancel := context.WithTimeout(cs.base, presenceTimeout)
@@ -298,7 +305,7 @@ func (cs *chatSocket) disconnecting() {
 		}
 		unlock := cs.presence.lock(string(room), id.User.ID)
 		// Departed first: a member list asked for once chat:user-left is out must not hold it.
-		cs.presence.depart(cs.s.Id(), string(room))
+		cs.presence.depart(cs.s.Id(), id.User.ID, string(room))
 		err := cs.announceLeft(ctx, id, string(room))
 		unlock()
 		if err != nil {

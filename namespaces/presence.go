@@ -21,11 +21,17 @@ type presence struct {
 	// taken (under the room's lock): from "disconnecting" to "disconnect" the adapter still lists
 	// the socket there, but it no longer counts as present. Marking per room under the lock, not
 	// per socket up front, is what lets exactly one of several tabs dropping at once be the last.
-	departed map[socket.SocketId]map[string]struct{}
+	departed map[socket.SocketId]*departure
+}
+
+// departure is what depart recorded for one socket.
+type departure struct {
+	userID string // the user whose (room, user) locks guard the marks
+	rooms  map[string]struct{}
 }
 
 func newPresence() *presence {
-	return &presence{departed: map[socket.SocketId]map[string]struct{}{}}
+	return &presence{departed: map[socket.SocketId]*departure{}}
 }
 
 // member is what the chat namespace keeps per connected socket. mu serializes the socket's
@@ -40,31 +46,71 @@ func (p *presence) lock(room, userID string) (unlock func()) {
 	return p.locks.Lock(room + "\x00" + userID)
 }
 
-// depart records that sid no longer counts as present in room. The caller holds the room's
-// lock for the socket's user.
-func (p *presence) depart(sid socket.SocketId, room string) {
+// depart records that sid, a socket of userID, no longer counts as present in room. The caller
+// holds lock(room, userID).
+func (p *presence) depart(sid socket.SocketId, userID, room string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rooms := p.departed[sid]
-	if rooms == nil {
-		rooms = map[string]struct{}{}
-		p.departed[sid] = rooms
+	d := p.departed[sid]
+	if d == nil {
+		d = &departure{userID: userID, rooms: map[string]struct{}{}}
+		p.departed[sid] = d
 	}
-	rooms[room] = struct{}{}
+	d.rooms[room] = struct{}{}
 }
 
-// forget drops what depart recorded once the socket has left every room.
+// forget drops what depart recorded, once the socket has left every room. Each room's mark is
+// dropped under that room's lock: a decision in progress may hold a member list fetched while
+// the socket was still in the room, and must still find the socket departed when it reads the
+// marks (without the lock, the last of several tabs dropping at once could count a tab that had
+// just left as present, and nobody would announce chat:user-left).
 func (p *presence) forget(sid socket.SocketId) {
 	p.mu.Lock()
-	delete(p.departed, sid)
+	d := p.departed[sid]
 	p.mu.Unlock()
+	if d == nil {
+		return
+	}
+	for _, room := range p.departedRooms(d) {
+		unlock := p.lock(room, d.userID)
+		p.mu.Lock()
+		delete(d.rooms, room)
+		p.mu.Unlock()
+		unlock()
+	}
+	p.mu.Lock()
+	if p.departed[sid] == d && len(d.rooms) == 0 {
+		delete(p.departed, sid)
+	}
+	p.mu.Unlock()
+}
+
+func (p *presence) departedRooms(d *departure) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rooms := make([]string, 0, len(d.rooms))
+	for room := range d.rooms {
+		rooms = append(rooms, room)
+	}
+	return rooms
 }
 
 func (p *presence) hasDeparted(sid socket.SocketId, room string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.departed[sid][room]
+	d := p.departed[sid]
+	if d == nil {
+		return false
+	}
+	_, ok := d.rooms[room]
 	return ok
+}
+
+// tracked tells how many sockets have departure marks (for tests: none once all are gone).
+func (p *presence) tracked() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.departed)
 }
 
 // present lists the identities of the sockets in room, but the departed ones and self.
