@@ -24,6 +24,9 @@ type Config struct {
 	// Node's adapters, which a cluster shared with Node servers must keep.
 	Prefix string
 	Logger zerolog.Logger
+	// Direct, when set, is how the memory backend writes broadcasts to connections the server
+	// writes to itself (see Direct). The Redis backends deliver the library's way.
+	Direct Direct
 }
 
 // Backend is a room/broadcast backend: the library's adapter constructor plus what it holds open.

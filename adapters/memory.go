@@ -1,21 +1,24 @@
 package adapters
 
-import "github.com/zishang520/socket.io/servers/socket/v3"
+import (
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
 
-// Memory keeps rooms in this process only. With recovery on it uses the library's session-aware
-// adapter, which keeps disconnected sessions and the packets they missed for the recovery window.
+// Memory keeps rooms in this process only, in the library's in-memory adapter, with two things of
+// ours on top: the sessions and missed packets of connection state recovery (sessions.go, what the
+// library's session-aware adapter keeps), and a broadcast that hands each recipient's connection
+// the encoded frame directly when Config.Direct can take it.
 type Memory struct {
-	ctor socket.AdapterConstructor
+	ctor *memoryBuilder
 }
 
 var _ Backend = (*Memory)(nil)
 
 // NewMemory returns the in-memory backend.
 func NewMemory(cfg Config) *Memory {
-	if cfg.Recovery {
-		return &Memory{ctor: &socket.SessionAwareAdapterBuilder{}}
-	}
-	return &Memory{ctor: &socket.AdapterBuilder{}}
+	return &Memory{ctor: &memoryBuilder{recovery: cfg.Recovery, direct: cfg.Direct}}
 }
 
 // Constructor implements Backend.
@@ -23,3 +26,184 @@ func (m *Memory) Constructor() socket.AdapterConstructor { return m.ctor }
 
 // Close implements Backend; the library closes each namespace's adapter itself.
 func (m *Memory) Close() error { return nil }
+
+// Direct is how a server writes a broadcast past the engine's per-packet path. It is called once
+// per broadcast with the encoded Engine.IO packet (a text message: "4" and the Socket.IO packet)
+// and returns the writer for its recipients, which reports false when a recipient must get the
+// packet the library's way instead (its connection is not one the server writes to itself, or
+// packets are queued for it in the engine). A writer that returns true owns the delivery: it
+// wrote the frame, queued it in order, or dropped it as the library would (a volatile packet for
+// a busy connection).
+type Direct func(encoded []byte, volatile bool) (write func(*socket.Socket) bool)
+
+type memoryBuilder struct {
+	recovery bool
+	direct   Direct
+}
+
+// New implements socket.AdapterConstructor.
+func (b *memoryBuilder) New(nsp socket.Namespace) socket.Adapter {
+	a := &memoryAdapter{Adapter: socket.MakeAdapter(), direct: b.direct}
+	if b.recovery {
+		a.sessions = newSessions()
+	}
+	a.Prototype(a)
+	a.Construct(nsp)
+	return a
+}
+
+// memoryAdapter is the library's in-memory adapter (rooms, acks, fetches) with our Broadcast and,
+// with recovery on, our sessions.
+type memoryAdapter struct {
+	socket.Adapter
+	encoder  parser.Encoder
+	direct   Direct    // nil: every recipient the library's way
+	sessions *sessions // nil: recovery off
+}
+
+// Construct implements socket.Adapter.
+func (a *memoryAdapter) Construct(nsp socket.Namespace) {
+	a.Adapter.Construct(nsp)
+	a.encoder = nsp.Server().Encoder()
+	if a.sessions != nil {
+		window := socket.DefaultMaxDisconnectionDuration
+		if rec := nsp.Server().Opts().ConnectionStateRecovery(); rec != nil {
+			window = rec.MaxDisconnectionDuration()
+		}
+		a.sessions.start(window, socket.DefaultSessionCleanupInterval)
+	}
+}
+
+// Close implements socket.Adapter.
+func (a *memoryAdapter) Close() {
+	if a.sessions != nil {
+		a.sessions.stop()
+	}
+	a.Adapter.Close()
+}
+
+// PersistSession implements socket.Adapter.
+func (a *memoryAdapter) PersistSession(session *socket.SessionToPersist) {
+	if a.sessions != nil {
+		a.sessions.persist(session)
+	}
+}
+
+// RestoreSession implements socket.Adapter.
+func (a *memoryAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	if a.sessions == nil {
+		return nil, nil
+	}
+	return a.sessions.restore(pid, offset), nil
+}
+
+// Broadcast implements socket.Adapter as the library's session-aware adapter does (an event
+// without ack and not volatile gets an offset and is kept for recovery; then it goes to every
+// connected socket of opts' rooms but the excepted), except for how it reaches a recipient: the
+// library makes an engine packet per recipient and passes it through the engine's buffer and
+// flush, six events on the way; a recipient that Direct takes gets the one frame of the broadcast
+// written to its connection at once.
+func (a *memoryAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	flags := &socket.BroadcastFlags{}
+	if opts != nil && opts.Flags != nil {
+		flags = opts.Flags
+	}
+	if a.sessions != nil && packet.Type == parser.EVENT && packet.Id == nil && !flags.Volatile {
+		a.sessions.keep(packet, opts)
+	}
+
+	writeOpts := &socket.WriteOptions{}
+	writeOpts.PreEncoded = true
+	writeOpts.Volatile = flags.Volatile
+	writeOpts.Compress = flags.Compress
+	packet.Nsp = a.Nsp().Name()
+	encoded := a.encoder.Encode(packet)
+
+	var write func(*socket.Socket) bool
+	if len(encoded) == 1 {
+		if p, ok := encoded[0].(*types.StringBuffer); ok {
+			// The library's pre-encoded frame: "4" (an Engine.IO message) and the packet.
+			data := types.NewStringBufferString("4")
+			_, _ = data.Write(p.Bytes())
+			writeOpts.WsPreEncodedFrame = data
+			if a.direct != nil {
+				write = a.direct(data.Bytes(), flags.Volatile)
+			}
+		}
+	}
+	a.each(opts, func(s *socket.Socket) {
+		if notify := s.NotifyOutgoingListeners(); notify != nil {
+			notify(packet)
+		}
+		if write != nil && write(s) {
+			return
+		}
+		s.Client().WriteToEngine(encoded, writeOpts)
+	})
+}
+
+// each calls fn for every connected socket that opts select, once each, as the library's adapter
+// does: the sockets of opts.Rooms (every socket when there are none) but those in opts.Except.
+func (a *memoryAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
+	var rooms, except *types.Set[socket.Room]
+	if opts != nil {
+		rooms, except = opts.Rooms, opts.Except
+	}
+	excluded := a.exceptSids(except)
+	sockets := a.Nsp().Sockets()
+	visit := func(id socket.SocketId) {
+		if _, skip := excluded[id]; skip {
+			return
+		}
+		if s, ok := sockets.Load(id); ok && s.Connected() {
+			fn(s)
+		}
+	}
+	if rooms == nil || rooms.Len() == 0 {
+		a.Sids().Range(func(id socket.SocketId, _ *types.Set[socket.Room]) bool {
+			visit(id)
+			return true
+		})
+		return
+	}
+	keys := rooms.Keys()
+	if len(keys) == 1 {
+		// A room's members are distinct: no need to remember who was visited.
+		if ids, ok := a.Rooms().Load(keys[0]); ok {
+			for _, id := range ids.Keys() {
+				visit(id)
+			}
+		}
+		return
+	}
+	seen := map[socket.SocketId]struct{}{}
+	for _, room := range keys {
+		ids, ok := a.Rooms().Load(room)
+		if !ok {
+			continue
+		}
+		for _, id := range ids.Keys() {
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			visit(id)
+		}
+	}
+}
+
+// exceptSids lists the sockets of the excepted rooms.
+func (a *memoryAdapter) exceptSids(except *types.Set[socket.Room]) map[socket.SocketId]struct{} {
+	if except == nil || except.Len() == 0 {
+		return nil
+	}
+	sids := map[socket.SocketId]struct{}{}
+	for _, room := range except.Keys() {
+		if ids, ok := a.Rooms().Load(room); ok {
+			for _, id := range ids.Keys() {
+				sids[id] = struct{}{}
+			}
+		}
+	}
+	return sids
+}

@@ -35,6 +35,14 @@ type connState struct {
 	heartbeat
 	queued  atomic.Int64 // bytes of the packets created but not yet handed to the transport
 	dropped atomic.Bool
+	// buffered counts the packets created but not yet taken by a flush: the engine emits
+	// "packetCreate" before it buffers a packet and "flush" after it takes the buffer, so while
+	// it is 0 nothing waits in the engine's buffer and a broadcast frame written to the transport
+	// directly (direct.go) cannot overtake a packet accepted before it.
+	buffered atomic.Int64
+	// unsure is set when buffered went below 0: a packet was created before the tracker watched
+	// the connection and flushed after, so the count can no longer say the buffer is empty.
+	unsure atomic.Bool
 
 	mu        sync.Mutex
 	transport string
@@ -47,11 +55,13 @@ type connState struct {
 func (t *connTracker) watch(conn engine.Socket) {
 	st := &connState{transport: conn.Transport().Name()}
 	t.conns.Store(conn.Id(), st)
+	adopt(conn.Transport(), st)
 	_ = conn.On("upgrade", func(args ...any) {
 		tr, ok := args[0].(transports.Transport)
 		if !ok {
 			return
 		}
+		adopt(tr, st)
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		for _, ns := range st.nsps {
@@ -62,6 +72,7 @@ func (t *connTracker) watch(conn engine.Socket) {
 	})
 	_ = conn.On("packetCreate", func(args ...any) {
 		p, _ := args[0].(*packet.Packet)
+		st.buffered.Add(1)
 		st.created(p)
 		if t.maxBuffer > 0 && st.queued.Add(packetCost(p)) > t.maxBuffer && st.dropped.CompareAndSwap(false, true) {
 			t.metrics.Limited("write_buffer")
@@ -70,17 +81,22 @@ func (t *connTracker) watch(conn engine.Socket) {
 			go conn.Close(true)
 		}
 	})
-	if t.maxBuffer > 0 {
-		_ = conn.On("flush", func(args ...any) {
-			if wbuf, ok := args[0].([]*packet.Packet); ok {
-				var n int64
-				for _, p := range wbuf {
-					n += packetCost(p)
-				}
-				st.queued.Add(-n)
+	_ = conn.On("flush", func(args ...any) {
+		wbuf, ok := args[0].([]*packet.Packet)
+		if !ok {
+			return
+		}
+		if t.maxBuffer > 0 {
+			var n int64
+			for _, p := range wbuf {
+				n += packetCost(p)
 			}
-		})
-	}
+			st.queued.Add(-n)
+		}
+		if st.buffered.Add(-int64(len(wbuf))) < 0 {
+			st.unsure.Store(true)
+		}
+	})
 	_ = conn.On("packet", func(args ...any) {
 		p, _ := args[0].(*packet.Packet)
 		st.received(conn, p, t.pongDelay)
@@ -127,6 +143,9 @@ func packetCost(p *packet.Packet) int64 {
 	}
 	return n
 }
+
+// idle reports whether no packet waits in the connection's engine buffer (see buffered).
+func (st *connState) idle() bool { return st.buffered.Load() == 0 && !st.unsure.Load() }
 
 // join records that a socket of nsp connected over conn and returns conn's transport.
 func (t *connTracker) join(conn engine.Socket, nsp string) string {

@@ -24,7 +24,8 @@ type rawClient struct {
 	writeMu sync.Mutex // pongs (from read) and emits may come from different goroutines
 }
 
-// rawDial opens a websocket to the server and connects to nsp ("/" or "/chat"). readBuffer, when
+// rawDial opens a websocket to the server and connects to nsp ("/" or "/chat"; "" for none, the
+// Engine.IO session only). readBuffer, when
 // positive, shrinks the client's TCP receive buffer (for slow-consumer tests).
 func rawDial(ts *testServer, nsp string, readBuffer int) (*rawClient, *http.Response, error) {
 	baseURL := ts.URL
@@ -52,6 +53,9 @@ func rawDial(ts *testServer, nsp string, readBuffer int) (*rawClient, *http.Resp
 	var handshake struct{ Sid string }
 	_ = json.Unmarshal([]byte(open[1:]), &handshake)
 	c.engine = handshake.Sid
+	if nsp == "" {
+		return c, res, nil
+	}
 	if err := c.join(nsp); err != nil {
 		conn.Close()
 		return nil, res, err

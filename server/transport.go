@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -94,6 +95,11 @@ type deadlineWebsocket struct {
 	frames  *frameCache
 	writes  *queue.Queue
 
+	// state is the engine connection's tracker state (conns.go), set once the tracker watches
+	// the connection or the upgrade to this transport: broadcasts are written here directly
+	// (direct.go) only while nothing waits in the engine's buffer.
+	state atomic.Pointer[connState]
+
 	mu      sync.Mutex
 	pending [][]byte // frames (or the rest of one) the writer goroutine has yet to write, in order
 	busy    bool     // the writer goroutine owns the connection's write side
@@ -139,6 +145,41 @@ func (w *deadlineWebsocket) Send(packets []*packet.Packet) {
 	w.busy, w.owed = true, true
 	w.mu.Unlock()
 	w.writes.Enqueue(w.writePending)
+}
+
+// adopt gives a transport of ours its connection's tracker state.
+func adopt(tr transports.Transport, st *connState) {
+	if w, ok := tr.(*deadlineWebsocket); ok {
+		w.state.Store(st)
+	}
+}
+
+// sendShared writes a broadcast's frame outside the engine's Send (direct.go), in order with
+// everything written before it. It reports false, writing nothing, when the frame must take the
+// engine's way instead: the connection compresses, or the writer goroutine owns the connection
+// (a client reading slowly: the engine's buffer then holds the frames, within its bound). A
+// volatile frame is dropped then instead, as the library drops it for a busy transport. The
+// transport's writable state and events are the engine's Send's and are not touched: what the
+// kernel does not take at once goes to the writer goroutine, owing nothing.
+func (w *deadlineWebsocket) sendShared(frame []byte, volatile bool) bool {
+	if w.PerMessageDeflate() != nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.failed != nil:
+		return true // the connection is going away; what is sent now cannot arrive
+	case w.busy:
+		return volatile
+	}
+	rest, err := w.tryWrite([][]byte{frame})
+	if err == nil && len(rest) == 0 {
+		return true
+	}
+	w.busy, w.pending, w.failed = true, rest, err
+	w.writes.Enqueue(w.writePending)
+	return true
 }
 
 // control writes a control frame (gorilla's answer to a client's ping or close), in order with the
