@@ -145,10 +145,44 @@ type gatedDecoder struct {
 
 	mu      sync.Mutex
 	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet; nil when none
+
+	// binary is set while the library's decoder reassembles a packet with binary attachments:
+	// what comes then is the library's to take (or refuse). Add runs on the connection's reader
+	// goroutine only, and so does the inner decoder's "decoded" that clears it.
+	binary bool
 }
 
-// Add implements parser.Decoder.
-func (d *gatedDecoder) Add(data any) error { return d.inner.Add(data) }
+// Add implements parser.Decoder: plain events and acks are decoded by decodeEvent, everything
+// else by the library's decoder.
+func (d *gatedDecoder) Add(data any) error {
+	if !d.binary {
+		if p, ok := decodeEvent(data); ok {
+			d.ondecoded(p)
+			return nil
+		}
+		if isBinaryHeader(data) {
+			d.binary = true
+		}
+	}
+	return d.inner.Add(data)
+}
+
+// isBinaryHeader tells the text packet that starts a packet with attachments (BINARY_EVENT or
+// BINARY_ACK).
+func isBinaryHeader(data any) bool {
+	var first byte
+	switch v := data.(type) {
+	case *types.StringBuffer:
+		if b := v.Bytes(); len(b) > 0 {
+			first = b[0]
+		}
+	case string:
+		if len(v) > 0 {
+			first = v[0]
+		}
+	}
+	return first == '0'+byte(parser.BINARY_EVENT) || first == '0'+byte(parser.BINARY_ACK)
+}
 
 // Destroy implements parser.Decoder.
 func (d *gatedDecoder) Destroy() {
@@ -179,6 +213,9 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 	if !ok {
 		d.Emit("decoded", args...)
 		return
+	}
+	if packet.Type == parser.BINARY_EVENT || packet.Type == parser.BINARY_ACK {
+		d.binary = false
 	}
 	if packet.Type == parser.CONNECT {
 		auth, _ := packet.Data.(map[string]any)
