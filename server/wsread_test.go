@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -179,6 +180,24 @@ func TestWSConnWaitBriefly(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// TestWSConnIdleTimeout: after a brief wait, a client quiet for the engine's idle timeout gets the
+// timeout from the next Read, as gorilla's read would have returned it to the library's reader.
+func TestWSConnIdleTimeout(t *testing.T) {
+	c, _ := tcpPair(t)
+	c.idleTimeout = 50 * time.Millisecond
+	if c.waitBriefly(10 * time.Millisecond) {
+		t.Fatal("waitBriefly returned true; the client sent nothing")
+	}
+	if !c.wait() {
+		t.Fatal("wait under the idle timeout returned false")
+	}
+	_, err := c.Read(make([]byte, 64))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read after the idle timeout: %v, want a timeout", err)
 	}
 }
 
