@@ -40,6 +40,7 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 		net:         ctx.Websocket.NetConn(),
 		idleTimeout: ctx.IdleTimeout,
 		timeout:     b.timeout,
+		timedOut:    b.timedOut,
 		frames:      b.frames,
 		writes:      queue.New(),
 	}
@@ -68,13 +69,6 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 	})
 	// The reader emits "close" on the connection on every way out, and Close emits it.
 	_ = w.conn.Once("close", func(...any) { w.OnClose() })
-	if b.timedOut != nil {
-		_ = w.On("error", func(args ...any) {
-			if isTimeout(firstArg(args)) {
-				b.timedOut()
-			}
-		})
-	}
 	w.SetWritable(true)
 	w.SetPerMessageDeflate(nil)
 	transports.StartReader(w, ctx.TransportReadPermission(), w.read) // wsread.go
@@ -107,6 +101,7 @@ type deadlineWebsocket struct {
 	raw         syscall.RawConn // nil: every write goes to the writer goroutine
 	idleTimeout time.Duration   // read deadline per message when gate is nil, as the library's reader sets it
 	timeout     time.Duration
+	timedOut    func() // see websocketBuilder; called from fail, not from an "error" listener (one fewer per connection)
 	frames      *frameCache
 	writes      *queue.Queue
 
@@ -340,14 +335,18 @@ func (w *deadlineWebsocket) write(data types.BufferInterface, compress bool) err
 	return wr.Close()
 }
 
-// fail routes a write error as the library's websocket transport does: a closed connection
-// closes the transport, anything else (a deadline) is a transport error.
+// fail routes a read or write error as the library's websocket transport does: a closed
+// connection closes the transport, anything else (a deadline) is a transport error, and a
+// deadline is counted (timedOut).
 func (w *deadlineWebsocket) fail(err error) {
 	if ws.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) {
 		w.conn.Emit("close")
-	} else {
-		w.conn.Emit("error", err)
+		return
 	}
+	if w.timedOut != nil && isTimeout(err) {
+		w.timedOut()
+	}
+	w.conn.Emit("error", err)
 }
 
 // firstArg is an event's first argument, nil if it has none.

@@ -138,7 +138,10 @@ func TestWSConnReadsStopAtFrameEnds(t *testing.T) {
 	if !c.wait() || len(c.data) != 1 {
 		t.Fatalf("wait: %d bytes read ahead, want the 1 sent", len(c.data))
 	}
-	go func() { _, err := client.Write(append(next[1:], clientFrame(true, ws.TextMessage, []byte("after"))...)); wrote <- err }()
+	go func() {
+		_, err := client.Write(append(next[1:], clientFrame(true, ws.TextMessage, []byte("after"))...))
+		wrote <- err
+	}()
 	var got []byte
 	for len(got) < len(next) {
 		n, err := c.Read(p)
