@@ -16,7 +16,8 @@ import (
 // which serve the hijacked connection (gorilla's Upgrader has its own buffers, as the engine sets
 // ReadBufferSize and WriteBufferSize). The engine gets a ResponseWriter that forgets net/http's
 // after a successful Hijack; what it may still call on it afterwards answers as net/http's does
-// on a hijacked connection. Other requests pass untouched.
+// on a hijacked connection. The hijacked connection is handed over as a wsConn (wsread.go). Other
+// requests pass untouched.
 func releaseAfterHijack(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !websocket.IsWebSocketUpgrade(r) {
@@ -83,8 +84,12 @@ func (w *releasingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	conn, brw, err := http.NewResponseController(w.rw).Hijack()
-	if err == nil {
-		w.rw = nil
+	if err != nil {
+		return conn, brw, err
 	}
-	return conn, brw, err
+	w.rw = nil
+	if c := newWSConn(conn); c != nil {
+		return c, brw, nil // gorilla reads through it, see wsread.go
+	}
+	return conn, brw, nil
 }

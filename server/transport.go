@@ -32,17 +32,25 @@ type websocketBuilder struct {
 	frames   *frameCache
 }
 
-// New implements transports.TransportCtor.
+// New implements transports.TransportCtor. It does what the library's websocket transport does
+// when it is constructed (transports/websocket.go, Construct), with our reader and writer.
 func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 	w := &deadlineWebsocket{
-		Websocket: transports.NewWebSocket(ctx),
-		conn:      ctx.Websocket,
-		net:       ctx.Websocket.NetConn(),
-		timeout:   b.timeout,
-		frames:    b.frames,
-		writes:    queue.New(),
+		Transport:   transports.MakeTransport(),
+		conn:        ctx.Websocket,
+		net:         ctx.Websocket.NetConn(),
+		idleTimeout: ctx.IdleTimeout,
+		timeout:     b.timeout,
+		timedOut:    b.timedOut,
+		frames:      b.frames,
+		writes:      queue.New(),
 	}
-	if sc, ok := w.net.(syscall.Conn); ok {
+	w.Prototype(w)
+	w.Transport.Construct(ctx)
+	if c, ok := w.net.(*wsConn); ok {
+		w.gate, w.net, w.raw = c, c.Conn, c.raw
+		c.idleTimeout = ctx.IdleTimeout
+	} else if sc, ok := w.net.(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
 	}
 	// gorilla answers a client's ping and close frames itself, through its own writer; ours
@@ -56,20 +64,20 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 		w.control(ws.CloseMessage, ws.FormatCloseMessage(code, ""))
 		return nil
 	})
-	// The library's reader emits "close" on the connection on every way out, and Close emits it.
-	_ = w.conn.Once("close", func(...any) { w.writes.TryClose() })
-	if b.timedOut != nil {
-		_ = w.On("error", func(args ...any) {
-			if len(args) > 0 && isTimeout(args[0]) {
-				b.timedOut()
-			}
-		})
-	}
+	_ = w.conn.On("error", func(args ...any) {
+		err, _ := firstArg(args).(error)
+		w.OnError("websocket error", err)
+	})
+	// The reader emits "close" on the connection on every way out, and Close emits it.
+	_ = w.conn.Once("close", func(...any) { w.OnClose() })
+	w.SetWritable(true)
+	w.SetPerMessageDeflate(nil)
+	transports.StartReader(w, ctx.TransportReadPermission(), w.read) // wsread.go
 	return w
 }
 
-// deadlineWebsocket keeps the library's websocket transport (handshake, reader, close) and
-// replaces its writer.
+// deadlineWebsocket is the library's websocket transport (transports/websocket.go) on the
+// library's base transport, with our reader (wsread.go) and writer.
 //
 // The library's writer hands every batch to a write queue, which starts a goroutine for it, and
 // writes through gorilla, building a PreparedMessage per recipient of a broadcast although the
@@ -87,13 +95,16 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 // who waits for the engine's flush lock. A batch left to the writer goroutine completes as the
 // library's does: "drain", writable, "ready".
 type deadlineWebsocket struct {
-	transports.Websocket
-	conn    *types.WebSocketConn
-	net     net.Conn
-	raw     syscall.RawConn // nil: every write goes to the writer goroutine
-	timeout time.Duration
-	frames  *frameCache
-	writes  *queue.Queue
+	transports.Transport
+	conn        *types.WebSocketConn
+	net         net.Conn        // the TCP connection, for writes
+	gate        *wsConn         // what gorilla reads through; nil: it reads net
+	raw         syscall.RawConn // nil: every write goes to the writer goroutine
+	idleTimeout time.Duration   // read deadline per message when gate is nil, as the library's reader sets it
+	timeout     time.Duration
+	timedOut    func() // see websocketBuilder; called from fail, not from an "error" listener (one fewer per connection)
+	frames      *frameCache
+	writes      *queue.Queue
 
 	// state is the engine connection's tracker state (conns.go), set once the tracker watches
 	// the connection or the upgrade to this transport: broadcasts are written here directly
@@ -105,6 +116,29 @@ type deadlineWebsocket struct {
 	busy    bool     // the writer goroutine owns the connection's write side
 	owed    bool     // a Send's batch is in pending: its completion is the writer's to emit
 	failed  error    // the first write error; nothing is written after it
+}
+
+// Name implements transports.Transport.
+func (w *deadlineWebsocket) Name() string { return transports.WEBSOCKET }
+
+// HandlesUpgrades implements transports.Transport.
+func (w *deadlineWebsocket) HandlesUpgrades() bool { return true }
+
+// OnClose implements transports.Transport: every way the connection closes ends here (the
+// connection's "close"), and releases the writer and the connection.
+func (w *deadlineWebsocket) OnClose() {
+	w.writes.TryClose()
+	w.Transport.OnClose()
+	_ = w.conn.Close()
+}
+
+// DoClose implements transports.Transport.
+func (w *deadlineWebsocket) DoClose(fn types.Callable) {
+	w.writes.TryClose()
+	defer func() { _ = w.conn.Close() }()
+	if fn != nil {
+		fn()
+	}
 }
 
 // Send implements transports.Transport.
@@ -183,7 +217,7 @@ func (w *deadlineWebsocket) sendShared(frame []byte, volatile bool) bool {
 }
 
 // control writes a control frame (gorilla's answer to a client's ping or close), in order with the
-// data frames. It runs on the library's reader goroutine.
+// data frames. It runs on the reader goroutine (wsread.go).
 func (w *deadlineWebsocket) control(opcode int, payload []byte) {
 	if w.PerMessageDeflate() != nil {
 		_ = w.conn.WriteControl(opcode, payload, time.Now().Add(w.timeout))
@@ -342,14 +376,26 @@ func (w *deadlineWebsocket) write(data types.BufferInterface, compress bool) err
 	return wr.Close()
 }
 
-// fail routes a write error as the library's websocket transport does: a closed connection
-// closes the transport, anything else (a deadline) is a transport error.
+// fail routes a read or write error as the library's websocket transport does: a closed
+// connection closes the transport, anything else (a deadline) is a transport error, and a
+// deadline is counted (timedOut).
 func (w *deadlineWebsocket) fail(err error) {
 	if ws.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) {
 		w.conn.Emit("close")
-	} else {
-		w.conn.Emit("error", err)
+		return
 	}
+	if w.timedOut != nil && isTimeout(err) {
+		w.timedOut()
+	}
+	w.conn.Emit("error", err)
+}
+
+// firstArg is an event's first argument, nil if it has none.
+func firstArg(args []any) any {
+	if len(args) == 0 {
+		return nil
+	}
+	return args[0]
 }
 
 // isTimeout reports whether v (a transport error) was caused by a deadline.

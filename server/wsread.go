@@ -1,0 +1,334 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"math"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// readerSettle is how long the reader waits for a client's next message on the goroutine that
+// handled the last one before it hands the wait to a new goroutine (see read). A client that
+// sends more often than this keeps its reader goroutine; one that sends less often costs a
+// goroutine start and its stack's growth per message (a few µs, see bench/OPTIMISATION.md), and
+// leaves 2 KiB parked instead of 8.
+const readerSettle = 500 * time.Millisecond
+
+// read is the websocket transport's reader: the library's (transports/websocket.go, message),
+// except for where it waits for the client between messages.
+//
+// An idle connection's reader spends its life waiting, on a stack that grew to 8 KiB while it
+// handled messages (the engine, Socket.IO and the namespaces' handlers run on it). The GC halves a
+// parked goroutine's stack only when less than a quarter of it is in use, the runtime's 800-byte
+// reserve counted as in use: the library's reader, parked inside gorilla's NextReader, keeps
+// 8 KiB, and even a shallow wait would keep 4. Ours waits for the client outside gorilla
+// (wsConn.wait: RawConn.Read, the poller) and, once the client has been quiet for readerSettle,
+// on a new goroutine (waitThenRead) whose stack stays at the 2 KiB it starts with; the goroutine
+// that handled the messages ends, and its stack goes back to the runtime.
+func (w *deadlineWebsocket) read() { w.readFrom(false) }
+
+// waitThenRead waits for the client, then reads what it sent (see read).
+func (w *deadlineWebsocket) waitThenRead() {
+	w.gate.wait()
+	w.readFrom(true)
+}
+
+// readFrom reads messages until the connection fails, and then closes it, or until it handed the
+// wait to a new goroutine. woke: the wait for the first message is over and its deadline set.
+func (w *deadlineWebsocket) readFrom(woke bool) {
+	if w.readMessages(woke) {
+		return
+	}
+	if w.gate != nil {
+		w.gate.release()
+	}
+	if !w.writes.IsShuttingDown() {
+		w.conn.Emit("close")
+	}
+}
+
+// readMessages reads messages until the connection fails (false) or the client has been quiet for
+// readerSettle and a new goroutine waits for it (true).
+func (w *deadlineWebsocket) readMessages(woke bool) bool {
+	for ; ; woke = false {
+		switch {
+		case woke:
+		case w.gate == nil:
+			if w.idleTimeout > 0 {
+				_ = w.conn.SetReadDeadline(time.Now().Add(w.idleTimeout))
+			}
+		case !w.gate.waitBriefly(readerSettle):
+			go w.waitThenRead()
+			return true
+		}
+		mt, message, err := w.conn.NextReader()
+		if err != nil {
+			w.fail(err)
+			return false
+		}
+		var data types.BufferInterface
+		switch mt {
+		case ws.BinaryMessage:
+			data = types.NewBytesBuffer(nil)
+		case ws.TextMessage:
+			data = types.NewStringBuffer(nil)
+		}
+		if data != nil {
+			if _, err := data.ReadFrom(message); err != nil {
+				// As the library: the next NextReader returns the error again and ends the loop.
+				w.fail(err)
+			} else {
+				w.OnData(data)
+			}
+		}
+		if c, ok := message.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+// readBufSize is the size of wsConn's read-ahead buffers.
+const readBufSize = 4096
+
+// readBufs are wsConn's read-ahead buffers. A connection holds one only while it has bytes gorilla
+// has not taken yet, so an idle connection holds none.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// wsConn is a hijacked websocket's TCP connection as gorilla reads it (releasingWriter.Hijack
+// makes it). It lets the reader wait for the client outside gorilla (wait; see read for why).
+//
+// That is only correct while gorilla holds nothing it has yet to parse: a frame already in its
+// buffer would wait for the client's next message. So wsConn hands gorilla one frame at a time:
+// it reads ahead into a pooled buffer, and a Read of gorilla's returns no byte past the end of
+// the frame gorilla is reading. When gorilla has returned a whole message, its buffer is empty,
+// and whatever the client sent next is in wsConn's buffer or in the kernel.
+//
+// Writes and Close go to the TCP connection. Only the reader goroutine reads and sets the read
+// deadline.
+type wsConn struct {
+	net.Conn // a *net.TCPConn
+	raw      syscall.RawConn
+
+	buf  *[]byte // from readBufs while data is not empty, else nil
+	data []byte  // read ahead, not handed to gorilla yet: a slice of *buf up to its end
+	left int64   // bytes of the frame gorilla is reading not handed to it yet; 0: data starts a frame
+	err  error   // what the socket answered when wait read nothing; the next Read returns it
+
+	// The read deadline: the engine's idle timeout (as the library's reader sets it, before each
+	// message) or, while the reader waits briefly, briefUntil.
+	idleTimeout time.Duration // 0: none
+	briefUntil  time.Time     // zero: the deadline in force is the idle timeout's
+}
+
+// newWSConn wraps a hijacked connection, nil when it is not a TCP connection (then gorilla reads
+// it as it is, and the reader waits inside NextReader).
+func newWSConn(c net.Conn) *wsConn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return &wsConn{Conn: tc, raw: raw}
+}
+
+// empty reports whether nothing is read ahead: the next message is still to come from the socket.
+func (c *wsConn) empty() bool { return len(c.data) == 0 && c.err == nil }
+
+// waitBriefly waits up to about settle for the client; false if it sent nothing meanwhile, and
+// then the idle timeout is the read deadline again. A busy client's messages reuse one brief
+// deadline while at least half of it is left, so most of them set none.
+func (c *wsConn) waitBriefly(settle time.Duration) bool {
+	if !c.empty() {
+		return true
+	}
+	if c.idleTimeout > 0 && c.idleTimeout <= settle {
+		c.setIdleDeadline()
+		c.wait()
+		return true
+	}
+	if now := time.Now(); c.briefUntil.Sub(now) < settle/2 {
+		c.briefUntil = now.Add(settle)
+		_ = c.Conn.SetReadDeadline(c.briefUntil)
+	}
+	if c.wait() {
+		return true
+	}
+	c.setIdleDeadline()
+	return false
+}
+
+// setIdleDeadline makes the engine's idle timeout, from now, the read deadline.
+func (c *wsConn) setIdleDeadline() {
+	c.briefUntil = time.Time{}
+	var t time.Time
+	if c.idleTimeout > 0 {
+		t = time.Now().Add(c.idleTimeout)
+	}
+	_ = c.Conn.SetReadDeadline(t)
+}
+
+// wait returns when the client has sent something or the connection failed, was closed or timed
+// out (the Read that follows reports it): true; false when a brief wait's deadline passed. The
+// first bytes are read here, into a buffer taken only when there are some.
+func (c *wsConn) wait() bool {
+	if !c.empty() {
+		return true
+	}
+	err := c.raw.Read(func(fd uintptr) bool {
+		buf := readBufs.Get().(*[]byte)
+		n, err := ignoringEINTR(func() (int, error) { return syscall.Read(int(fd), *buf) })
+		switch {
+		case err == syscall.EAGAIN:
+			readBufs.Put(buf)
+			return false
+		case n > 0:
+			c.buf, c.data = buf, (*buf)[:n]
+			return true
+		}
+		readBufs.Put(buf)
+		if err != nil {
+			c.err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		} else {
+			c.err = io.EOF
+		}
+		return true
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) && !c.briefUntil.IsZero() {
+		return false
+	}
+	if err != nil && c.err == nil {
+		c.err = err // the idle timeout, or the connection was closed
+	}
+	return true
+}
+
+// Read implements net.Conn for gorilla: never past the end of the current frame.
+func (c *wsConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.err != nil {
+		err := c.err
+		c.err = nil
+		return 0, err
+	}
+	for c.left == 0 {
+		if n, ok := frameSize(c.data); ok {
+			c.left = n
+			break
+		}
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	if len(c.data) == 0 {
+		// Inside a frame with nothing read ahead: straight into gorilla's buffer.
+		c.blocking()
+		n, err := c.Conn.Read(p)
+		c.left -= int64(n)
+		return n, err
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	c.left -= int64(n)
+	if len(c.data) == 0 {
+		c.release()
+	}
+	return n, nil
+}
+
+// fill reads more after data (a frame header that is not whole yet), blocking.
+func (c *wsConn) fill() error {
+	if c.buf == nil {
+		c.buf = readBufs.Get().(*[]byte)
+		c.data = (*c.buf)[:0]
+	}
+	if cap(c.data)-len(c.data) < maxFrameHeader {
+		c.data = (*c.buf)[:copy(*c.buf, c.data)]
+	}
+	c.blocking()
+	n, err := c.Conn.Read(c.data[len(c.data):cap(c.data)])
+	c.data = c.data[:len(c.data)+n]
+	if len(c.data) == 0 {
+		c.release()
+	}
+	return err
+}
+
+// blocking prepares a read that waits for the client inside a message: bounded by the idle
+// timeout, as the library's reads are, not by a brief wait's deadline.
+func (c *wsConn) blocking() {
+	if c.idleTimeout > 0 || !c.briefUntil.IsZero() {
+		c.setIdleDeadline()
+	}
+}
+
+// release gives the read-ahead buffer back; data is empty or no longer wanted.
+func (c *wsConn) release() {
+	if c.buf != nil {
+		readBufs.Put(c.buf)
+	}
+	c.buf, c.data = nil, nil
+}
+
+// maxFrameHeader is the longest websocket frame header: 2 bytes, a 64-bit length, a mask key.
+const maxFrameHeader = 14
+
+// frameSize is the size (header and payload) of the frame b starts with, false when b does not
+// hold its whole header yet. A length gorilla will refuse counts as the rest of the stream.
+func frameSize(b []byte) (int64, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	n := 2
+	size := int64(b[1] & 0x7f)
+	switch size {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b[1]&0x80 != 0 {
+		n += 4
+	}
+	if len(b) < n {
+		return 0, false
+	}
+	switch size {
+	case 126:
+		size = int64(b[2])<<8 | int64(b[3])
+	case 127:
+		var u uint64
+		for _, x := range b[2:10] {
+			u = u<<8 | uint64(x)
+		}
+		if u > math.MaxInt64-maxFrameHeader {
+			return math.MaxInt64, true
+		}
+		size = int64(u)
+	}
+	return int64(n) + size, true
+}
+
+// ignoringEINTR calls fn until it is not interrupted by a signal.
+func ignoringEINTR(fn func() (int, error)) (int, error) {
+	for {
+		n, err := fn()
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
