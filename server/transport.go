@@ -376,18 +376,29 @@ func (w *deadlineWebsocket) write(data types.BufferInterface, compress bool) err
 	return wr.Close()
 }
 
-// fail routes a read or write error as the library's websocket transport does: a closed
-// connection closes the transport, anything else (a deadline) is a transport error, and a
-// deadline is counted (timedOut).
+// fail routes a write error as the library's websocket transport does: a closed connection
+// closes the transport, anything else (a deadline) is a transport error, and a write deadline is
+// counted (timedOut).
 func (w *deadlineWebsocket) fail(err error) {
-	if ws.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed) {
+	if w.timedOut != nil && !isClosing(err) && isTimeout(err) {
+		w.timedOut()
+	}
+	w.failRead(err)
+}
+
+// failRead routes a read error (or a write error, for fail) as the library's websocket transport
+// does.
+func (w *deadlineWebsocket) failRead(err error) {
+	if isClosing(err) {
 		w.conn.Emit("close")
 		return
 	}
-	if w.timedOut != nil && isTimeout(err) {
-		w.timedOut()
-	}
 	w.conn.Emit("error", err)
+}
+
+// isClosing tells the errors of a connection that closed.
+func isClosing(err error) bool {
+	return ws.IsUnexpectedCloseError(err) || errors.Is(err, net.ErrClosed)
 }
 
 // firstArg is an event's first argument, nil if it has none.
