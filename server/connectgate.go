@@ -91,6 +91,7 @@ func (gs *connectGates) take(s *socket.Socket, next func(*socket.ExtendedError))
 		if g.emptyAuth && len(hs.Auth) == 0 {
 			hs.Auth = map[string]any{}
 		}
+		g.d.bind(g.nsp, s)
 		gs.m.Store(s, g)
 		g.mu.Lock()
 		g.release = func() { gs.m.CompareAndDelete(s, g) }
@@ -146,6 +147,14 @@ type gatedDecoder struct {
 	mu      sync.Mutex
 	pending map[string]*connectGate // by namespace: CONNECTs whose socket is not registered yet; nil when none
 
+	// socks holds, by namespace, the socket the connection's last CONNECT made (set by the
+	// namespace's first middleware, connectGates.take): Add gives that socket's events a
+	// directAck instead of the library's ack. nil until the first.
+	socks map[string]*socket.Socket
+	// leaving holds, by namespace, what closes when the socket a DISCONNECT closes has gone (see
+	// leave); nil when none.
+	leaving map[string]chan struct{}
+
 	// binary is set while the library's decoder reassembles a packet with binary attachments:
 	// what comes then is the library's to take (or refuse). Add runs on the connection's reader
 	// goroutine only, and so does the inner decoder's "decoded" that clears it.
@@ -165,6 +174,93 @@ func (d *gatedDecoder) Add(data any) error {
 		}
 	}
 	return d.inner.Add(data)
+}
+
+// ackDirectly gives an event that asks for an ack our directAck as its last argument, where the
+// library would have appended its own (Socket.onevent appends Socket.ack(id) to an event with an
+// id; without the id it appends nothing, and the handlers find ours in its place). The event must
+// be for the namespace's current socket on this connection, which the library dispatches the
+// connection's events of that namespace to: the one made by the namespace's last CONNECT. A
+// CONNECT or DISCONNECT unbinds the namespace, its first middleware binds the new socket, and an
+// event that follows a CONNECT is held (above) until that socket is connected; an event with no
+// bound socket keeps the library's ack.
+func (d *gatedDecoder) ackDirectly(p *parser.Packet) {
+	if p.Type != parser.EVENT || p.Id == nil {
+		return
+	}
+	d.mu.Lock()
+	sock := d.socks[p.Nsp]
+	d.mu.Unlock()
+	if sock == nil {
+		return
+	}
+	p.Data = append(p.Data.([]any), directAck(sock, p.Nsp, *p.Id))
+	p.Id = nil
+}
+
+// unbind forgets the socket of nsp.
+func (d *gatedDecoder) unbind(nsp string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.socks, nsp)
+}
+
+// The library closes a client's namespace socket on its DISCONNECT packet from the socket's task
+// queue, later, but takes a CONNECT for a namespace the client still has a socket in as a protocol
+// violation and closes the whole connection ("invalid state", client.go ondecoded). A client that
+// leaves a namespace and joins it again at once (socket.disconnect(); socket.connect() in
+// socket.io-client) sends both back to back, and Node, which closes the socket at once, serves it.
+// So a DISCONNECT notes the namespace's socket as leaving (leave), and a CONNECT that follows
+// waits, on this connection's reader, until that socket has gone (waitLeft, bounded by
+// connectGateTimeout).
+
+// leave notes that the namespace's socket is leaving; it unbinds it.
+func (d *gatedDecoder) leave(nsp string) {
+	d.mu.Lock()
+	sock := d.socks[nsp]
+	delete(d.socks, nsp)
+	d.mu.Unlock()
+	if sock == nil || !sock.Connected() {
+		return
+	}
+	gone := make(chan struct{})
+	var once sync.Once
+	done := func(...any) { once.Do(func() { close(gone) }) }
+	_ = sock.Once("disconnect", done)
+	if !sock.Connected() { // gone before the listener was in place
+		done()
+	}
+	d.mu.Lock()
+	if d.leaving == nil {
+		d.leaving = map[string]chan struct{}{}
+	}
+	d.leaving[nsp] = gone
+	d.mu.Unlock()
+}
+
+// waitLeft waits until the socket a DISCONNECT of nsp is closing has gone.
+func (d *gatedDecoder) waitLeft(nsp string) {
+	d.mu.Lock()
+	gone := d.leaving[nsp]
+	delete(d.leaving, nsp)
+	d.mu.Unlock()
+	if gone == nil {
+		return
+	}
+	select {
+	case <-gone:
+	case <-time.After(connectGateTimeout):
+	}
+}
+
+// bind records sock as the socket of nsp on this connection (see socks).
+func (d *gatedDecoder) bind(nsp string, sock *socket.Socket) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.socks == nil {
+		d.socks = map[string]*socket.Socket{}
+	}
+	d.socks[nsp] = sock
 }
 
 // isBinaryHeader tells the text packet that starts a packet with attachments (BINARY_EVENT or
@@ -217,6 +313,13 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 	if packet.Type == parser.BINARY_EVENT || packet.Type == parser.BINARY_ACK {
 		d.binary = false
 	}
+	switch packet.Type {
+	case parser.DISCONNECT:
+		d.leave(packet.Nsp)
+	case parser.CONNECT:
+		d.waitLeft(packet.Nsp)
+		d.unbind(packet.Nsp)
+	}
 	if packet.Type == parser.CONNECT {
 		auth, _ := packet.Data.(map[string]any)
 		made := auth == nil && packet.Data == nil
@@ -245,6 +348,7 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 				g.open() // given up: the socket may still connect, but nothing waits for it
 			}
 		}
+		d.ackDirectly(packet) // after the gate: the namespace's socket is known by now
 	}
 	d.Emit("decoded", packet)
 }

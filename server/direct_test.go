@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,5 +85,82 @@ func TestBroadcastsGoDirectToIdleWebsockets(t *testing.T) {
 	}
 	if got := pollPackets.Load(); got != n {
 		t.Fatalf("polling: %d broadcasts through the engine, want %d", got, n)
+	}
+}
+
+// countPackets counts every packet the engine creates for the connection of socket sid.
+func countPackets(ts *testServer, sid string) *atomic.Int64 {
+	var n atomic.Int64
+	_ = serverSocket(ts, sid).Conn().On("packetCreate", func(...any) { n.Add(1) })
+	return &n
+}
+
+// An event's ack is written past the engine on an idle websocket (directAck), once, with the
+// data the handler gave; the library's way is kept where the engine has packets waiting.
+func TestAcksGoDirect(t *testing.T) {
+	ts := startServer(t, exactConfig())
+	c := mustRawDial(t, ts, "/")
+	packets := countPackets(ts, c.sid)
+	for i := range 20 {
+		room := fmt.Sprint("r", i)
+		reply := c.call(t, "/", "subscribe", fmt.Sprintf(`{"rooms":[%q]}`, room), i)
+		data, _ := reply["data"].(map[string]any)
+		if rooms, _ := data["rooms"].([]any); !slices.Contains(rooms, any(room)) {
+			t.Fatalf("ack %d: %v", i, reply)
+		}
+	}
+	if got := packets.Load(); got != 0 {
+		t.Fatalf("%d acks went through the engine, want 0", got)
+	}
+
+	// With a packet waiting in the engine's buffer the ack queues behind it, in order.
+	sock := serverSocket(ts, c.sid)
+	st := ts.conns.stateByID(c.engine)
+	st.buffered.Add(1) // as if a packet had been created and not flushed yet
+	sock.Emit("before", 1)
+	if err := c.emit("/", "subscribe", `{"rooms":["x"]}`, 99); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.event(t, "before"); len(got) != 1 || got[0] != 1.0 {
+		t.Fatalf("before: %v", got)
+	}
+	if reply := c.ack(t, "/", 99); reply["data"] == nil {
+		t.Fatalf("ack behind the engine's packet: %v", reply)
+	}
+	if got := packets.Load(); got != 2 {
+		t.Fatalf("%d packets through the engine, want the event and the ack", got)
+	}
+	st.buffered.Add(-1)
+}
+
+// A client that leaves a namespace and joins it again on the same connection at once, and sends an
+// event right away, is served by a new socket and gets its ack from it (the library would close
+// the connection for a CONNECT while the old socket is still closing: gatedDecoder.leave; the
+// decoder's binding to the namespace's socket is replaced, not left on the socket that left).
+func TestAckAfterRejoiningANamespace(t *testing.T) {
+	ts := startServer(t, exactConfig())
+	c := mustRawDial(t, ts, "/")
+	old := c.sid
+	for _, msg := range []string{"41", "40", `420["subscribe",{"rooms":["again"]}]`} {
+		if err := c.write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		msg, err := c.read()
+		if err != nil {
+			t.Fatalf("waiting for the new CONNECT: %v", err)
+		}
+		if rest, ok := strings.CutPrefix(msg, "40"); ok {
+			var data struct{ Sid string }
+			_ = json.Unmarshal([]byte(rest), &data)
+			if data.Sid == "" || data.Sid == old {
+				t.Fatalf("CONNECT answer %q: want a new socket", msg)
+			}
+			break
+		}
+	}
+	if reply := c.ack(t, "/", 0); reply["data"] == nil {
+		t.Fatalf("ack after rejoining: %v", reply)
 	}
 }

@@ -15,8 +15,13 @@ const maxIovecs = 64
 
 // appendFrame appends one unfragmented, unmasked server frame (RFC 6455 §5.2) to dst.
 func appendFrame(dst []byte, opcode int, payload []byte) []byte {
+	return append(appendFrameHeader(dst, opcode, len(payload)), payload...)
+}
+
+// appendFrameHeader appends the header of such a frame with a payload of n bytes.
+func appendFrameHeader(dst []byte, opcode, n int) []byte {
 	dst = append(dst, 0x80|byte(opcode))
-	switch n := len(payload); {
+	switch {
 	case n <= 125:
 		dst = append(dst, byte(n))
 	case n <= 0xFFFF:
@@ -24,7 +29,7 @@ func appendFrame(dst []byte, opcode int, payload []byte) []byte {
 	default:
 		dst = append(dst, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	return append(dst, payload...)
+	return dst
 }
 
 // encodeFrame frames an encoded Engine.IO packet: a string as a text message, bytes as binary.
