@@ -149,8 +149,9 @@ type gatedDecoder struct {
 
 	// socks holds, by namespace, the socket the connection's last CONNECT made (set by the
 	// namespace's first middleware, connectGates.take): Add gives that socket's events a
-	// directAck instead of the library's ack. nil until the first.
-	socks map[string]*socket.Socket
+	// directAck instead of the library's ack. A slice: a connection has one or two namespaces
+	// (an idle connection keeps it, and a map would cost it ~250 bytes).
+	socks []nspSocket
 	// leaving holds, by namespace, what closes when the socket a DISCONNECT closes has gone (see
 	// leave); nil when none.
 	leaving map[string]chan struct{}
@@ -189,7 +190,7 @@ func (d *gatedDecoder) ackDirectly(p *parser.Packet) {
 		return
 	}
 	d.mu.Lock()
-	sock := d.socks[p.Nsp]
+	sock := d.socket(p.Nsp)
 	d.mu.Unlock()
 	if sock == nil {
 		return
@@ -198,11 +199,38 @@ func (d *gatedDecoder) ackDirectly(p *parser.Packet) {
 	p.Id = nil
 }
 
+// nspSocket is the socket of one namespace on a connection.
+type nspSocket struct {
+	nsp  string
+	sock *socket.Socket
+}
+
+// socket returns the socket bound to nsp, nil if none. d.mu is held.
+func (d *gatedDecoder) socket(nsp string) *socket.Socket {
+	for _, b := range d.socks {
+		if b.nsp == nsp {
+			return b.sock
+		}
+	}
+	return nil
+}
+
+// unbindLocked forgets the socket of nsp and returns it. d.mu is held.
+func (d *gatedDecoder) unbindLocked(nsp string) *socket.Socket {
+	for i, b := range d.socks {
+		if b.nsp == nsp {
+			d.socks = append(d.socks[:i], d.socks[i+1:]...)
+			return b.sock
+		}
+	}
+	return nil
+}
+
 // unbind forgets the socket of nsp.
 func (d *gatedDecoder) unbind(nsp string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.socks, nsp)
+	d.unbindLocked(nsp)
 }
 
 // The library closes a client's namespace socket on its DISCONNECT packet from the socket's task
@@ -217,8 +245,7 @@ func (d *gatedDecoder) unbind(nsp string) {
 // leave notes that the namespace's socket is leaving; it unbinds it.
 func (d *gatedDecoder) leave(nsp string) {
 	d.mu.Lock()
-	sock := d.socks[nsp]
-	delete(d.socks, nsp)
+	sock := d.unbindLocked(nsp)
 	d.mu.Unlock()
 	if sock == nil || !sock.Connected() {
 		return
@@ -257,10 +284,8 @@ func (d *gatedDecoder) waitLeft(nsp string) {
 func (d *gatedDecoder) bind(nsp string, sock *socket.Socket) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.socks == nil {
-		d.socks = map[string]*socket.Socket{}
-	}
-	d.socks[nsp] = sock
+	d.unbindLocked(nsp)
+	d.socks = append(d.socks, nspSocket{nsp, sock})
 }
 
 // isBinaryHeader tells the text packet that starts a packet with attachments (BINARY_EVENT or
