@@ -1,6 +1,7 @@
 package namespaces
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/rs/zerolog"
@@ -54,8 +55,24 @@ func subscribe(s *socket.Socket, req RoomsRequest) (RoomsReply, error) {
 			return RoomsReply{}, Errorf(CodeForbidden, "not allowed to subscribe to %q", r)
 		}
 	}
-	s.Join(toRooms(req.Rooms)...)
+	if missing := notIn(s, req.Rooms); len(missing) > 0 {
+		s.Join(missing...)
+	}
 	return RoomsReply{Rooms: SocketRooms(s)}, nil
+}
+
+// notIn lists the rooms of names s is not in. Joining a room a socket is in changes nothing, but
+// the library's Join allocates two sets per call even then (a client that subscribes again, on
+// every reconnection or page view, pays for it).
+func notIn(s *socket.Socket, names []string) []socket.Room {
+	in := s.Rooms()
+	var out []socket.Room
+	for _, n := range names {
+		if r := socket.Room(n); !in.Has(r) && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // unsubscribe takes s out of the requested rooms (those it is not in are no-ops); its own user
@@ -83,13 +100,5 @@ func SocketRooms(s *socket.Socket) []string {
 		}
 	}
 	sort.Strings(out)
-	return out
-}
-
-func toRooms(names []string) []socket.Room {
-	out := make([]socket.Room, len(names))
-	for i, n := range names {
-		out[i] = socket.Room(n)
-	}
 	return out
 }

@@ -164,3 +164,36 @@ func TestAckAfterRejoiningANamespace(t *testing.T) {
 		t.Fatalf("ack after rejoining: %v", reply)
 	}
 }
+
+// Subscribing again to rooms a socket is in (and naming a room twice) changes nothing: the rooms
+// are listed once and a broadcast arrives once.
+func TestSubscribeAgain(t *testing.T) {
+	ts := startServer(t, exactConfig())
+	c := mustRawDial(t, ts, "/")
+	for i, rooms := range []string{`["a","b"]`, `["a","a","b"]`, `["b","c","c"]`} {
+		reply := c.call(t, "/", "subscribe", `{"rooms":`+rooms+`}`, i)
+		data, _ := reply["data"].(map[string]any)
+		got, _ := data["rooms"].([]any)
+		var named []any
+		for _, r := range got {
+			if !strings.HasPrefix(r.(string), "user:") {
+				named = append(named, r)
+			}
+		}
+		want := []any{"a", "b"}
+		if i == 2 {
+			want = append(want, "c")
+		}
+		if !slices.Equal(named, want) {
+			t.Fatalf("subscribe %s: rooms %v, want %v and the user room", rooms, got, want)
+		}
+	}
+	ts.IO().To("a", "b", "c").Emit("once", 1)
+	ts.IO().To("c").Emit("after", 2)
+	if got := c.event(t, "once"); got[0] != 1.0 {
+		t.Fatalf("once: %v", got)
+	}
+	if got := c.event(t, "after"); got[0] != 2.0 { // not a second "once"
+		t.Fatalf("after: %v", got)
+	}
+}
