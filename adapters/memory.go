@@ -167,26 +167,22 @@ func (a *memoryAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Sock
 		return
 	}
 	keys := rooms.Keys()
-	if len(keys) == 1 {
-		// A room's members are distinct: no need to remember who was visited.
-		if ids, ok := a.Rooms().Load(keys[0]); ok {
-			for _, id := range ids.Keys() {
-				visit(id)
-			}
-		}
-		return
+	var seen map[socket.SocketId]struct{} // a room's members are distinct: needed for several rooms only
+	if len(keys) > 1 {
+		seen = map[socket.SocketId]struct{}{}
 	}
-	seen := map[socket.SocketId]struct{}{}
 	for _, room := range keys {
 		ids, ok := a.Rooms().Load(room)
 		if !ok {
 			continue
 		}
 		for _, id := range ids.Keys() {
-			if _, dup := seen[id]; dup {
-				continue
+			if seen != nil {
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
 			}
-			seen[id] = struct{}{}
 			visit(id)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
-// direct is the memory adapter's way past the engine for broadcasts (adapters.Direct): the
+// directWriter is the memory adapter's way past the engine for broadcasts (adapters.Direct): the
 // frame of a broadcast is built once and written by our websocket transport to each recipient
 // whose engine buffer is empty, instead of a packet per recipient through the client's
 // WriteToEngine, the engine's sendPacket and flush, and their six events (about a quarter of the
@@ -20,13 +20,13 @@ import (
 // recipient gets the broadcast the library's way, behind it. The engine's flush takes its buffer
 // under a lock and the sender of a packet waits for that lock, so a packet whose sender has
 // returned is never between the two.
-func (s *Server) direct(encoded []byte, volatile bool) func(*socket.Socket) bool {
+func directWriter(encoded []byte, volatile bool) func(*socket.Socket) bool {
 	frame := appendFrame(make([]byte, 0, len(encoded)+10), ws.TextMessage, encoded)
 	return func(sock *socket.Socket) bool { return writeDirect(sock, frame, volatile) }
 }
 
 // writeDirect writes a websocket frame to sock's connection past the engine, when nothing waits
-// in the engine's buffer for it and our transport can take it at once (see direct); false: it
+// in the engine's buffer for it and our transport can take it at once (see directWriter); false: it
 // must go the library's way.
 func writeDirect(sock *socket.Socket, frame []byte, volatile bool) bool {
 	conn := sock.Conn()

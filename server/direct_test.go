@@ -146,19 +146,12 @@ func TestAckAfterRejoiningANamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for {
-		msg, err := c.read()
-		if err != nil {
-			t.Fatalf("waiting for the new CONNECT: %v", err)
-		}
-		if rest, ok := strings.CutPrefix(msg, "40"); ok {
-			var data struct{ Sid string }
-			_ = json.Unmarshal([]byte(rest), &data)
-			if data.Sid == "" || data.Sid == old {
-				t.Fatalf("CONNECT answer %q: want a new socket", msg)
-			}
-			break
-		}
+	answer, _, err := c.awaitConnect("/")
+	if err != nil {
+		t.Fatalf("waiting for the new CONNECT: %v", err)
+	}
+	if sid, _ := answer["sid"].(string); sid == "" || sid == old {
+		t.Fatalf("CONNECT answer %v: want a new socket", answer)
 	}
 	if reply := c.ack(t, "/", 0); reply["data"] == nil {
 		t.Fatalf("ack after rejoining: %v", reply)

@@ -73,20 +73,35 @@ func (c *rawClient) join(nsp string) error {
 	if err := c.write("40" + nspPrefix(nsp)); err != nil {
 		return err
 	}
+	answer, _, err := c.awaitConnect(nsp)
+	if err != nil {
+		return err
+	}
+	c.sid, _ = answer["sid"].(string)
+	return c.waitRegistered(nsp)
+}
+
+// awaitConnect reads until the server answers a CONNECT to nsp and returns the answer's payload
+// and the messages that came before it (a recovered session's missed events are sent first, as
+// Node's server does; the client buffers them until it is connected). A CONNECT_ERROR is an error.
+func (c *rawClient) awaitConnect(nsp string) (map[string]any, []string, error) {
+	var before []string
 	for {
 		msg, err := c.read()
 		if err != nil {
-			return err
+			return nil, before, err
 		}
 		if rest, ok := strings.CutPrefix(msg, "40"+nspPrefix(nsp)); ok {
-			var data struct{ Sid string }
-			_ = json.Unmarshal([]byte(rest), &data)
-			c.sid = data.Sid
-			return c.waitRegistered(nsp)
+			var answer map[string]any
+			if err := json.Unmarshal([]byte(rest), &answer); err != nil {
+				return nil, before, fmt.Errorf("CONNECT answer %q: %w", msg, err)
+			}
+			return answer, before, nil
 		}
 		if strings.HasPrefix(msg, "44"+nspPrefix(nsp)) {
-			return fmt.Errorf("connect_error: %s", msg)
+			return nil, before, fmt.Errorf("connect_error: %s", msg)
 		}
+		before = append(before, msg)
 	}
 }
 

@@ -10,28 +10,17 @@ import (
 )
 
 // connectWith joins nsp over c with a CONNECT carrying payload (JSON) and returns the CONNECT
-// answer's payload and the messages that came before it (a recovered session's missed events
-// are sent first, as Node's server does; the client buffers them until it is connected).
+// answer's payload and the messages that came before it (see awaitConnect).
 func (c *rawClient) connectWith(t *testing.T, nsp, payload string) (map[string]any, []string) {
 	t.Helper()
 	if err := c.write("40" + nspPrefix(nsp) + payload); err != nil {
 		t.Fatal(err)
 	}
-	var before []string
-	for {
-		msg, err := c.read()
-		if err != nil {
-			t.Fatalf("waiting for CONNECT: %v", err)
-		}
-		if rest, ok := strings.CutPrefix(msg, "40"+nspPrefix(nsp)); ok {
-			var m map[string]any
-			if err := json.Unmarshal([]byte(rest), &m); err != nil {
-				t.Fatalf("CONNECT answer %q: %v", msg, err)
-			}
-			return m, before
-		}
-		before = append(before, msg)
+	answer, before, err := c.awaitConnect(nsp)
+	if err != nil {
+		t.Fatalf("waiting for CONNECT: %v", err)
 	}
+	return answer, before
 }
 
 // eventArgs decodes an event packet of "/" and returns its arguments (without the name).

@@ -72,7 +72,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		RedisURL: cfg.RedisURL,
 		Recovery: cfg.RecoveryWindow > 0,
 		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger().Hook(s.metrics.adapterErrorHook(cfg.Adapter)),
-		Direct:   s.direct,
+		Direct:   directWriter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start adapter: %w", err)

@@ -152,33 +152,44 @@ func (w *deadlineWebsocket) Send(packets []*packet.Packet) {
 	frames, encErr := w.encode(packets)
 
 	w.mu.Lock()
+	done := false // the batch is complete now: written, or nowhere left to write it
 	switch {
 	case w.failed != nil:
-		// The connection is going away; what is sent now cannot arrive.
-		w.mu.Unlock()
-		w.Emit("drain")
-		w.SetWritable(true)
-		return
+		done = true // the connection is going away; what is sent now cannot arrive
 	case encErr != nil:
-		w.failed = encErr
+		w.handOff(w.pending, encErr)
 	case w.busy:
 		w.pending = append(w.pending, frames...)
-		w.owed = true
-		w.mu.Unlock()
-		return
 	default:
-		rest, err := w.tryWrite(frames)
-		if err == nil && len(rest) == 0 {
-			w.mu.Unlock()
-			w.Emit("drain")
-			w.SetWritable(true)
-			return
-		}
-		w.pending, w.failed = rest, err
+		done = w.writeNow(frames)
 	}
-	w.busy, w.owed = true, true
+	if !done {
+		w.owed = true // the writer goroutine completes it
+	}
 	w.mu.Unlock()
-	w.writes.Enqueue(w.writePending)
+	if done {
+		w.Emit("drain")
+		w.SetWritable(true)
+	}
+}
+
+// writeNow writes what the kernel takes of frames at once and hands the rest, or the write's
+// error, to the writer goroutine; true when all was written. w.mu is held, the writer goroutine
+// does not own the connection, and nothing has failed yet.
+func (w *deadlineWebsocket) writeNow(frames [][]byte) bool {
+	rest, err := w.tryWrite(frames)
+	if err == nil && len(rest) == 0 {
+		return true
+	}
+	w.handOff(rest, err)
+	return false
+}
+
+// handOff gives the writer goroutine the connection's write side, with frames to write or err to
+// report. w.mu is held.
+func (w *deadlineWebsocket) handOff(frames [][]byte, err error) {
+	w.busy, w.pending, w.failed = true, frames, err
+	w.writes.Enqueue(w.writePending) // the queue runs it on its own goroutine, never here
 }
 
 // adopt gives a transport of ours its connection's tracker state.
@@ -207,12 +218,7 @@ func (w *deadlineWebsocket) sendShared(frame []byte, volatile bool) bool {
 	case w.busy:
 		return volatile
 	}
-	rest, err := w.tryWrite([][]byte{frame})
-	if err == nil && len(rest) == 0 {
-		return true
-	}
-	w.busy, w.pending, w.failed = true, rest, err
-	w.writes.Enqueue(w.writePending)
+	w.writeNow([][]byte{frame})
 	return true
 }
 
@@ -225,23 +231,14 @@ func (w *deadlineWebsocket) control(opcode int, payload []byte) {
 	}
 	frame := appendFrame(nil, opcode, payload)
 	w.mu.Lock()
-	if w.failed != nil {
-		w.mu.Unlock()
-		return
-	}
-	if w.busy {
+	defer w.mu.Unlock()
+	switch {
+	case w.failed != nil:
+	case w.busy:
 		w.pending = append(w.pending, frame)
-		w.mu.Unlock()
-		return
+	default:
+		w.writeNow([][]byte{frame})
 	}
-	rest, err := w.tryWrite([][]byte{frame})
-	if err == nil && len(rest) == 0 {
-		w.mu.Unlock()
-		return
-	}
-	w.busy, w.pending, w.failed = true, rest, err
-	w.mu.Unlock()
-	w.writes.Enqueue(w.writePending)
 }
 
 // writePending is the writer goroutine: it writes pending frames with blocking calls under the
