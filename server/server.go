@@ -139,6 +139,9 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
+// headerTimeout bounds the wait for a request's head, as net/http's ReadHeaderTimeout.
+const headerTimeout = 10 * time.Second
+
 // Serve serves on ln until ctx is cancelled, then shuts down: readiness goes 503, new
 // connections are refused, every socket is closed with the "server shutting down" reason (so
 // clients reconnect, elsewhere, and recover their session), and HTTP drains within the grace
@@ -151,14 +154,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer stopPprof()
+	base := context.WithoutCancel(ctx)
+	httpLog := s.log.With().Str("component", "http").Logger()
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          newStdLogger(s.log.With().Str("component", "http").Logger()),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ReadHeaderTimeout: headerTimeout,
+		ErrorLog:          newStdLogger(httpLog),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+	door := newFrontDoor(ln, s.handler, base, headerTimeout, httpLog) // frontdoor.go
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(door) }()
 	s.ready.Store(true)
 	s.log.Info().Str("addr", ln.Addr().String()).Str("adapter", s.cfg.Adapter).Str("version", Version).Msg("listening")
 
