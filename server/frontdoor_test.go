@@ -112,7 +112,7 @@ func TestFrontDoorServesWebsocketHandshakes(t *testing.T) {
 		parts []string
 	}{
 		{"whole", []string{head}},
-		{"in pieces", []string{head[:10], head[10:len(head)-3], head[len(head)-3 : len(head)-1], head[len(head)-1:]}},
+		{"in pieces", []string{head[:10], head[10 : len(head)-3], head[len(head)-3 : len(head)-1], head[len(head)-1:]}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
