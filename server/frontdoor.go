@@ -39,6 +39,9 @@ type frontDoor struct {
 	base          context.Context
 	headerTimeout time.Duration
 	log           zerolog.Logger
+	// run runs a handshake: on a warm worker (warm.go), whose stack has grown already, where the
+	// connection's new goroutine would grow its own two or three times, copying it each time.
+	run func(func())
 
 	toHTTP    chan net.Conn // connections for net/http's Accept
 	done      chan struct{} // closed by Close or when the accept loop ends
@@ -55,9 +58,9 @@ var headBuffers = sync.Pool{New: func() any { b := make([]byte, headBufferSize);
 // headReaders parse a head already in memory; the request keeps no reference into them.
 var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBufferSize) }}
 
-func newFrontDoor(ln net.Listener, handler http.Handler, base context.Context, headerTimeout time.Duration, log zerolog.Logger) *frontDoor {
+func newFrontDoor(ln net.Listener, handler http.Handler, base context.Context, headerTimeout time.Duration, log zerolog.Logger, run func(func())) *frontDoor {
 	d := &frontDoor{
-		ln: ln, handler: handler, base: base, headerTimeout: headerTimeout, log: log,
+		ln: ln, handler: handler, base: base, headerTimeout: headerTimeout, log: log, run: run,
 		toHTTP: make(chan net.Conn),
 		done:   make(chan struct{}),
 	}
@@ -164,7 +167,7 @@ func (d *frontDoor) serveHandshake(c net.Conn, req *http.Request) {
 			_ = c.Close()
 		}
 	}()
-	d.handler.ServeHTTP(w, req)
+	d.run(func() { d.handler.ServeHTTP(w, req) })
 	w.finish()
 }
 

@@ -33,7 +33,7 @@ func startFrontDoor(t *testing.T, headerTimeout time.Duration, handler http.Hand
 		seen <- servedBy{path: r.URL.Path, byDoor: byDoor}
 		handler.ServeHTTP(w, r)
 	})
-	door := newFrontDoor(ln, record, t.Context(), headerTimeout, zerolog.Nop())
+	door := newFrontDoor(ln, record, t.Context(), headerTimeout, zerolog.Nop(), func(fn func()) { fn() })
 	srv := &http.Server{Handler: record, ReadHeaderTimeout: headerTimeout}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(door) }()

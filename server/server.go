@@ -81,11 +81,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if r, ok := backend.(adapters.Reporter); ok {
 		s.metrics.watchBackend(cfg.Adapter, r)
 	}
+	s.warm = newWarmPool()
 	s.io = socket.NewServer(nil, s.socketOptions())
 	s.setupLimits()
 
 	s.nsps = map[string]socket.Namespace{}
-	s.warm = newWarmPool()
 	if cfg.Conformance {
 		s.serveReference()
 	} else {
@@ -162,7 +162,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          newStdLogger(httpLog),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	door := newFrontDoor(ln, s.handler, base, headerTimeout, httpLog) // frontdoor.go
+	door := newFrontDoor(ln, s.handler, base, headerTimeout, httpLog, s.warm.do) // frontdoor.go
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(door) }()
 	s.ready.Store(true)

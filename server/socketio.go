@@ -21,6 +21,7 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 		timeout:  s.cfg.Limits.WriteTimeout,
 		timedOut: func() { s.metrics.Limited("write_timeout") },
 		frames:   newFrameCache(),
+		warm:     s.warm,
 	}))
 	if s.cfg.RecoveryWindow > 0 {
 		rec := socket.DefaultConnectionStateRecovery()

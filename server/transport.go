@@ -30,6 +30,7 @@ type websocketBuilder struct {
 	timeout  time.Duration
 	timedOut func() // called once per connection dropped by the deadline
 	frames   *frameCache
+	warm     *warmPool // a fresh reader's first message is handled on it (wsread.go)
 }
 
 // New implements transports.TransportCtor. It does what the library's websocket transport does
@@ -43,6 +44,7 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 		timeout:     b.timeout,
 		timedOut:    b.timedOut,
 		frames:      b.frames,
+		warm:        b.warm,
 		writes:      queue.New(),
 	}
 	w.Prototype(w)
@@ -104,6 +106,7 @@ type deadlineWebsocket struct {
 	timeout     time.Duration
 	timedOut    func() // see websocketBuilder; called from fail, not from an "error" listener (one fewer per connection)
 	frames      *frameCache
+	warm        *warmPool
 	writes      *queue.Queue
 
 	// state is the engine connection's tracker state (conns.go), set once the tracker watches
