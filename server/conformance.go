@@ -1,7 +1,6 @@
 package server
 
 import (
-	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"io"
 	"time"
 
@@ -101,7 +100,11 @@ func newEchoEngine(cfg Config) engine.Server {
 	opts.SetPingTimeout(cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(cfg.MaxPayload)
 	opts.SetCors(corsOptions(cfg.CORSOrigins))
-	opts.SetTransports(engineTransports(&transports.WebSocketBuilder{}))
+	opts.SetTransports(engineTransports(&websocketBuilder{
+		timeout:  cfg.Limits.WriteTimeout,
+		timedOut: func() {},
+		frames:   newFrameCache(),
+	}, newUpgrades()))
 	eio := engine.New(opts)
 	guardHeartbeat(eio, conformancePongReplayDelay)
 	_ = eio.On("connection", func(args ...any) {

@@ -26,7 +26,10 @@ const pollingCloseGrace = time.Second
 //   - a "close" that overtakes the pending GET waits for it (see pollingCloseGrace).
 //
 // Everything else is the library's polling transport, which it embeds.
-type pollingBuilder struct{ transports.PollingBuilder }
+type pollingBuilder struct {
+	transports.PollingBuilder
+	upgrades *upgrades
+}
 
 var _ transports.TransportCtor = (*pollingBuilder)(nil)
 
@@ -35,7 +38,7 @@ func (b *pollingBuilder) New(ctx *types.HttpContext) transports.Transport {
 	if ctx.Query().Has("j") { // JSONP keeps the library's transport
 		return b.PollingBuilder.New(ctx)
 	}
-	p := &polling{Polling: transports.MakePolling()}
+	p := &polling{Polling: transports.MakePolling(), upgrades: b.upgrades}
 	p.Prototype(p)
 	p.Construct(ctx)
 	return p
@@ -43,6 +46,7 @@ func (b *pollingBuilder) New(ctx *types.HttpContext) transports.Transport {
 
 type polling struct {
 	transports.Polling
+	upgrades *upgrades
 
 	closeRequested atomic.Bool
 	closeOnce      sync.Once
@@ -69,7 +73,7 @@ func (p *polling) OnData(data types.BufferInterface) {
 // closes the session, as in Node (the library decoded whatever had arrived), and a body over the
 // payload limit gets 413 also without a Content-Length (the library cut it at the limit and
 // decoded the rest). It also answers a GET that arrives after the client's close with a noop,
-// then closes.
+// then closes, and holds a GET that arrives while an upgrade completes (upgrade.go).
 func (p *polling) OnRequest(ctx *types.HttpContext) {
 	if req := ctx.Request(); ctx.Method() == http.MethodPost && req.ContentLength <= p.MaxHttpBufferSize() && req.Body != nil {
 		body, err := io.ReadAll(io.LimitReader(req.Body, p.MaxHttpBufferSize()+1))
@@ -86,6 +90,9 @@ func (p *polling) OnRequest(ctx *types.HttpContext) {
 			return
 		}
 		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	if ctx.Method() == http.MethodGet {
+		p.upgrades.await(ctx.Query().Peek("sid")) // upgrade.go
 	}
 	p.Polling.OnRequest(ctx)
 	if ctx.Method() == http.MethodGet && p.closeRequested.Load() {
@@ -114,7 +121,8 @@ func (p *polling) closeNow() {
 }
 
 // engineTransports are the transports every Engine.IO server of this node offers: our polling
-// transport and the given websocket one.
-func engineTransports(websocket transports.TransportCtor) *types.Set[transports.TransportCtor] {
-	return types.NewSet[transports.TransportCtor](&pollingBuilder{}, websocket)
+// transport and our websocket one, which share what they know of upgrades in progress.
+func engineTransports(websocket *websocketBuilder, ups *upgrades) *types.Set[transports.TransportCtor] {
+	websocket.upgrades = ups
+	return types.NewSet[transports.TransportCtor](&pollingBuilder{upgrades: ups}, websocket)
 }
