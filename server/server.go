@@ -134,15 +134,22 @@ func (s *Server) IO() *socket.Server { return s.io }
 
 // Run listens on the configured address and serves until ctx is cancelled, then drains.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	// No TCP keepalive on accepted connections (Go's listener turns it on, four setsockopt calls
+	// per connection): sessions have Engine.IO's heartbeat, and an idle HTTP keep-alive
+	// connection is closed after idleTimeout.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
 	}
 	return s.Serve(ctx, ln)
 }
 
-// headerTimeout bounds the wait for a request's head, as net/http's ReadHeaderTimeout.
-const headerTimeout = 10 * time.Second
+const (
+	// headerTimeout bounds the wait for a request's head, as net/http's ReadHeaderTimeout.
+	headerTimeout = 10 * time.Second
+	// idleTimeout closes an HTTP keep-alive connection idle that long between requests.
+	idleTimeout = 2 * time.Minute
+)
 
 // Serve serves on ln until ctx is cancelled, then shuts down: readiness goes 503, new
 // connections are refused, every socket is closed with the "server shutting down" reason (so
@@ -161,6 +168,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          newStdLogger(httpLog),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
