@@ -22,6 +22,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := server.NewLogger(os.Stdout, cfg.LogLevel, cfg.LogFormat)
+	server.TuneRuntime(cfg, os.Getenv)
 
 	srv, err := server.New(cfg, log)
 	var cerr *server.ConfigError

@@ -38,6 +38,9 @@ type Config struct {
 	Limits         Limits
 	// PprofAddr serves net/http/pprof on its own listener when set (never on the public one).
 	PprofAddr string
+	// GCPercent and MemoryLimitMiB are the Go runtime's GOGC and GOMEMLIMIT (TuneRuntime).
+	GCPercent      int
+	MemoryLimitMiB int64
 }
 
 // Adapter names accepted by --adapter.
@@ -63,6 +66,7 @@ func DefaultConfig() Config {
 		LogFormat:      "auto",
 		ShutdownGrace:  10 * time.Second,
 		Limits:         DefaultLimits(),
+		GCPercent:      DefaultGCPercent,
 	}
 }
 
@@ -124,6 +128,8 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.WebDir, "web-dir", cfg.WebDir, "directory of the built demo page served at / (empty: client-js/dist when built)")
 	cfg.Limits.flags(fs)
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go garbage collector target, as GOGC (which wins when set)")
+	fs.Int64Var(&cfg.MemoryLimitMiB, "memory-limit-mib", cfg.MemoryLimitMiB, "soft memory limit of the Go runtime in MiB, as GOMEMLIMIT (which wins when set); 0 = none")
 
 	// Environment first, so that flags parsed afterwards win.
 	var envErr error
@@ -189,6 +195,12 @@ func (c Config) Validate() error {
 	}
 	if c.RecoveryWindow < 0 {
 		return bad("recovery-window", "must be 0 (off) or positive")
+	}
+	if c.GCPercent <= 0 {
+		return bad("gc-percent", "must be positive")
+	}
+	if c.MemoryLimitMiB < 0 {
+		return bad("memory-limit-mib", "must be 0 (none) or positive")
 	}
 	switch c.Adapter {
 	case AdapterMemory, AdapterRedis, AdapterRedisStreams:

@@ -52,6 +52,15 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "garbage collector settings",
+			args: []string{"--gc-percent=150"},
+			env:  map[string]string{"SWITCHBOARD_MEMORY_LIMIT_MIB": "512"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.GCPercent, 150)
+				eq(t, c.MemoryLimitMiB, int64(512))
+			},
+		},
+		{
 			name:  "recovery window 0 turns recovery off",
 			env:   map[string]string{"SWITCHBOARD_RECOVERY_WINDOW": "0"},
 			check: func(t *testing.T, c Config) { eq(t, c.RecoveryWindow, time.Duration(0)) },
@@ -169,6 +178,8 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "zero ping interval", args: []string{"--ping-interval=0"}, setting: "--ping-interval"},
 		{name: "bad number from env", env: map[string]string{"SWITCHBOARD_MAX_PAYLOAD": "lots"}, setting: "SWITCHBOARD_MAX_PAYLOAD"},
 		{name: "zero payload", args: []string{"--max-payload=0"}, setting: "--max-payload"},
+		{name: "zero gc percent", args: []string{"--gc-percent=0"}, setting: "--gc-percent"},
+		{name: "negative memory limit", env: map[string]string{"SWITCHBOARD_MEMORY_LIMIT_MIB": "-5"}, setting: "--memory-limit-mib"},
 		{name: "negative recovery", args: []string{"--recovery-window=-1m"}, setting: "--recovery-window"},
 		{name: "unknown adapter", args: []string{"--adapter=kafka"}, setting: "--adapter"},
 		{name: "bad redis url", args: []string{"--redis-url=http://x"}, setting: "--redis-url"},
