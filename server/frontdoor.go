@@ -99,11 +99,11 @@ func (d *frontDoor) serve(c net.Conn) {
 	for end < 0 && n < len(buf) && err == nil {
 		var m int
 		m, err = c.Read(buf[n:])
-		from := max(n-3, 0)
+		from := max(n-2, 0)
 		n += m
 		end = headEnd(buf[from:n], from)
 	}
-	if n == 0 { // closed or silent until the deadline: net/http would close it too
+	if n == 0 || d.closed() { // closed or silent until the deadline (net/http would close it too), or shutting down
 		headBuffers.Put(bp)
 		_ = c.Close()
 		return
@@ -127,10 +127,21 @@ func (d *frontDoor) serve(c net.Conn) {
 }
 
 // headEnd is the offset just past the blank line ending a request head in b (which starts at
-// offset from of the buffer), or -1.
+// offset from of the buffer), or -1. Like net/http it takes a bare LF as a line end, so a line
+// feed followed by CRLF or LF ends the head.
 func headEnd(b []byte, from int) int {
-	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-		return from + i + 4
+	for i := 0; i < len(b); i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		switch {
+		case i+1 < len(b) && b[i+1] == '\n':
+			return from + i + 2
+		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+			return from + i + 3
+		}
 	}
 	return -1
 }

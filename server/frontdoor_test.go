@@ -176,6 +176,37 @@ func TestFrontDoorLeavesEverythingElseToNetHTTP(t *testing.T) {
 	}
 }
 
+func TestHeadEnd(t *testing.T) {
+	tests := []struct {
+		head string
+		want int
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27},
+		{"GET / HTTP/1.1\nHost: x\n\n", 24},
+		{"GET / HTTP/1.1\r\nHost: x\n\r\n", 26},
+		{"GET / HTTP/1.1\r\nHost: x\r\n", -1},
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r", -1},
+		{"", -1},
+	}
+	for _, tc := range tests {
+		if got := headEnd([]byte(tc.head), 0); got != tc.want {
+			t.Errorf("headEnd(%q) = %d, want %d", tc.head, got, tc.want)
+		}
+	}
+	// The search resumes two bytes before the new data, so an end split across reads is found.
+	b := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	for split := 1; split < len(b); split++ {
+		from := max(split-2, 0)
+		got := headEnd(b[:split], 0)
+		if got < 0 {
+			got = headEnd(b[from:], from)
+		}
+		if got != len(b) {
+			t.Fatalf("split at %d: end %d, want %d", split, got, len(b))
+		}
+	}
+}
+
 func TestFrontDoorClosesSilentConnections(t *testing.T) {
 	addr, _ := startFrontDoor(t, 50*time.Millisecond, upgradeOrRefuse)
 	for _, sent := range []string{"", "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"} {
