@@ -103,7 +103,10 @@ func (d *frontDoor) serve(c net.Conn) {
 		n += m
 		end = headEnd(buf[from:n], from)
 	}
-	if n == 0 || d.closed() { // closed or silent until the deadline (net/http would close it too), or shutting down
+	// A client that closed, failed or stalled before its head was whole is closed without an
+	// answer, as net/http closes it (a read error there ends the connection silently); so is
+	// every connection once the door is closed.
+	if (end < 0 && err != nil) || d.closed() {
 		headBuffers.Put(bp)
 		_ = c.Close()
 		return

@@ -209,7 +209,7 @@ func TestHeadEnd(t *testing.T) {
 
 func TestFrontDoorClosesSilentConnections(t *testing.T) {
 	addr, _ := startFrontDoor(t, 50*time.Millisecond, upgradeOrRefuse)
-	for _, sent := range []string{"", "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"} {
+	for _, sent := range []string{"", "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n", "GET /healthz HTTP/1.1\r\n"} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
