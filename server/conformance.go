@@ -106,7 +106,7 @@ func newEchoEngine(cfg Config) engine.Server {
 		frames:   newFrameCache(),
 	}, newUpgrades()))
 	eio := engine.New(opts)
-	guardHeartbeat(eio, conformancePongReplayDelay)
+	guardHeartbeat(eio, conformancePongReplayDelay, cfg.PingTimeout)
 	_ = eio.On("connection", func(args ...any) {
 		sock, ok := args[0].(engine.Socket)
 		if !ok {

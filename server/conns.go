@@ -22,10 +22,11 @@ import (
 // connection once more than maxBuffer bytes wait for it; the websocket write timeout (see
 // transport.go) bounds the time a write may block.
 type connTracker struct {
-	metrics   *Metrics
-	log       zerolog.Logger
-	maxBuffer int64 // 0 = unlimited
-	pongDelay time.Duration
+	metrics     *Metrics
+	log         zerolog.Logger
+	maxBuffer   int64 // 0 = unlimited
+	pongDelay   time.Duration
+	pingTimeout time.Duration
 
 	conns sync.Map // engine id → *connState
 }
@@ -56,6 +57,7 @@ func (t *connTracker) watch(conn engine.Socket) {
 	st := &connState{transport: conn.Transport().Name()}
 	t.conns.Store(conn.Id(), st)
 	adopt(conn.Transport(), st)
+	watchPings(conn, &st.heartbeat, t.pingTimeout)
 	_ = conn.On("upgrade", func(args ...any) {
 		tr, ok := args[0].(transports.Transport)
 		if !ok {

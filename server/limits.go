@@ -46,10 +46,11 @@ type Limits struct {
 func (s *Server) setupLimits() {
 	l := s.cfg.Limits
 	s.conns = &connTracker{
-		metrics:   s.metrics,
-		log:       s.log.With().Str("component", "limits").Logger(),
-		maxBuffer: l.MaxWriteBuffer,
-		pongDelay: s.pongReplayDelay(),
+		metrics:     s.metrics,
+		log:         s.log.With().Str("component", "limits").Logger(),
+		maxBuffer:   l.MaxWriteBuffer,
+		pongDelay:   s.pongReplayDelay(),
+		pingTimeout: s.cfg.PingTimeout, // the engine's (socketOptions)
 	}
 	s.admission = &admission{
 		max:     l.MaxConnections,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	engine "github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -47,6 +49,7 @@ func (b *pollingBuilder) New(ctx *types.HttpContext) transports.Transport {
 type polling struct {
 	transports.Polling
 	upgrades *upgrades
+	pings    atomic.Pointer[pingWatch] // set once the engine has the session (heartbeat.go)
 
 	closeRequested atomic.Bool
 	closeOnce      sync.Once
@@ -92,6 +95,10 @@ func (p *polling) OnRequest(ctx *types.HttpContext) {
 		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	}
 	if ctx.Method() == http.MethodGet {
+		if w := p.pings.Load(); w != nil && w.expired() {
+			refuseUnknownSession(ctx) // what the GET would get a moment later
+			return
+		}
 		p.upgrades.await(ctx.Query().Peek("sid")) // upgrade.go
 	}
 	p.Polling.OnRequest(ctx)
@@ -125,4 +132,13 @@ func (p *polling) closeNow() {
 func engineTransports(websocket *websocketBuilder, ups *upgrades) *types.Set[transports.TransportCtor] {
 	websocket.upgrades = ups
 	return types.NewSet[transports.TransportCtor](&pollingBuilder{upgrades: ups}, websocket)
+}
+
+// refuseUnknownSession answers as the engine answers a request for a session it does not know
+// (server.go, abortRequest with UNKNOWN_SID).
+func refuseUnknownSession(ctx *types.HttpContext) {
+	body, _ := json.Marshal(types.CodeMessage{Code: engine.UNKNOWN_SID.Code, Message: engine.UNKNOWN_SID.Message})
+	ctx.ResponseHeaders().Set("Content-Type", "application/json")
+	_ = ctx.SetStatusCode(http.StatusBadRequest)
+	_, _ = ctx.Write(body)
 }
