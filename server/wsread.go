@@ -128,17 +128,7 @@ func (w *deadlineWebsocket) message(mt int, message io.Reader) {
 	}
 	if w.Protocol() == 4 && len(b) > 0 {
 		if typ, ok := engineparser.PACKET_TYPES_REVERSE[b[0]]; ok {
-			if w.upgradeSid == "" {
-				w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
-				return
-			}
-			if typ == packet.PING && string(b[1:]) == "probe" {
-				w.upgrades.probed(w.upgradeSid) // before the answer: see upgrade.go
-			}
 			w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
-			if typ == packet.UPGRADE {
-				w.upgrades.settled(w.upgradeSid)
-			}
 			return
 		}
 	}
