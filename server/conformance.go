@@ -104,7 +104,7 @@ func newEchoEngine(cfg Config) engine.Server {
 		timeout:  cfg.Limits.WriteTimeout,
 		timedOut: func() {},
 		frames:   newFrameCache(),
-	}))
+	}, newUpgrades()))
 	eio := engine.New(opts)
 	guardHeartbeat(eio, conformancePongReplayDelay, cfg.PingTimeout)
 	_ = eio.On("connection", func(args ...any) {

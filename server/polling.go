@@ -28,7 +28,10 @@ const pollingCloseGrace = time.Second
 //   - a "close" that overtakes the pending GET waits for it (see pollingCloseGrace).
 //
 // Everything else is the library's polling transport, which it embeds.
-type pollingBuilder struct{ transports.PollingBuilder }
+type pollingBuilder struct {
+	transports.PollingBuilder
+	upgrades *upgrades
+}
 
 var _ transports.TransportCtor = (*pollingBuilder)(nil)
 
@@ -37,7 +40,7 @@ func (b *pollingBuilder) New(ctx *types.HttpContext) transports.Transport {
 	if ctx.Query().Has("j") { // JSONP keeps the library's transport
 		return b.PollingBuilder.New(ctx)
 	}
-	p := &polling{Polling: transports.MakePolling()}
+	p := &polling{Polling: transports.MakePolling(), upgrades: b.upgrades}
 	p.Prototype(p)
 	p.Construct(ctx)
 	return p
@@ -45,7 +48,8 @@ func (b *pollingBuilder) New(ctx *types.HttpContext) transports.Transport {
 
 type polling struct {
 	transports.Polling
-	pings atomic.Pointer[pingWatch] // set once the engine has the session (heartbeat.go)
+	upgrades *upgrades
+	pings    atomic.Pointer[pingWatch] // set once the engine has the session (heartbeat.go)
 
 	closeRequested atomic.Bool
 	closeOnce      sync.Once
@@ -72,7 +76,7 @@ func (p *polling) OnData(data types.BufferInterface) {
 // closes the session, as in Node (the library decoded whatever had arrived), and a body over the
 // payload limit gets 413 also without a Content-Length (the library cut it at the limit and
 // decoded the rest). It also answers a GET that arrives after the client's close with a noop,
-// then closes, and ends a session whose ping timeout has passed (heartbeat.go, pingWatch).
+// then closes, and holds a GET that arrives while an upgrade completes (upgrade.go).
 func (p *polling) OnRequest(ctx *types.HttpContext) {
 	if req := ctx.Request(); ctx.Method() == http.MethodPost && req.ContentLength <= p.MaxHttpBufferSize() && req.Body != nil {
 		body, err := io.ReadAll(io.LimitReader(req.Body, p.MaxHttpBufferSize()+1))
@@ -95,6 +99,7 @@ func (p *polling) OnRequest(ctx *types.HttpContext) {
 			refuseUnknownSession(ctx) // what the GET would get a moment later
 			return
 		}
+		p.upgrades.await(ctx.Query().Peek("sid")) // upgrade.go
 	}
 	p.Polling.OnRequest(ctx)
 	if ctx.Method() == http.MethodGet && p.closeRequested.Load() {
@@ -123,9 +128,10 @@ func (p *polling) closeNow() {
 }
 
 // engineTransports are the transports every Engine.IO server of this node offers: our polling
-// transport and our websocket one.
-func engineTransports(websocket *websocketBuilder) *types.Set[transports.TransportCtor] {
-	return types.NewSet[transports.TransportCtor](&pollingBuilder{}, websocket)
+// transport and our websocket one, which share what they know of upgrades in progress.
+func engineTransports(websocket *websocketBuilder, ups *upgrades) *types.Set[transports.TransportCtor] {
+	websocket.upgrades = ups
+	return types.NewSet[transports.TransportCtor](&pollingBuilder{upgrades: ups}, websocket)
 }
 
 // refuseUnknownSession answers as the engine answers a request for a session it does not know

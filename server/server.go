@@ -44,6 +44,7 @@ type Server struct {
 	admission *admission
 	guard     *eventGuard
 	warm      *warmPool
+	upgrades  *upgrades // polling→websocket upgrades in progress (upgrade.go)
 	gates     connectGates
 }
 
@@ -82,6 +83,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		s.metrics.watchBackend(cfg.Adapter, r)
 	}
 	s.warm = newWarmPool()
+	s.upgrades = newUpgrades()
 	s.io = socket.NewServer(nil, s.socketOptions())
 	s.setupLimits()
 

@@ -22,7 +22,7 @@ func (s *Server) socketOptions() *socket.ServerOptions {
 		timedOut: func() { s.metrics.Limited("write_timeout") },
 		frames:   newFrameCache(),
 		warm:     s.warm,
-	}))
+	}, s.upgrades))
 	if s.cfg.RecoveryWindow > 0 {
 		rec := socket.DefaultConnectionStateRecovery()
 		rec.SetMaxDisconnectionDuration(s.cfg.RecoveryWindow.Milliseconds())

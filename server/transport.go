@@ -31,6 +31,7 @@ type websocketBuilder struct {
 	timedOut func() // called once per connection dropped by the deadline
 	frames   *frameCache
 	warm     *warmPool // a fresh reader's first message is handled on it (wsread.go)
+	upgrades *upgrades // set by engineTransports
 }
 
 // New implements transports.TransportCtor. It does what the library's websocket transport does
@@ -45,12 +46,15 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 		timedOut:    b.timedOut,
 		frames:      b.frames,
 		warm:        b.warm,
+		upgrades:    b.upgrades,
+		upgradeSid:  ctx.Query().Peek("sid"),
 		writes:      queue.New(),
 	}
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
 	if c, ok := w.net.(*wsConn); ok {
 		w.gate, w.net, w.raw = c, c.Conn, c.raw
+		c.got = &w.reading
 		c.idleTimeout = ctx.IdleTimeout
 	} else if sc, ok := w.net.(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
@@ -107,6 +111,9 @@ type deadlineWebsocket struct {
 	timedOut    func() // see websocketBuilder; called from fail, not from an "error" listener (one fewer per connection)
 	frames      *frameCache
 	warm        *warmPool
+	upgrades    *upgrades
+	upgradeSid  string      // the session this websocket would upgrade; "" for a new session
+	reading     atomic.Bool // a message is being handled (upgrade.go, inputPending)
 	writes      *queue.Queue
 
 	// state is the engine connection's tracker state (conns.go), set once the tracker watches
@@ -130,6 +137,9 @@ func (w *deadlineWebsocket) HandlesUpgrades() bool { return true }
 // OnClose implements transports.Transport: every way the connection closes ends here (the
 // connection's "close"), and releases the writer and the connection.
 func (w *deadlineWebsocket) OnClose() {
+	if w.upgradeSid != "" {
+		w.upgrades.settled(w.upgradeSid)
+	}
 	w.writes.TryClose()
 	w.Transport.OnClose()
 	_ = w.conn.Close()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,12 +84,14 @@ func (w *deadlineWebsocket) readMessages(woke bool) bool {
 			return false
 		}
 		if mt == ws.BinaryMessage || mt == ws.TextMessage {
+			w.reading.Store(true)
 			if fresh && w.warm != nil {
 				w.warm.do(func() { w.message(mt, message) })
 			} else {
 				w.message(mt, message)
 			}
 		}
+		w.reading.Store(false)
 		fresh = false
 		if c, ok := message.(io.Closer); ok {
 			_ = c.Close()
@@ -128,7 +131,17 @@ func (w *deadlineWebsocket) message(mt int, message io.Reader) {
 	}
 	if w.Protocol() == 4 && len(b) > 0 {
 		if typ, ok := engineparser.PACKET_TYPES_REVERSE[b[0]]; ok {
+			if w.upgradeSid == "" {
+				w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
+				return
+			}
+			if typ == packet.PING && string(b[1:]) == "probe" {
+				w.upgrades.probed(w.upgradeSid, w) // before the answer: see upgrade.go
+			}
 			w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
+			if typ == packet.UPGRADE {
+				w.upgrades.settled(w.upgradeSid)
+			}
 			return
 		}
 	}
@@ -156,6 +169,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 type wsConn struct {
 	net.Conn // a *net.TCPConn
 	raw      syscall.RawConn
+	got      *atomic.Bool // set when wait reads the client's next bytes (the transport's reading)
 
 	buf  *[]byte // from readBufs while data is not empty, else nil
 	data []byte  // read ahead, not handed to gorilla yet: a slice of *buf up to its end
@@ -234,6 +248,9 @@ func (c *wsConn) wait() bool {
 			return false
 		case n > 0:
 			c.buf, c.data = buf, (*buf)[:n]
+			if c.got != nil {
+				c.got.Store(true)
+			}
 			return true
 		}
 		readBufs.Put(buf)

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestPollDuringUpgrade checks a long-polling GET that arrives between the probe's answer and the
+// upgrade: while the websocket is reading the upgrade packet, the GET waits for it and is refused
+// once the websocket took the session; while the websocket is quiet (the client waits for that
+// very poll before it sends the upgrade packet) the GET is served at once.
+func TestPollDuringUpgrade(t *testing.T) {
+	ts := startServer(t, testConfig())
+	ts.upgrades.settleFor(waitTimeout) // the poll must still wait when the test writes the rest
+	probed := func(t *testing.T) (*pollingSession, *rawWS) {
+		p, hs := openPolling(t, ts.URL, "/socket.io/")
+		w := dialWS(t, ts.URL, "/socket.io/?EIO=4&transport=websocket&sid="+hs.SID, true)
+		w.send(text("2probe"))
+		w.expect(text("3probe"))
+		return p, w
+	}
+	type answer struct {
+		status int
+		body   string
+	}
+	poll := func(p *pollingSession) <-chan answer {
+		out := make(chan answer, 1)
+		go func() {
+			status, body := httpDo(p.t, http.MethodGet, p.url, "")
+			out <- answer{status, body}
+		}()
+		return out
+	}
+
+	t.Run("the upgrade packet is being read", func(t *testing.T) {
+		p, w := probed(t)
+		// The upgrade packet "5" as a masked client frame, cut after its first two bytes: the
+		// server's reader has input it has not handled until the rest arrives.
+		frame := []byte{0x81, 0x81, 0x11, 0x22, 0x33, 0x44, '5' ^ 0x11}
+		raw := w.conn.UnderlyingConn()
+		if _, err := raw.Write(frame[:2]); err != nil {
+			t.Fatal(err)
+		}
+		got := poll(p)
+		waitFor(t, "the poll to wait for the upgrade", func() bool { return ts.upgrades.waiters() == 1 })
+		if _, err := raw.Write(frame[2:]); err != nil {
+			t.Fatal(err)
+		}
+		if a := <-got; a.status != http.StatusBadRequest {
+			t.Fatalf("poll after the upgrade: %d %q, want 400", a.status, a.body)
+		}
+		w.send(text("40")) // the session lives on the websocket
+		if f := w.next(); !strings.HasPrefix(f.data, "40{") {
+			t.Fatalf("CONNECT over the upgraded websocket answered %v, want 40{…}", f)
+		}
+	})
+	t.Run("the websocket is quiet", func(t *testing.T) {
+		p, _ := probed(t)
+		if a := <-poll(p); a.status != http.StatusOK || a.body != "6" {
+			t.Fatalf("poll while the client holds back the upgrade: %d %q, want 200 with a noop", a.status, a.body)
+		}
+		if n := ts.upgrades.waiters(); n != 0 {
+			t.Fatalf("%d polls wait, want none", n)
+		}
+	})
+}
