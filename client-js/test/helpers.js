@@ -64,12 +64,20 @@ export async function startServer(args = [], env = {}) {
   };
 }
 
+/** waitLimit bounds every wait of these helpers: a server that never answers fails the test
+ * instead of hanging the run. */
+const waitLimit = 15000;
+
 /** connect opens a socket.io-client socket and resolves once it is connected. */
 export async function connect(url, opts = {}) {
   const socket = io(url, { forceNew: true, reconnection: false, ...opts });
   await new Promise((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("connect_error", reject);
+    const timer = setTimeout(() => {
+      socket.close();
+      reject(new Error(`no connect or connect_error within ${waitLimit} ms`));
+    }, waitLimit);
+    socket.once("connect", () => (clearTimeout(timer), resolve()));
+    socket.once("connect_error", (err) => (clearTimeout(timer), reject(err)));
   });
   return socket;
 }
@@ -95,5 +103,5 @@ export const transportCases = [
 /** waitUpgrade resolves once the client's engine runs on websocket. */
 export async function waitUpgrade(socket) {
   if (socket.io.engine.transport.name === "websocket") return;
-  await once(socket.io.engine, "upgrade");
+  await once(socket.io.engine, "upgrade", { signal: AbortSignal.timeout(waitLimit) });
 }
