@@ -338,14 +338,12 @@ func (d *gatedDecoder) ondecoded(args ...any) {
 	if packet.Type == parser.BINARY_EVENT || packet.Type == parser.BINARY_ACK {
 		d.binary = false
 	}
-	switch packet.Type {
-	case parser.DISCONNECT:
+	if packet.Type == parser.DISCONNECT {
 		d.leave(packet.Nsp)
-	case parser.CONNECT:
-		d.waitLeft(packet.Nsp)
-		d.unbind(packet.Nsp)
 	}
 	if packet.Type == parser.CONNECT {
+		d.waitLeft(packet.Nsp)
+		d.unbind(packet.Nsp)
 		auth, _ := packet.Data.(map[string]any)
 		made := auth == nil && packet.Data == nil
 		if made {

@@ -173,11 +173,9 @@ func (d *frontDoor) serveHandshake(c net.Conn, req *http.Request) {
 	w := &handshakeWriter{conn: c}
 	defer func() {
 		if rec := recover(); rec != nil {
-			if rec == http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way
-				_ = c.Close()
-				return
+			if rec != http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way
+				d.log.Error().Msgf("panic serving a websocket handshake: %v", rec) // log has component "http"
 			}
-			d.log.Error().Str("component", "http").Msgf("panic serving a websocket handshake: %v", rec)
 			_ = c.Close()
 		}
 	}()

@@ -235,10 +235,10 @@ func TestFrontDoorPanicClosesOnlyThatConnection(t *testing.T) {
 	<-served
 }
 
-// TestWebsocketHandshakesSkipNetHTTP checks the node serves real clients' handshakes through its
-// front door and still refuses a bad one with the engine's error (for an upgrade the engine answers in plain text,
-// as Node's does).
-func TestWebsocketHandshakesSkipNetHTTP(t *testing.T) {
+// TestFrontDoorInTheServer checks a node (whose listener is a front door, see Serve) still serves
+// a websocket client and refuses a bad handshake with the engine's error (for an upgrade the
+// engine answers in plain text, as Node's does). Which side serves what is TestFrontDoor*'s.
+func TestFrontDoorInTheServer(t *testing.T) {
 	ts := startServer(t, testConfig())
 	c := mustRawDial(t, ts, "/") // a websocket through the front door, connected to "/"
 	defer c.close()

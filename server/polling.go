@@ -76,7 +76,8 @@ func (p *polling) OnData(data types.BufferInterface) {
 // closes the session, as in Node (the library decoded whatever had arrived), and a body over the
 // payload limit gets 413 also without a Content-Length (the library cut it at the limit and
 // decoded the rest). It also answers a GET that arrives after the client's close with a noop,
-// then closes, and holds a GET that arrives while an upgrade completes (upgrade.go).
+// then closes; it ends a session whose ping timeout has passed (heartbeat.go, pingWatch) and holds
+// a GET that arrives while an upgrade packet is being read (upgrade.go).
 func (p *polling) OnRequest(ctx *types.HttpContext) {
 	if req := ctx.Request(); ctx.Method() == http.MethodPost && req.ContentLength <= p.MaxHttpBufferSize() && req.Body != nil {
 		body, err := io.ReadAll(io.LimitReader(req.Body, p.MaxHttpBufferSize()+1))

@@ -54,7 +54,9 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 	w.Transport.Construct(ctx)
 	if c, ok := w.net.(*wsConn); ok {
 		w.gate, w.net, w.raw = c, c.Conn, c.raw
-		c.got = &w.reading
+		if w.upgradeSid != "" {
+			c.got = &w.reading
+		}
 		c.idleTimeout = ctx.IdleTimeout
 	} else if sc, ok := w.net.(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
@@ -113,7 +115,7 @@ type deadlineWebsocket struct {
 	warm        *warmPool
 	upgrades    *upgrades
 	upgradeSid  string      // the session this websocket would upgrade; "" for a new session
-	reading     atomic.Bool // a message is being handled (upgrade.go, inputPending)
+	reading     atomic.Bool // upgrade candidates only: the client's next message is being read or handled (upgrade.go, inputPending)
 	writes      *queue.Queue
 
 	// state is the engine connection's tracker state (conns.go), set once the tracker watches

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestPollDuringUpgrade checks a long-polling GET that arrives between the probe's answer and the
@@ -24,10 +26,11 @@ func TestPollDuringUpgrade(t *testing.T) {
 		status int
 		body   string
 	}
+	// poll sends a GET from its own goroutine, which must not call t.Fatal (httpDo does).
 	poll := func(p *pollingSession) <-chan answer {
 		out := make(chan answer, 1)
 		go func() {
-			status, body := httpDo(p.t, http.MethodGet, p.url, "")
+			status, body := httpDoNoFatal(p.url)
 			out <- answer{status, body}
 		}()
 		return out
@@ -35,9 +38,9 @@ func TestPollDuringUpgrade(t *testing.T) {
 
 	t.Run("the upgrade packet is being read", func(t *testing.T) {
 		p, w := probed(t)
-		// The upgrade packet "5" as a masked client frame, cut after its first two bytes: the
-		// server's reader has input it has not handled until the rest arrives.
-		frame := []byte{0x81, 0x81, 0x11, 0x22, 0x33, 0x44, '5' ^ 0x11}
+		// The upgrade packet "5" as a client frame, cut after its first two bytes: the server's
+		// reader has input it has not handled until the rest arrives.
+		frame := clientFrame(true, websocket.TextMessage, []byte("5"))
 		raw := w.conn.UnderlyingConn()
 		if _, err := raw.Write(frame[:2]); err != nil {
 			t.Fatal(err)

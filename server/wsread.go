@@ -83,15 +83,22 @@ func (w *deadlineWebsocket) readMessages(woke bool) bool {
 			w.failRead(err)
 			return false
 		}
-		if mt == ws.BinaryMessage || mt == ws.TextMessage {
+		upgrading := w.upgradeSid != ""
+		if upgrading {
+			// In the kernel, read ahead by the gate (which sets it first) or in gorilla's buffer,
+			// until the message is handled the client's input is pending (upgrade.go).
 			w.reading.Store(true)
+		}
+		if mt == ws.BinaryMessage || mt == ws.TextMessage {
 			if fresh && w.warm != nil {
 				w.warm.do(func() { w.message(mt, message) })
 			} else {
 				w.message(mt, message)
 			}
 		}
-		w.reading.Store(false)
+		if upgrading {
+			w.reading.Store(false)
+		}
 		fresh = false
 		if c, ok := message.(io.Closer); ok {
 			_ = c.Close()
@@ -131,15 +138,15 @@ func (w *deadlineWebsocket) message(mt int, message io.Reader) {
 	}
 	if w.Protocol() == 4 && len(b) > 0 {
 		if typ, ok := engineparser.PACKET_TYPES_REVERSE[b[0]]; ok {
-			if w.upgradeSid == "" {
-				w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
-				return
-			}
-			if typ == packet.PING && string(b[1:]) == "probe" {
-				w.upgrades.probed(w.upgradeSid, w) // before the answer: see upgrade.go
+			upgrading := w.upgradeSid != ""
+			if upgrading && typ == packet.PING && string(b[1:]) == "probe" {
+				// Before the answer (see upgrade.go); the probe itself is handled by then, so a poll
+				// that follows the answer finds no input pending unless more bytes came.
+				w.reading.Store(false)
+				w.upgrades.probed(w.upgradeSid, w)
 			}
 			w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
-			if typ == packet.UPGRADE {
+			if upgrading && typ == packet.UPGRADE {
 				w.upgrades.settled(w.upgradeSid)
 			}
 			return
@@ -169,7 +176,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 type wsConn struct {
 	net.Conn // a *net.TCPConn
 	raw      syscall.RawConn
-	got      *atomic.Bool // set when wait reads the client's next bytes (the transport's reading)
+	got      *atomic.Bool // set when wait reads the client's next bytes; nil unless the websocket may upgrade a session (upgrade.go)
 
 	buf  *[]byte // from readBufs while data is not empty, else nil
 	data []byte  // read ahead, not handed to gorilla yet: a slice of *buf up to its end
