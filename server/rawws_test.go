@@ -47,7 +47,13 @@ func wsURL(base, pathQuery string) string {
 // dialWS opens a websocket; the handshake must succeed.
 func dialWS(t *testing.T, base, pathQuery string, autoPong bool) *rawWS {
 	t.Helper()
-	conn, res, err := websocket.DefaultDialer.Dial(wsURL(base, pathQuery), nil)
+	return dialWSWith(t, base, pathQuery, nil, autoPong)
+}
+
+// dialWSWith is dialWS with extra handshake headers.
+func dialWSWith(t *testing.T, base, pathQuery string, header http.Header, autoPong bool) *rawWS {
+	t.Helper()
+	conn, res, err := websocket.DefaultDialer.Dial(wsURL(base, pathQuery), header)
 	if err != nil {
 		status := 0
 		if res != nil {

@@ -18,7 +18,7 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 
 	if s.echo != nil {
-		r.Handle("/engine.io/*", s.echo) // conformance mode only
+		r.Handle("/engine.io/*", releaseAfterHijack(s.echo)) // conformance mode only; hijack.go, as /socket.io
 	}
 
 	r.Group(func(r chi.Router) {

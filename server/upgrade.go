@@ -102,20 +102,22 @@ func (u *upgrades) waiters() int {
 	return u.waiting
 }
 
-// inputPending reports whether the websocket is reading a message or the kernel holds bytes it
-// has not read yet.
+// inputPending reports whether the kernel holds bytes the websocket has not read yet or it is
+// reading or handling a message. The kernel is asked first: the reader sets the flag before it
+// takes the bytes from the kernel (wsConn.wait) and clears it once their message is handled, so
+// bytes that came before this call are found in one place or the other. (In the other order, the
+// flag could be read just before the reader set it and the kernel asked just after it read.)
 func (w *deadlineWebsocket) inputPending() bool {
-	if w.reading.Load() {
-		return true
+	if w.raw != nil {
+		n := 0
+		_ = w.raw.Control(func(fd uintptr) {
+			n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		})
+		if n > 0 {
+			return true
+		}
 	}
-	if w.raw == nil {
-		return false
-	}
-	n := 0
-	_ = w.raw.Control(func(fd uintptr) {
-		n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-	})
-	return n > 0
+	return w.reading.Load()
 }
 
 // settleFor sets how long await waits (for tests).

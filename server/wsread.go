@@ -176,7 +176,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 type wsConn struct {
 	net.Conn // a *net.TCPConn
 	raw      syscall.RawConn
-	got      *atomic.Bool // set when wait reads the client's next bytes; nil unless the websocket may upgrade a session (upgrade.go)
+	got      *atomic.Bool // set while wait reads the client's next bytes and after; nil unless the websocket may upgrade a session (upgrade.go)
 
 	buf  *[]byte // from readBufs while data is not empty, else nil
 	data []byte  // read ahead, not handed to gorilla yet: a slice of *buf up to its end
@@ -190,8 +190,13 @@ type wsConn struct {
 }
 
 // newWSConn wraps a hijacked connection, nil when it is not a TCP connection (then gorilla reads
-// it as it is, and the reader waits inside NextReader).
+// it as it is, and the reader waits inside NextReader). A connection the front door handed to
+// net/http (a websocket handshake that was not the connection's first request, or not to
+// /socket.io) is unwrapped once net/http has read what the front door had read.
 func newWSConn(c net.Conn) *wsConn {
+	if pc, ok := c.(*prefixedConn); ok && len(pc.prefix) == 0 {
+		c = pc.Conn
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
@@ -248,16 +253,21 @@ func (c *wsConn) wait() bool {
 	}
 	err := c.raw.Read(func(fd uintptr) bool {
 		buf := readBufs.Get().(*[]byte)
+		if c.got != nil {
+			// Before the bytes leave the kernel: whoever finds none there then finds the flag
+			// (inputPending reads them in that order).
+			c.got.Store(true)
+		}
 		n, err := ignoringEINTR(func() (int, error) { return syscall.Read(int(fd), *buf) })
+		if n <= 0 && c.got != nil {
+			c.got.Store(false)
+		}
 		switch {
 		case err == syscall.EAGAIN:
 			readBufs.Put(buf)
 			return false
 		case n > 0:
 			c.buf, c.data = buf, (*buf)[:n]
-			if c.got != nil {
-				c.got.Store(true)
-			}
 			return true
 		}
 		readBufs.Put(buf)
