@@ -52,6 +52,7 @@ func (w *deadlineWebsocket) readFrom(woke bool) {
 	}
 	if w.gate != nil {
 		w.gate.release()
+		w.gate.leaveFair()
 	}
 	if !w.writes.IsShuttingDown() {
 		w.conn.Emit("close")
@@ -155,6 +156,10 @@ func (w *deadlineWebsocket) message(mt int, message io.Reader) {
 	w.OnData(types.NewStringBuffer(b)) // the parser's to decode or refuse ("b…", an unknown type)
 }
 
+// fairAfter is how many messages within brief waits make a client busy enough for the fair
+// poller (fairpoll.go): the first message of a new connection is its namespace CONNECT.
+const fairAfter = 2
+
 // readBufSize is the size of wsConn's read-ahead buffers.
 const readBufSize = 4096
 
@@ -176,7 +181,8 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 type wsConn struct {
 	net.Conn // a *net.TCPConn
 	raw      syscall.RawConn
-	got      *atomic.Bool // set while wait reads the client's next bytes and after; nil unless the websocket may upgrade a session (upgrade.go)
+	fair     atomic.Pointer[fairWaiter] // set while the connection is in the fair poller's set (fairpoll.go)
+	got      *atomic.Bool               // set while wait reads the client's next bytes and after; nil unless the websocket may upgrade a session (upgrade.go)
 
 	buf  *[]byte // from readBufs while data is not empty, else nil
 	data []byte  // read ahead, not handed to gorilla yet: a slice of *buf up to its end
@@ -187,6 +193,11 @@ type wsConn struct {
 	// message) or, while the reader waits briefly, briefUntil.
 	idleTimeout time.Duration // 0: none
 	briefUntil  time.Time     // zero: the deadline in force is the idle timeout's
+
+	// quick counts, up to fairAfter, the messages the client sent within a brief wait since it was
+	// last idle; from fairAfter on, its brief waits are in the fair poller's set. A client that
+	// sent its namespace CONNECT and went quiet never joins it.
+	quick uint8
 }
 
 // newWSConn wraps a hijacked connection, nil when it is not a TCP connection (then gorilla reads
@@ -226,16 +237,25 @@ func (c *wsConn) waitBriefly(settle time.Duration) bool {
 	if now := time.Now(); c.briefUntil.Sub(now) < settle/2 {
 		c.briefUntil = now.Add(settle)
 		_ = c.Conn.SetReadDeadline(c.briefUntil)
+		if w := c.fair.Load(); w != nil {
+			w.timer.Reset(settle)
+		}
 	}
 	if c.wait() {
+		if c.quick < fairAfter {
+			c.quick++
+		}
 		return true
 	}
 	c.setIdleDeadline()
 	return false
 }
 
-// setIdleDeadline makes the engine's idle timeout, from now, the read deadline.
+// setIdleDeadline makes the engine's idle timeout, from now, the read deadline. The connection
+// leaves the fair poller's set: it waits in the runtime's poller from now on.
 func (c *wsConn) setIdleDeadline() {
+	c.leaveFair()
+	c.quick = 0
 	c.briefUntil = time.Time{}
 	var t time.Time
 	if c.idleTimeout > 0 {
@@ -251,38 +271,104 @@ func (c *wsConn) wait() bool {
 	if !c.empty() {
 		return true
 	}
-	err := c.raw.Read(func(fd uintptr) bool {
-		buf := readBufs.Get().(*[]byte)
-		if c.got != nil {
-			// Before the bytes leave the kernel: whoever finds none there then finds the flag
-			// (inputPending reads them in that order).
-			c.got.Store(true)
-		}
-		n, err := ignoringEINTR(func() (int, error) { return syscall.Read(int(fd), *buf) })
-		if n <= 0 && c.got != nil {
-			c.got.Store(false)
-		}
-		switch {
-		case err == syscall.EAGAIN:
-			readBufs.Put(buf)
-			return false
-		case n > 0:
-			c.buf, c.data = buf, (*buf)[:n]
-			return true
-		}
-		readBufs.Put(buf)
-		if err != nil {
-			c.err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
-		} else {
-			c.err = io.EOF
-		}
-		return true
-	})
+	var err error
+	if c.briefUntil.IsZero() || c.quick < fairAfter || !c.joinFair() {
+		err = c.raw.Read(c.readAhead)
+	} else {
+		err = c.waitFair()
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) && !c.briefUntil.IsZero() {
 		return false
 	}
 	if err != nil && c.err == nil {
 		c.err = err // the idle timeout, or the connection was closed
+	}
+	return true
+}
+
+// waitFair is wait's loop for a connection in the fair poller's set: try to read, and while the
+// socket has nothing, wait for the poller (or the deadline's timer, or Close) to wake the reader.
+// It returns what RawConn.Read does: nil when it read or the socket failed, the deadline's or a
+// closed connection's error. The deadline is checked here: the waiter's timer may fire before
+// the socket's own deadline has been marked expired.
+func (c *wsConn) waitFair() error {
+	w := c.fair.Load()
+	for {
+		done := false
+		err := c.raw.Read(func(fd uintptr) bool {
+			done = c.readAhead(fd)
+			return true // one attempt: the poller says when to try again
+		})
+		if err != nil || done {
+			return err
+		}
+		if !time.Now().Before(c.briefUntil) {
+			return os.ErrDeadlineExceeded
+		}
+		<-w.ready
+	}
+}
+
+// joinFair puts the connection into the fair poller's set for the brief wait, false if there is
+// no poller.
+func (c *wsConn) joinFair() bool {
+	if c.fair.Load() != nil {
+		return true
+	}
+	p := theFairPoller()
+	if p == nil {
+		return false
+	}
+	w := p.add(c.raw, c.briefUntil)
+	if w == nil {
+		return false
+	}
+	c.fair.Store(w)
+	return true
+}
+
+// leaveFair takes the connection out of the fair poller's set, if it is in.
+func (c *wsConn) leaveFair() {
+	if w := c.fair.Swap(nil); w != nil {
+		fair.remove(c.raw, w)
+	}
+}
+
+// Close implements net.Conn: it closes the connection and wakes a reader waiting in the fair
+// poller's set (the closed descriptor left it, so no event would).
+func (c *wsConn) Close() error {
+	err := c.Conn.Close()
+	if w := c.fair.Load(); w != nil {
+		w.wake()
+	}
+	return err
+}
+
+// readAhead is wait's read from the socket (a RawConn.Read callback): false when it had nothing.
+func (c *wsConn) readAhead(fd uintptr) bool {
+	buf := readBufs.Get().(*[]byte)
+	if c.got != nil {
+		// Before the bytes leave the kernel: whoever finds none there then finds the flag
+		// (inputPending reads them in that order).
+		c.got.Store(true)
+	}
+	n, err := ignoringEINTR(func() (int, error) { return syscall.Read(int(fd), *buf) })
+	if n <= 0 && c.got != nil {
+		c.got.Store(false)
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		readBufs.Put(buf)
+		return false
+	case n > 0:
+		c.buf, c.data = buf, (*buf)[:n]
+		return true
+	}
+	readBufs.Put(buf)
+	if err != nil {
+		c.err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+	} else {
+		c.err = io.EOF
 	}
 	return true
 }
