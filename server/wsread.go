@@ -188,6 +188,7 @@ type wsConn struct {
 	data []byte  // read ahead, not handed to gorilla yet: a slice of *buf up to its end
 	left int64   // bytes of the frame gorilla is reading not handed to it yet; 0: data starts a frame
 	err  error   // what the socket answered when wait read nothing; the next Read returns it
+	full bool    // wait's last read filled the buffer: the kernel may hold more (see waitFair)
 
 	// The read deadline: the engine's idle timeout (as the library's reader sets it, before each
 	// message) or, while the reader waits briefly, briefUntil.
@@ -286,14 +287,28 @@ func (c *wsConn) wait() bool {
 	return true
 }
 
-// waitFair is wait's loop for a connection in the fair poller's set: try to read, and while the
-// socket has nothing, wait for the poller (or the deadline's timer, or Close) to wake the reader.
-// It returns what RawConn.Read does: nil when it read or the socket failed, the deadline's or a
-// closed connection's error. The deadline is checked here: the waiter's timer may fire before
-// the socket's own deadline has been marked expired.
+// waitFair is wait's loop for a connection in the fair poller's set: it waits for a wake-up (the
+// poller's, the deadline timer's or Close's) and then reads. It returns what RawConn.Read does:
+// nil when it read or the socket failed, the deadline's or a closed connection's error.
+//
+// It does not try the socket before the first wake-up, which saves a read that finds nothing on
+// most messages of a busy client: bytes that came after the last read raised an edge in the set,
+// and so a wake-up, that is waiting or on its way (the set reports a connection that is readable
+// when it joins, too). Only a read that filled the buffer may have left bytes without a new edge;
+// then the socket is tried first. Wake-ups may be stale (the bytes were read meanwhile): the read
+// then finds nothing and the loop waits again. The deadline is checked here: the waiter's timer
+// may fire before the socket's own deadline has been marked expired.
 func (c *wsConn) waitFair() error {
 	w := c.fair.Load()
+	try := c.full
 	for {
+		if !try {
+			if !time.Now().Before(c.briefUntil) {
+				return os.ErrDeadlineExceeded
+			}
+			<-w.ready
+		}
+		try = false
 		done := false
 		err := c.raw.Read(func(fd uintptr) bool {
 			done = c.readAhead(fd)
@@ -302,10 +317,6 @@ func (c *wsConn) waitFair() error {
 		if err != nil || done {
 			return err
 		}
-		if !time.Now().Before(c.briefUntil) {
-			return os.ErrDeadlineExceeded
-		}
-		<-w.ready
 	}
 }
 
@@ -362,6 +373,7 @@ func (c *wsConn) readAhead(fd uintptr) bool {
 		return false
 	case n > 0:
 		c.buf, c.data = buf, (*buf)[:n]
+		c.full = n == len(*buf)
 		return true
 	}
 	readBufs.Put(buf)
