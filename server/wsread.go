@@ -182,6 +182,7 @@ type wsConn struct {
 	net.Conn // a *net.TCPConn
 	raw      syscall.RawConn
 	fair     atomic.Pointer[fairWaiter] // set while the connection is in the fair poller's set (fairpoll.go)
+	closed   atomic.Bool                // Close was called
 	got      *atomic.Bool               // set while wait reads the client's next bytes and after; nil unless the websocket may upgrade a session (upgrade.go)
 
 	buf  *[]byte // from readBufs while data is not empty, else nil
@@ -335,6 +336,9 @@ func (c *wsConn) joinFair() bool {
 		return false
 	}
 	c.fair.Store(w)
+	if c.closed.Load() {
+		w.wake() // Close ran before the Store and woke nobody
+	}
 	return true
 }
 
@@ -348,6 +352,7 @@ func (c *wsConn) leaveFair() {
 // Close implements net.Conn: it closes the connection and wakes a reader waiting in the fair
 // poller's set (the closed descriptor left it, so no event would).
 func (c *wsConn) Close() error {
+	c.closed.Store(true)
 	err := c.Conn.Close()
 	if w := c.fair.Load(); w != nil {
 		w.wake()
