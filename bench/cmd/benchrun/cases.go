@@ -39,6 +39,7 @@ var (
 		{"cpu_per_ack_us", "server CPU per ack (µs)", false, 1},
 		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
 		{"p50_ms", "latency p50 (ms)", false, 2},
+		{"p90_ms", "latency p90 (ms)", false, 2},
 		{"p99_ms", "latency p99 (ms)", false, 2},
 		{"max_ms", "latency max (ms)", false, 1},
 		{"loadgen_cpu_per_ack_us", "load generator CPU per ack (µs)", false, 1},
