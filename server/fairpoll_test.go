@@ -58,7 +58,7 @@ func TestFairPollerReportsArrivalOrder(t *testing.T) {
 		if _, err := clients[i].Write([]byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the write to arrive", func() bool { return unread(t, conns[i]) > 0 })
+		waitFor(t, "the write to arrive", func() bool { return unreadBytes(conns[i].raw) > 0 })
 	}
 	events := make([]unix.EpollEvent, fairBatch)
 	got, err := unix.EpollWait(p.epfd, events, 0)
@@ -73,16 +73,6 @@ func TestFairPollerReportsArrivalOrder(t *testing.T) {
 	if p.fairWaiters() != n {
 		t.Fatalf("%d waiters, want %d", p.fairWaiters(), n)
 	}
-}
-
-// unread is how many bytes the kernel holds for c that were not read.
-func unread(t *testing.T, c *wsConn) int {
-	t.Helper()
-	n := 0
-	if err := c.raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // briefWait runs c.waitBriefly(settle) on a goroutine of its own, as the reader does.

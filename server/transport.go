@@ -50,12 +50,13 @@ func (b *websocketBuilder) New(ctx *types.HttpContext) transports.Transport {
 		upgradeSid:  ctx.Query().Peek("sid"),
 		writes:      queue.New(),
 	}
+	w.upgrading = w.upgradeSid != ""
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
 	if c, ok := w.net.(*wsConn); ok {
 		w.gate, w.net, w.raw = c, c.Conn, c.raw
-		if w.upgradeSid != "" {
-			c.got = &w.reading
+		if w.upgrading {
+			c.got = &w.reading // until the upgrade packet is handled (message)
 		}
 		c.idleTimeout = ctx.IdleTimeout
 	} else if sc, ok := w.net.(syscall.Conn); ok {
@@ -115,8 +116,11 @@ type deadlineWebsocket struct {
 	warm        *warmPool
 	upgrades    *upgrades
 	upgradeSid  string      // the session this websocket would upgrade; "" for a new session
-	reading     atomic.Bool // upgrade candidates only: the client's next message is being read or handled (upgrade.go, inputPending)
-	writes      *queue.Queue
+	reading     atomic.Bool // while upgrading: the client's next message is being read or handled (upgrade.go, inputPending)
+	// upgrading is set while this websocket may still take its session over (upgradeSid, until
+	// the upgrade packet is handled): only then is reading kept. Reader goroutine only.
+	upgrading bool
+	writes    *queue.Queue
 
 	// state is the engine connection's tracker state (conns.go), set once the tracker watches
 	// the connection or the upgrade to this transport: broadcasts are written here directly

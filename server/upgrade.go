@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -108,16 +109,20 @@ func (u *upgrades) waiters() int {
 // bytes that came before this call are found in one place or the other. (In the other order, the
 // flag could be read just before the reader set it and the kernel asked just after it read.)
 func (w *deadlineWebsocket) inputPending() bool {
-	if w.raw != nil {
-		n := 0
-		_ = w.raw.Control(func(fd uintptr) {
-			n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		})
-		if n > 0 {
-			return true
-		}
+	if w.raw != nil && unreadBytes(w.raw) > 0 {
+		return true
 	}
 	return w.reading.Load()
+}
+
+// unreadBytes is how many bytes the kernel holds for the socket behind raw that were not read
+// (0 when it cannot tell: a closed socket).
+func unreadBytes(raw syscall.RawConn) int {
+	n := 0
+	_ = raw.Control(func(fd uintptr) {
+		n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	})
+	return n
 }
 
 // settleFor sets how long await waits (for tests).

@@ -84,7 +84,7 @@ func (w *deadlineWebsocket) readMessages(woke bool) bool {
 			w.failRead(err)
 			return false
 		}
-		upgrading := w.upgradeSid != ""
+		upgrading := w.upgrading
 		if upgrading {
 			// In the kernel, read ahead by the gate (which sets it first) or in gorilla's buffer,
 			// until the message is handled the client's input is pending (upgrade.go).
@@ -139,16 +139,21 @@ func (w *deadlineWebsocket) message(mt int, message io.Reader) {
 	}
 	if w.Protocol() == 4 && len(b) > 0 {
 		if typ, ok := engineparser.PACKET_TYPES_REVERSE[b[0]]; ok {
-			upgrading := w.upgradeSid != ""
-			if upgrading && typ == packet.PING && string(b[1:]) == "probe" {
+			if w.upgrading && typ == packet.PING && string(b[1:]) == "probe" {
 				// Before the answer (see upgrade.go); the probe itself is handled by then, so a poll
 				// that follows the answer finds no input pending unless more bytes came.
 				w.reading.Store(false)
 				w.upgrades.probed(w.upgradeSid, w)
 			}
 			w.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
-			if upgrading && typ == packet.UPGRADE {
+			if w.upgrading && typ == packet.UPGRADE {
 				w.upgrades.settled(w.upgradeSid)
+				// The session is this websocket's: its later messages keep no flag (no atomic
+				// stores per message for the connection's life).
+				w.upgrading = false
+				if w.gate != nil {
+					w.gate.got = nil
+				}
 			}
 			return
 		}
