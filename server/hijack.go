@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"net/http"
 	"sync"
@@ -16,15 +17,24 @@ import (
 // which serve the hijacked connection (gorilla's Upgrader has its own buffers, as the engine sets
 // ReadBufferSize and WriteBufferSize). The engine gets a ResponseWriter that forgets net/http's
 // after a successful Hijack; what it may still call on it afterwards answers as net/http's does
-// on a hijacked connection. The hijacked connection is handed over as a wsConn (wsread.go). Other
-// requests pass untouched.
+// on a hijacked connection. The hijacked connection is handed over as a wsConn (wsread.go), which
+// holds the handshake's answer until the first frame (heldAnswer) or, at the latest, until the
+// handler returns. Other requests pass untouched.
 func releaseAfterHijack(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !websocket.IsWebSocketUpgrade(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(&releasingWriter{rw: w}, r)
+		rw := &releasingWriter{rw: w}
+		next.ServeHTTP(rw, r)
+		rw.mu.Lock()
+		c := rw.ws
+		rw.ws = nil
+		rw.mu.Unlock()
+		if c != nil {
+			c.sendAnswer()
+		}
 	})
 }
 
@@ -33,6 +43,7 @@ type releasingWriter struct {
 	mu     sync.Mutex
 	rw     http.ResponseWriter // nil once hijacked
 	header http.Header         // answered by Header after the hijack
+	ws     *wsConn             // the hijacked connection, until the handler returns
 }
 
 func (w *releasingWriter) writer() http.ResponseWriter {
@@ -89,7 +100,93 @@ func (w *releasingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.rw = nil
 	if c := newWSConn(conn); c != nil {
+		c.answer.Store(new(heldAnswer))
+		w.ws = c
 		return c, brw, nil // gorilla reads through it, see wsread.go
 	}
 	return conn, brw, nil
+}
+
+// heldAnswer is a websocket handshake's answer (gorilla's "101 Switching Protocols", the first
+// Write on the hijacked connection), kept to go out in one write with what follows it: the engine
+// writes its open packet right after the upgrade, on the same goroutine, so a new connection
+// costs one system call and one TCP segment fewer. Nothing waits on it: a read (the client must
+// have the answer first), Close, and the handler's return send it if nothing else did.
+//
+// Every write of the connection takes the answer first (wsConn.takeAnswer, until it is gone);
+// mu is held until the answer is written, so nothing overtakes it.
+type heldAnswer struct {
+	mu   sync.Mutex
+	b    []byte // the answer, until it is written
+	kept bool   // the first Write was kept
+}
+
+// keep keeps p if it is the connection's first write.
+func (h *heldAnswer) keep(p []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.kept {
+		return false
+	}
+	h.b, h.kept = bytes.Clone(p), true
+	return true
+}
+
+// takeAnswer returns the held answer, to be written before anything else, and what to pass to
+// answered once it is (nil: no answer is held, write as usual). The answer may be nil: nothing
+// was kept.
+func (c *wsConn) takeAnswer() ([]byte, *heldAnswer) {
+	h := c.answer.Load()
+	if h == nil {
+		return nil, nil
+	}
+	h.mu.Lock()
+	b := h.b
+	h.b = nil
+	return b, h
+}
+
+// answered ends what takeAnswer began: the answer is written, later writes go straight out.
+func (c *wsConn) answered(h *heldAnswer) {
+	c.answer.CompareAndSwap(h, nil)
+	h.mu.Unlock()
+}
+
+// sendAnswer writes the held answer, if any, on its own.
+func (c *wsConn) sendAnswer() {
+	if c.answer.Load() == nil {
+		return
+	}
+	answer, h := c.takeAnswer()
+	if h == nil {
+		return
+	}
+	defer c.answered(h)
+	if answer != nil {
+		_, _ = c.Conn.Write(answer) // a failure shows in the connection's next read or write
+	}
+}
+
+// Write implements net.Conn for gorilla: its first write (the handshake's answer) is kept, and a
+// later one sends the answer first. The transport's own writes go to the TCP connection
+// (deadlineWebsocket.tryWrite takes the answer too).
+func (c *wsConn) Write(p []byte) (int, error) {
+	h := c.answer.Load()
+	if h == nil {
+		return c.Conn.Write(p)
+	}
+	if h.keep(p) {
+		return len(p), nil
+	}
+	answer, h := c.takeAnswer()
+	if h == nil {
+		return c.Conn.Write(p)
+	}
+	defer c.answered(h)
+	if answer == nil {
+		return c.Conn.Write(p)
+	}
+	bufs := net.Buffers{answer, p}
+	n, err := bufs.WriteTo(c.Conn)
+	return max(int(n)-len(answer), 0), err
 }

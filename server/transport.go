@@ -314,6 +314,15 @@ func (w *deadlineWebsocket) tryWrite(frames [][]byte) ([][]byte, error) {
 	if w.raw == nil {
 		return frames, nil
 	}
+	if w.gate != nil && w.gate.answer.Load() != nil {
+		answer, h := w.gate.takeAnswer()
+		if h != nil {
+			defer w.gate.answered(h) // once the answer is written or handed to the writer goroutine
+			if answer != nil {
+				frames = append([][]byte{answer}, frames...)
+			}
+		}
+	}
 	var werr error
 	err := w.raw.Write(func(fd uintptr) bool {
 		for len(frames) > 0 {

@@ -187,6 +187,7 @@ type wsConn struct {
 	net.Conn // a *net.TCPConn
 	raw      syscall.RawConn
 	fair     atomic.Pointer[fairWaiter] // set while the connection is in the fair poller's set (fairpoll.go)
+	answer   atomic.Pointer[heldAnswer] // the handshake's answer while it waits for the first frame (hijack.go)
 	closed   atomic.Bool                // Close was called
 	got      *atomic.Bool               // set while wait reads the client's next bytes and after; nil unless the websocket may upgrade a session (upgrade.go)
 
@@ -278,6 +279,7 @@ func (c *wsConn) wait() bool {
 	if !c.empty() {
 		return true
 	}
+	c.sendAnswer()
 	var err error
 	if c.briefUntil.IsZero() || c.quick < fairAfter || !c.joinFair() {
 		err = c.raw.Read(c.readAhead)
@@ -357,6 +359,7 @@ func (c *wsConn) leaveFair() {
 // Close implements net.Conn: it closes the connection and wakes a reader waiting in the fair
 // poller's set (the closed descriptor left it, so no event would).
 func (c *wsConn) Close() error {
+	c.sendAnswer()
 	c.closed.Store(true)
 	err := c.Conn.Close()
 	if w := c.fair.Load(); w != nil {
@@ -454,6 +457,7 @@ func (c *wsConn) fill() error {
 // blocking prepares a read that waits for the client inside a message: bounded by the idle
 // timeout, as the library's reads are, not by a brief wait's deadline.
 func (c *wsConn) blocking() {
+	c.sendAnswer()
 	if c.idleTimeout > 0 || !c.briefUntil.IsZero() {
 		c.setIdleDeadline()
 	}
