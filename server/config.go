@@ -38,8 +38,10 @@ type Config struct {
 	Limits         Limits
 	// PprofAddr serves net/http/pprof on its own listener when set (never on the public one).
 	PprofAddr string
-	// GCPercent and MemoryLimitMiB are the Go runtime's GOGC and GOMEMLIMIT (TuneRuntime).
+	// GCPercent and MemoryLimitMiB are the Go runtime's GOGC and GOMEMLIMIT, GCFloorMiB the
+	// smallest heap goal its collector gets (TuneRuntime).
 	GCPercent      int
+	GCFloorMiB     int64
 	MemoryLimitMiB int64
 }
 
@@ -67,6 +69,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:  10 * time.Second,
 		Limits:         DefaultLimits(),
 		GCPercent:      DefaultGCPercent,
+		GCFloorMiB:     DefaultGCFloorMiB,
 	}
 }
 
@@ -129,6 +132,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	cfg.Limits.flags(fs)
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go garbage collector target, as GOGC (which wins when set)")
+	fs.Int64Var(&cfg.GCFloorMiB, "gc-floor-mib", cfg.GCFloorMiB, "smallest heap goal of the Go garbage collector in MiB, so that a small live heap is not collected many times a second; 0 = the runtime's (off while GOGC is set)")
 	fs.Int64Var(&cfg.MemoryLimitMiB, "memory-limit-mib", cfg.MemoryLimitMiB, "soft memory limit of the Go runtime in MiB, as GOMEMLIMIT (which wins when set); 0 = none")
 
 	// Environment first, so that flags parsed afterwards win.
@@ -198,6 +202,9 @@ func (c Config) Validate() error {
 	}
 	if c.GCPercent <= 0 {
 		return bad("gc-percent", "must be positive")
+	}
+	if c.GCFloorMiB < 0 {
+		return bad("gc-floor-mib", "must be 0 (none) or positive")
 	}
 	if c.MemoryLimitMiB < 0 {
 		return bad("memory-limit-mib", "must be 0 (none) or positive")

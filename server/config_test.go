@@ -53,10 +53,11 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			name: "garbage collector settings",
-			args: []string{"--gc-percent=150"},
+			args: []string{"--gc-percent=150", "--gc-floor-mib=0"},
 			env:  map[string]string{"SWITCHBOARD_MEMORY_LIMIT_MIB": "512"},
 			check: func(t *testing.T, c Config) {
 				eq(t, c.GCPercent, 150)
+				eq(t, c.GCFloorMiB, int64(0))
 				eq(t, c.MemoryLimitMiB, int64(512))
 			},
 		},
@@ -179,6 +180,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "bad number from env", env: map[string]string{"SWITCHBOARD_MAX_PAYLOAD": "lots"}, setting: "SWITCHBOARD_MAX_PAYLOAD"},
 		{name: "zero payload", args: []string{"--max-payload=0"}, setting: "--max-payload"},
 		{name: "zero gc percent", args: []string{"--gc-percent=0"}, setting: "--gc-percent"},
+		{name: "negative gc floor", args: []string{"--gc-floor-mib=-1"}, setting: "--gc-floor-mib"},
 		{name: "negative memory limit", env: map[string]string{"SWITCHBOARD_MEMORY_LIMIT_MIB": "-5"}, setting: "--memory-limit-mib"},
 		{name: "negative recovery", args: []string{"--recovery-window=-1m"}, setting: "--recovery-window"},
 		{name: "unknown adapter", args: []string{"--adapter=kafka"}, setting: "--adapter"},
