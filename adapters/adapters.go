@@ -24,8 +24,9 @@ type Config struct {
 	// Node's adapters, which a cluster shared with Node servers must keep.
 	Prefix string
 	Logger zerolog.Logger
-	// Direct, when set, is how the memory backend writes broadcasts to connections the server
-	// writes to itself (see Direct). The Redis backends deliver the library's way.
+	// Direct, when set, is how the memory and redis backends write broadcasts to connections the
+	// server writes to itself (see Direct). The redis-streams backend delivers the library's way
+	// (its in-memory part also keeps the packets sessions recover).
 	Direct Direct
 }
 

@@ -97,27 +97,32 @@ func (a *memoryAdapter) RestoreSession(pid socket.PrivateSessionId, offset strin
 	return a.sessions.restore(pid, offset), nil
 }
 
-// Broadcast implements socket.Adapter as the library's session-aware adapter does (an event
-// without ack and not volatile gets an offset and is kept for recovery; then it goes to every
-// connected socket of opts' rooms but the excepted), except for how it reaches a recipient: the
-// library makes an engine packet per recipient and passes it through the engine's buffer and
-// flush, six events on the way; a recipient that Direct takes gets the one frame of the broadcast
-// written to its connection at once.
+// Broadcast implements socket.Adapter as the library's session-aware adapter does: an event
+// without ack and not volatile gets an offset and is kept for recovery; then it goes to this
+// node's recipients (broadcastLocal).
 func (a *memoryAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	if a.sessions != nil && packet.Type == parser.EVENT && packet.Id == nil && (opts == nil || opts.Flags == nil || !opts.Flags.Volatile) {
+		a.sessions.keep(packet, opts)
+	}
+	broadcastLocal(a.Adapter, a.encoder, a.direct, packet, opts)
+}
+
+// broadcastLocal does what the library's in-memory adapter's Broadcast does with rooms (every
+// connected socket of opts' rooms but the excepted, once each), except for how it reaches a
+// recipient: the library makes an engine packet per recipient and passes it through the engine's
+// buffer and flush, six events on the way; a recipient that direct takes gets the one frame of the
+// broadcast written to its connection at once. base holds the rooms.
+func broadcastLocal(base socket.Adapter, encoder parser.Encoder, direct Direct, packet *parser.Packet, opts *socket.BroadcastOptions) {
 	flags := &socket.BroadcastFlags{}
 	if opts != nil && opts.Flags != nil {
 		flags = opts.Flags
 	}
-	if a.sessions != nil && packet.Type == parser.EVENT && packet.Id == nil && !flags.Volatile {
-		a.sessions.keep(packet, opts)
-	}
-
 	writeOpts := &socket.WriteOptions{}
 	writeOpts.PreEncoded = true
 	writeOpts.Volatile = flags.Volatile
 	writeOpts.Compress = flags.Compress
-	packet.Nsp = a.Nsp().Name()
-	encoded := a.encoder.Encode(packet)
+	packet.Nsp = base.Nsp().Name()
+	encoded := encoder.Encode(packet)
 
 	var write func(*socket.Socket) bool
 	if len(encoded) == 1 {
@@ -126,12 +131,12 @@ func (a *memoryAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastO
 			data := types.NewStringBufferString("4")
 			_, _ = data.Write(p.Bytes())
 			writeOpts.WsPreEncodedFrame = data
-			if a.direct != nil {
-				write = a.direct(data.Bytes(), flags.Volatile)
+			if direct != nil {
+				write = direct(data.Bytes(), flags.Volatile)
 			}
 		}
 	}
-	a.each(opts, func(s *socket.Socket) {
+	eachRecipient(base, opts, func(s *socket.Socket) {
 		if notify := s.NotifyOutgoingListeners(); notify != nil {
 			notify(packet)
 		}
@@ -142,15 +147,16 @@ func (a *memoryAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastO
 	})
 }
 
-// each calls fn for every connected socket that opts select, once each, as the library's adapter
-// does: the sockets of opts.Rooms (every socket when there are none) but those in opts.Except.
-func (a *memoryAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
+// eachRecipient calls fn for every connected socket of base's namespace that opts select, once
+// each, as the library's adapter does: the sockets of opts.Rooms (every socket when there are
+// none) but those in opts.Except.
+func eachRecipient(base socket.Adapter, opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
 	var rooms, except *types.Set[socket.Room]
 	if opts != nil {
 		rooms, except = opts.Rooms, opts.Except
 	}
-	excluded := a.exceptSids(except)
-	sockets := a.Nsp().Sockets()
+	excluded := exceptSids(base, except)
+	sockets := base.Nsp().Sockets()
 	visit := func(id socket.SocketId) {
 		if _, skip := excluded[id]; skip {
 			return
@@ -160,7 +166,7 @@ func (a *memoryAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Sock
 		}
 	}
 	if rooms == nil || rooms.Len() == 0 {
-		a.Sids().Range(func(id socket.SocketId, _ *types.Set[socket.Room]) bool {
+		base.Sids().Range(func(id socket.SocketId, _ *types.Set[socket.Room]) bool {
 			visit(id)
 			return true
 		})
@@ -172,7 +178,7 @@ func (a *memoryAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Sock
 		seen = map[socket.SocketId]struct{}{}
 	}
 	for _, room := range keys {
-		ids, ok := a.Rooms().Load(room)
+		ids, ok := base.Rooms().Load(room)
 		if !ok {
 			continue
 		}
@@ -189,13 +195,13 @@ func (a *memoryAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Sock
 }
 
 // exceptSids lists the sockets of the excepted rooms.
-func (a *memoryAdapter) exceptSids(except *types.Set[socket.Room]) map[socket.SocketId]struct{} {
+func exceptSids(base socket.Adapter, except *types.Set[socket.Room]) map[socket.SocketId]struct{} {
 	if except == nil || except.Len() == 0 {
 		return nil
 	}
 	sids := map[socket.SocketId]struct{}{}
 	for _, room := range except.Keys() {
-		if ids, ok := a.Rooms().Load(room); ok {
+		if ids, ok := base.Rooms().Load(room); ok {
 			for _, id := range ids.Keys() {
 				sids[id] = struct{}{}
 			}

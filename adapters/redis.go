@@ -29,7 +29,7 @@ func NewRedis(cfg Config) (*Redis, error) {
 	opts.SetKey(conn.prefix)
 	opts.SetParser(jsonShapedMsgPack{})
 	lib := &adapter.RedisAdapterBuilder{Redis: conn.lib, Opts: opts}
-	return &Redis{redisConn: conn, ctor: &relayBuilder{lib: lib, conn: conn}}, nil
+	return &Redis{redisConn: conn, ctor: &relayBuilder{lib: lib, conn: conn, direct: cfg.Direct}}, nil
 }
 
 // Constructor implements Backend.

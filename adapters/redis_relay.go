@@ -13,18 +13,25 @@ import (
 // "prefix#/nsp#", and the library's handler (zishang520 adapters/redis v3.0.2) ignores every
 // channel that names no room after that prefix. Without the relay, io.emit, emitter.emit, or an
 // API emit to the whole namespace or to two rooms would reach one node's clients only.
+//
+// It is also where the library's adapter gets our local delivery (directBase), when the server
+// gives one.
 type relayBuilder struct {
-	lib  *adapter.RedisAdapterBuilder
-	conn *redisConn
+	lib    *adapter.RedisAdapterBuilder
+	conn   *redisConn
+	direct Direct
 }
 
-// New implements socket.AdapterConstructor.
+// New implements socket.AdapterConstructor: what the library's builder does (NewRedisAdapter),
+// with directBase put in before the adapter is constructed.
 func (b *relayBuilder) New(nsp socket.Namespace) socket.Adapter {
-	a := b.lib.New(nsp)
-	ra, ok := a.(adapter.RedisAdapter)
-	if !ok {
-		return a
+	ra := adapter.MakeRedisAdapter()
+	ra.SetRedis(b.lib.Redis)
+	ra.SetOpts(b.lib.Opts)
+	if b.direct != nil && !deliverDirectly(ra, b.direct) {
+		b.conn.log.Warn().Str("nsp", nsp.Name()).Msg("the Redis adapter is not built as expected: broadcasts are delivered the library's way")
 	}
+	ra.Construct(nsp)
 	channel := b.conn.prefix + "#" + nsp.Name() + "#"
 	b.conn.listen(b.conn.sub.Subscribe(b.conn.ctx, channel), "namespace-wide broadcasts of "+nsp.Name(), func(payload []byte) {
 		relay(ra, nsp.Name(), payload)

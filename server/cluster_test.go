@@ -1,7 +1,9 @@
 package server
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -110,6 +112,76 @@ func checkTexts(t *testing.T, what string, msgs any, want ...string) {
 	for i, m := range list {
 		if text, _ := m.(map[string]any)["text"].(string); text != want[i] {
 			t.Fatalf("%s = %v, want texts %v", what, msgs, want)
+		}
+	}
+}
+
+// On the redis adapter a broadcast reaches idle websockets past the engine on both nodes: on the
+// node that sent it and on the node that got it from Redis (adapters/redis_direct.go), in order.
+func TestRedisBroadcastsGoDirect(t *testing.T) {
+	rds := redistest.Start(t)
+	cfg := clusterConfig("redis", rds.URL())
+	a := startServer(t, cfg)
+	b := startServer(t, cfg)
+	onA, onB := mustRawDial(t, a, "/"), mustRawDial(t, b, "/")
+	for _, c := range []*rawClient{onA, onB} {
+		if got := c.call(t, "/", "subscribe", `{"rooms":["feed"]}`, 0); errorCode(got) != "" {
+			t.Fatalf("subscribe: %v", got)
+		}
+	}
+	// B subscribes to the Redis channels in the background: A sends probes until one reaches B,
+	// then a marker, after which both clients have read every probe.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			a.IO().To("feed").Emit("probe")
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	skipUntil(t, onB, "probe")
+	close(stop)
+	<-stopped
+	a.IO().To("feed").Emit("marker")
+	skipUntil(t, onA, "marker")
+	skipUntil(t, onB, "marker")
+	packetsA, packetsB := countBroadcastPackets(a, onA.sid), countBroadcastPackets(b, onB.sid)
+
+	const n = 50
+	for i := range n {
+		a.IO().To("feed").Emit("tick", i)
+	}
+	for i := range n {
+		for _, c := range []*rawClient{onA, onB} {
+			if got := c.event(t, "tick"); len(got) != 1 || got[0] != float64(i) {
+				t.Fatalf("tick %d: args %v", i, got)
+			}
+		}
+	}
+	if got := packetsA.Load(); got != 0 {
+		t.Fatalf("node A: %d broadcasts took the engine's way, want 0", got)
+	}
+	if got := packetsB.Load(); got != 0 {
+		t.Fatalf("node B: %d broadcasts took the engine's way, want 0", got)
+	}
+}
+
+// skipUntil reads c's messages until event name arrives.
+func skipUntil(t *testing.T, c *rawClient, name string) {
+	t.Helper()
+	for {
+		msg, err := c.read()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", name, err)
+		}
+		if strings.HasPrefix(msg, `42["`+name+`"`) {
+			return
 		}
 	}
 }
