@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,6 +126,9 @@ type dialOptions struct {
 	auth       map[string]any      // handshake auth, e.g. {"name": "ada"} or {"token": ...}
 	header     http.Header         // extra request headers, e.g. Authorization
 	reconnect  bool
+	// connects, when set, counts the namespace connects the server answered, those of attempts
+	// given up afterwards (a stalled upgrade, see connectOnce) included: the server counted them.
+	connects *atomic.Int64
 }
 
 // dial connects the library's Go client and waits for "connect"; a connect_error fails the test.
@@ -246,6 +250,9 @@ func connectOnce(t *testing.T, url string, o dialOptions, mayRetry bool) (*sio.S
 	case res = <-done:
 	case <-time.After(connectWait):
 		return abandon("connect or connect_error")
+	}
+	if res.err == nil && o.connects != nil {
+		o.connects.Add(1)
 	}
 	if res.err == nil && len(transports) > 1 {
 		// polling→websocket: hand the socket over once upgraded. The Go client's long-polling
