@@ -3,47 +3,55 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
-
-	"github.com/gorilla/websocket"
 )
 
-// releaseAfterHijack lets net/http free a websocket's HTTP buffers once the connection is
-// hijacked. The engine keeps the upgrade request's types.HttpContext for the whole connection
-// (the engine socket's request), and with it the http.ResponseWriter: net/http's *response, its
-// 2 KiB bufio.Writer and its *conn with the 4 KiB bufio.Reader and 4 KiB bufio.Writer, none of
-// which serve the hijacked connection (gorilla's Upgrader has its own buffers, as the engine sets
-// ReadBufferSize and WriteBufferSize). The engine gets a ResponseWriter that forgets net/http's
-// after a successful Hijack; what it may still call on it afterwards answers as net/http's does
-// on a hijacked connection. The hijacked connection is handed over as a wsConn (wsread.go), which
-// holds the handshake's answer until the first frame (heldAnswer) or, at the latest, until the
-// handler returns. Other requests pass untouched.
+// releaseAfterHijack lets net/http free what a request's response holds once the engine is done
+// with it. The engine keeps the types.HttpContext of a session's first request for the whole
+// connection (the engine socket's request), and with it the http.ResponseWriter: for a websocket,
+// net/http's *response, its 2 KiB bufio.Writer and its *conn with the 4 KiB bufio.Reader and
+// 4 KiB bufio.Writer, none of which serve the hijacked connection (gorilla's Upgrader has its own
+// buffers, as the engine sets ReadBufferSize and WriteBufferSize); for a long-polling session,
+// the finished *response of its handshake request, with its bufio.Writer and *conn. The engine
+// gets a ResponseWriter that forgets net/http's after a successful Hijack or once the handler has
+// returned (the engine's handler returns only when the response is complete); what it may still
+// call on it afterwards answers as net/http's does on a hijacked connection or a finished
+// response. The hijacked connection is handed over as a wsConn (wsread.go), which holds the
+// handshake's answer until the first frame (heldAnswer) or, at the latest, until the handler
+// returns.
 func releaseAfterHijack(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !websocket.IsWebSocketUpgrade(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
 		rw := &releasingWriter{rw: w}
 		next.ServeHTTP(rw, r)
-		rw.mu.Lock()
-		c := rw.ws
-		rw.ws = nil
-		rw.mu.Unlock()
-		if c != nil {
+		if c := rw.release(); c != nil {
 			c.sendAnswer()
 		}
 	})
 }
 
-// releasingWriter is an http.ResponseWriter that drops net/http's after Hijack.
+// errResponseDone is what a released writer's Write answers once its handler has returned.
+var errResponseDone = errors.New("server: write after the response was finished")
+
+// releasingWriter is an http.ResponseWriter that drops net/http's after Hijack or release.
 type releasingWriter struct {
-	mu     sync.Mutex
-	rw     http.ResponseWriter // nil once hijacked
-	header http.Header         // answered by Header after the hijack
-	ws     *wsConn             // the hijacked connection, until the handler returns
+	mu       sync.Mutex
+	rw       http.ResponseWriter // nil once hijacked or released
+	header   http.Header         // answered by Header afterwards
+	ws       *wsConn             // the hijacked connection, until the handler returns
+	hijacked bool
+}
+
+// release forgets net/http's writer once the handler has returned, and returns the hijacked
+// connection, if any, whose held answer is now due.
+func (w *releasingWriter) release() *wsConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.ws
+	w.rw, w.ws = nil, nil
+	return c
 }
 
 func (w *releasingWriter) writer() http.ResponseWriter {
@@ -67,10 +75,17 @@ func (w *releasingWriter) Header() http.Header {
 
 // Write implements http.ResponseWriter.
 func (w *releasingWriter) Write(p []byte) (int, error) {
-	if rw := w.writer(); rw != nil {
+	w.mu.Lock()
+	rw, hijacked := w.rw, w.hijacked
+	w.mu.Unlock()
+	switch {
+	case rw != nil:
 		return rw.Write(p)
+	case hijacked:
+		return 0, http.ErrHijacked
+	default:
+		return 0, errResponseDone
 	}
-	return 0, http.ErrHijacked
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -98,7 +113,7 @@ func (w *releasingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return conn, brw, err
 	}
-	w.rw = nil
+	w.rw, w.hijacked = nil, true
 	if c := newWSConn(conn); c != nil {
 		c.answer.Store(new(heldAnswer))
 		w.ws = c

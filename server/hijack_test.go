@@ -63,17 +63,31 @@ func TestReleaseAfterHijackForgetsNetHTTPWriter(t *testing.T) {
 	}
 }
 
-func TestReleaseAfterHijackPassesOtherRequests(t *testing.T) {
+// A request that is not a websocket upgrade (long-polling) is answered through net/http's writer
+// as usual, and the writer the engine keeps forgets net/http's once the handler has returned.
+func TestReleaseAfterHijackForgetsAFinishedResponse(t *testing.T) {
+	var kept *releasingWriter
 	h := releaseAfterHijack(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := w.(*releasingWriter); ok {
-			t.Error("a plain request got the wrapper")
-		}
+		kept, _ = w.(*releasingWriter)
 		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write([]byte("short and stout"))
 	}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/socket.io/?EIO=4&transport=polling", nil))
-	if rec.Code != http.StatusTeapot {
-		t.Fatalf("status %d", rec.Code)
+	if rec.Code != http.StatusTeapot || rec.Body.String() != "short and stout" {
+		t.Fatalf("response %d %q", rec.Code, rec.Body.String())
+	}
+	if kept == nil {
+		t.Fatal("the handler did not get a releasingWriter")
+	}
+	if kept.writer() != nil {
+		t.Fatal("net/http's ResponseWriter is still referenced after the handler returned")
+	}
+	if _, err := kept.Write([]byte("late")); !errors.Is(err, errResponseDone) {
+		t.Fatalf("Write after the handler returned = %v, want errResponseDone", err)
+	}
+	if kept.Header() == nil {
+		t.Fatal("Header after the handler returned is nil")
 	}
 }
 
