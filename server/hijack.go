@@ -125,8 +125,9 @@ func (w *releasingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // heldAnswer is a websocket handshake's answer (gorilla's "101 Switching Protocols", the first
 // Write on the hijacked connection), kept to go out in one write with what follows it: the engine
 // writes its open packet right after the upgrade, on the same goroutine, so a new connection
-// costs one system call and one TCP segment fewer. Nothing waits on it: a read (the client must
-// have the answer first), Close, and the handler's return send it if nothing else did.
+// costs one system call and one TCP segment fewer. Nothing waits on it: the transport's reader
+// before its first wait, a blocking read through gorilla (the client must have the answer first),
+// Close, and the handler's return send it if nothing else did.
 //
 // Every write of the connection takes the answer first (wsConn.takeAnswer, until it is gone);
 // mu is held until the answer is written, so nothing overtakes it.

@@ -85,7 +85,8 @@ func (g *gcFloor) arm() {
 
 // adjust sets the percent for the live heap the last collection found.
 func (g *gcFloor) adjust() {
-	live := metricUint("/gc/heap/live:bytes")
+	m := metricsUint("/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes")
+	live, roots := m[0], m[1]+m[2] // roots: what the collection scanned besides the heap
 	prev := g.lastLive.Swap(live)
 	floor := g.floor.Load()
 	if floor <= 0 {
@@ -94,7 +95,7 @@ func (g *gcFloor) adjust() {
 	if !steady(prev, live) {
 		floor = 0
 	}
-	g.apply(floorPercent(live, roots(), floor, g.percent.Load()))
+	g.apply(floorPercent(live, roots, floor, g.percent.Load()))
 }
 
 // steady reports whether the live heap stayed within a quarter of the previous cycle's.
@@ -125,17 +126,19 @@ func floorPercent(live, roots uint64, floor, percent int64) int64 {
 	return max(p, percent)
 }
 
-// roots is what the last collection scanned besides the heap: goroutine stacks and globals.
-func roots() uint64 {
-	return metricUint("/gc/scan/stack:bytes") + metricUint("/gc/scan/globals:bytes")
-}
-
-// metricUint reads one runtime/metrics counter or gauge; 0 if the runtime has no such metric.
-func metricUint(name string) uint64 {
-	s := []metrics.Sample{{Name: name}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+// metricsUint reads runtime/metrics counters or gauges in one read; 0 for a metric the runtime
+// does not have.
+func metricsUint(names ...string) []uint64 {
+	s := make([]metrics.Sample, len(names))
+	for i, name := range names {
+		s[i].Name = name
 	}
-	return s[0].Value.Uint64()
+	metrics.Read(s)
+	out := make([]uint64, len(s))
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			out[i] = s[i].Value.Uint64()
+		}
+	}
+	return out
 }

@@ -94,7 +94,7 @@ func TestGCFloorRaisesTheGoal(t *testing.T) {
 	})
 	cfg.GCFloorMiB = 512
 	TuneRuntime(cfg, noEnv)
-	goal := func() uint64 { return metricUint("/gc/heap/goal:bytes") }
+	goal := func() uint64 { return metricsUint("/gc/heap/goal:bytes")[0] }
 	waitFor(t, "the heap goal to reach the floor", func() bool {
 		runtime.GC()
 		return goal() >= 500<<20
@@ -105,5 +105,5 @@ func TestGCFloorRaisesTheGoal(t *testing.T) {
 
 	cfg.GCFloorMiB = 0
 	TuneRuntime(cfg, noEnv)
-	eq(t, metricUint("/gc/gogc:percent"), uint64(DefaultGCPercent))
+	eq(t, metricsUint("/gc/gogc:percent")[0], uint64(DefaultGCPercent))
 }

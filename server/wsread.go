@@ -36,7 +36,15 @@ const readerSettle = 500 * time.Millisecond
 // (wsConn.wait: RawConn.Read, the poller) and, once the client has been quiet for readerSettle,
 // on a new goroutine (waitThenRead) whose stack stays at the 2 KiB it starts with; the goroutine
 // that handled the messages ends, and its stack goes back to the runtime.
-func (w *deadlineWebsocket) read() { w.readFrom(false) }
+//
+// Before it first waits, the handshake's answer is sent if it is still held (hijack.go): the
+// client needs it before it sends anything.
+func (w *deadlineWebsocket) read() {
+	if w.gate != nil {
+		w.gate.sendAnswer()
+	}
+	w.readFrom(false)
+}
 
 // waitThenRead waits for the client, then reads what it sent (see read).
 func (w *deadlineWebsocket) waitThenRead() {
@@ -279,7 +287,6 @@ func (c *wsConn) wait() bool {
 	if !c.empty() {
 		return true
 	}
-	c.sendAnswer()
 	var err error
 	if c.briefUntil.IsZero() || c.quick < fairAfter || !c.joinFair() {
 		err = c.raw.Read(c.readAhead)
