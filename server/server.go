@@ -101,6 +101,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 			s.warm.dispatch(nsp)
 		}
 	}
+	s.web.landing = s.landing() // the page at "/" (landing.go)
 	s.handler = s.routes()
 	s.watchConnections()
 	return s, nil
@@ -176,7 +177,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(door) }()
 	s.ready.Store(true)
-	s.log.Info().Str("addr", ln.Addr().String()).Str("adapter", s.cfg.Adapter).Str("version", Version).Msg("listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Str("url", listenURL(ln.Addr())).Str("adapter", s.cfg.Adapter).Str("version", Version).Msg("listening")
 
 	select {
 	case err := <-served:

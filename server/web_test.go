@@ -55,6 +55,9 @@ func fetch(t *testing.T, method, url string) (*http.Response, string) {
 	return res, string(body)
 }
 
+// landingMarker is in the landing page (landing/index.html) and nowhere else.
+const landingMarker = "<title>Switchboard "
+
 func TestWebPage(t *testing.T) {
 	dir := t.TempDir()
 	writePage(t, dir)
@@ -65,19 +68,30 @@ func TestWebPage(t *testing.T) {
 	tests := []struct {
 		name, method, path string
 		status             int
-		page               bool   // the answer is index.html
+		page               bool   // the answer is the demo's index.html
+		landing            bool   // the answer is the landing page
 		contains           string // when set, the body holds it
 		cache              string // when set, the Cache-Control header
+		location           string // when set, the Location header
 	}{
-		{name: "index at /", method: "GET", path: "/", status: 200, page: true, cache: "no-cache"},
+		{name: "landing page at /", method: "GET", path: "/", status: 200, landing: true, contains: `href="/demo/"`, cache: "no-store"},
 		{name: "HEAD /", method: "HEAD", path: "/", status: 200},
-		{name: "hashed asset", method: "GET", path: "/assets/main-abc12.js", status: 200, contains: "console.log", cache: "public, max-age=31536000, immutable"},
-		{name: "index.html redirects to /", method: "GET", path: "/index.html", status: http.StatusMovedPermanently},
+		{name: "demo at /demo/", method: "GET", path: "/demo/", status: 200, page: true, cache: "no-cache"},
+		{name: "HEAD /demo/", method: "HEAD", path: "/demo/", status: 200},
+		{name: "/demo redirects to /demo/", method: "GET", path: "/demo", status: http.StatusMovedPermanently, location: "/demo/"},
+		{name: "hashed asset at the root, where Vite links it", method: "GET", path: "/assets/main-abc12.js", status: 200, contains: "console.log", cache: "public, max-age=31536000, immutable"},
+		{name: "hashed asset under /demo/", method: "GET", path: "/demo/assets/main-abc12.js", status: 200, contains: "console.log", cache: "public, max-age=31536000, immutable"},
+		{name: "index.html redirects to /", method: "GET", path: "/index.html", status: http.StatusMovedPermanently, location: "./"},
+		{name: "demo's index.html redirects to /demo/", method: "GET", path: "/demo/index.html", status: http.StatusMovedPermanently, location: "./"},
 		{name: "missing file", method: "GET", path: "/nope.js", status: 404},
+		{name: "missing file under /demo/", method: "GET", path: "/demo/nope.js", status: 404},
 		{name: "no directory listing", method: "GET", path: "/assets/", status: 404},
 		{name: "empty directory", method: "GET", path: "/empty", status: 404},
 		{name: "no escape from the directory", method: "GET", path: "/../../etc/passwd", status: 404},
+		{name: "no escape from /demo/", method: "GET", path: "/demo/../../etc/passwd", status: 404},
 		{name: "POST is not served", method: "POST", path: "/", status: 404},
+		{name: "POST /demo/ is not served", method: "POST", path: "/demo/", status: 404},
+		{name: "admin UI path is not the demo's", method: "GET", path: "/admin-ui/", status: 404},
 		{name: "healthz is not shadowed", method: "GET", path: "/healthz", status: 200, contains: `"status":"ok"`},
 		{name: "readyz is not shadowed", method: "GET", path: "/readyz", status: 200, contains: `"status":"ready"`},
 		{name: "socket.io handshake is not shadowed", method: "GET", path: "/socket.io/?EIO=4&transport=polling", status: 200, contains: `"sid"`},
@@ -91,9 +105,12 @@ func TestWebPage(t *testing.T) {
 				t.Fatalf("%s %s = %d, want %d (%q)", tt.method, tt.path, res.StatusCode, tt.status, body)
 			}
 			if got := strings.Contains(body, pageMarker); got != tt.page {
-				t.Fatalf("%s %s: page served = %v, want %v (%q)", tt.method, tt.path, got, tt.page, body)
+				t.Fatalf("%s %s: demo served = %v, want %v (%q)", tt.method, tt.path, got, tt.page, body)
 			}
-			if tt.page && !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+			if got := strings.Contains(body, landingMarker); got != tt.landing {
+				t.Fatalf("%s %s: landing page served = %v, want %v (%q)", tt.method, tt.path, got, tt.landing, body)
+			}
+			if (tt.page || tt.landing) && !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 				t.Fatalf("Content-Type = %q, want text/html", res.Header.Get("Content-Type"))
 			}
 			if tt.contains != "" && !strings.Contains(body, tt.contains) {
@@ -102,6 +119,9 @@ func TestWebPage(t *testing.T) {
 			if tt.cache != "" && res.Header.Get("Cache-Control") != tt.cache {
 				t.Fatalf("Cache-Control = %q, want %q", res.Header.Get("Cache-Control"), tt.cache)
 			}
+			if tt.location != "" && res.Header.Get("Location") != tt.location {
+				t.Fatalf("Location = %q, want %q", res.Header.Get("Location"), tt.location)
+			}
 		})
 	}
 }
@@ -109,12 +129,12 @@ func TestWebPage(t *testing.T) {
 func TestReservedPaths(t *testing.T) {
 	// Paths a later route may own (/metrics, the API) are never answered by the page, even while
 	// no route claims them.
-	for _, path := range []string{"/metrics", "/api/v1/emit", "/socket.io/", "/healthz", "/readyz"} {
+	for _, path := range []string{"/metrics", "/api/v1/emit", "/socket.io/", "/healthz", "/readyz", "/admin-ui/"} {
 		if !reserved(path) {
 			t.Errorf("reserved(%q) = false", path)
 		}
 	}
-	for _, path := range []string{"/", "/assets/x.js", "/apis", "/metricsx"} {
+	for _, path := range []string{"/", "/assets/x.js", "/apis", "/metricsx", "/demo/"} {
 		if reserved(path) {
 			t.Errorf("reserved(%q) = true", path)
 		}
@@ -127,15 +147,25 @@ func TestWebDirDefault(t *testing.T) {
 		writePage(t, filepath.Join(wd, DefaultWebDir))
 		t.Chdir(wd)
 		ts := startServer(t, testConfig())
-		if res, body := fetch(t, "GET", ts.URL+"/"); res.StatusCode != 200 || !strings.Contains(body, pageMarker) {
-			t.Fatalf("GET / = %d %q, want the page", res.StatusCode, body)
+		if res, body := fetch(t, "GET", ts.URL+DemoPath); res.StatusCode != 200 || !strings.Contains(body, pageMarker) {
+			t.Fatalf("GET %s = %d %q, want the demo", DemoPath, res.StatusCode, body)
+		}
+		if res, body := fetch(t, "GET", ts.URL+"/"); res.StatusCode != 200 || !strings.Contains(body, landingMarker) || !strings.Contains(body, `href="/demo/"`) {
+			t.Fatalf("GET / = %d %q, want the landing page linking to the demo", res.StatusCode, body)
 		}
 	})
 	t.Run("not served when not built", func(t *testing.T) {
 		t.Chdir(t.TempDir())
 		ts := startServer(t, testConfig())
-		if res, body := fetch(t, "GET", ts.URL+"/"); res.StatusCode != 404 {
-			t.Fatalf("GET / = %d %q, want 404", res.StatusCode, body)
+		if res, body := fetch(t, "GET", ts.URL+DemoPath); res.StatusCode != 404 {
+			t.Fatalf("GET %s = %d %q, want 404", DemoPath, res.StatusCode, body)
+		}
+		res, body := fetch(t, "GET", ts.URL+"/")
+		if res.StatusCode != 200 || !strings.Contains(body, landingMarker) {
+			t.Fatalf("GET / = %d %q, want the landing page", res.StatusCode, body)
+		}
+		if strings.Contains(body, `href="/demo/"`) || !strings.Contains(body, "make web") {
+			t.Fatalf("GET / links to a demo that is not built: %q", body)
 		}
 	})
 }

@@ -61,7 +61,7 @@ after(async () => {
 async function openPage(name, room) {
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`[${name}] page error: ${err.message}`));
-  await page.goto(server.url + "/");
+  await page.goto(server.url + "/demo/"); // "/" is the landing page, which links here
   await page.fill("#name", name);
   await page.fill("#room", room);
   await page.click("#join button[type=submit]");
@@ -138,5 +138,20 @@ test("two browsers chat, see presence and typing, get backend notifications and 
   } catch (err) {
     await shot("failure").catch(() => {});
     throw err;
+  }
+});
+
+test("the landing page at / says what runs and links to the demo", { timeout: 60000 }, async () => {
+  const page = await context.newPage();
+  try {
+    await page.goto(server.url + "/");
+    assert.match(await page.locator("#adapter").innerText(), /^memory$/);
+    assert.match(await page.locator("#namespaces").innerText(), /^\/, \/chat$/);
+    assert.ok((await page.locator("#snippet").innerText()).includes(`io("${server.url}/chat")`), "the snippet connects to this server's /chat");
+    await page.click("#demo a");
+    await page.waitForURL(server.url + "/demo/", { timeout: wait });
+    await page.locator("#join").waitFor({ timeout: wait });
+  } finally {
+    await page.close();
   }
 });
