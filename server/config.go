@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Config holds every setting of SPEC §1. Build it with LoadConfig or DefaultConfig.
@@ -33,9 +34,37 @@ type Config struct {
 	LogLevel       zerolog.Level
 	LogFormat      string
 	ShutdownGrace  time.Duration
+	// DrainDelay is how long /readyz answers 503 after SIGINT/SIGTERM while everything else is
+	// still served, so that a load balancer stops sending clients before their sockets close.
+	DrainDelay time.Duration
+	// RecoveryMaxMiB bounds the memory of the connection state recovery buffer; beyond it the
+	// oldest packets go (a session that needed them reconnects with recovered: false).
+	RecoveryMaxMiB int64
 	Conformance    bool
-	WebDir         string // the built demo page served at "/"; empty = DefaultWebDir when built
-	Limits         Limits
+	// Parser is which Socket.IO parsers clients may use: ParserAuto, ParserDefault or
+	// ParserMsgpack.
+	Parser string
+	// HookURL is the app backend's base URL (SPEC §8); empty = no hooks. HookSecret signs every
+	// hook request (required with HookURL), HookTimeout bounds each one.
+	HookURL     string
+	HookSecret  string
+	HookTimeout time.Duration
+	// HookConnect asks the backend at every namespace CONNECT (SPEC §8.1).
+	HookConnect bool
+	// HookHeaders are the handshake headers forwarded to the connect hook: lower-case, without
+	// duplicates, never authorization.
+	HookHeaders []string
+	// Namespaces are the extra namespaces whose events all go to the backend (SPEC §8.2).
+	Namespaces []string
+	// RelayTick is the coalescing period of keyed /relay messages (SPEC §9).
+	RelayTick time.Duration
+	// AdminUser and AdminPasswordHash (bcrypt) guard /admin (SPEC §10); an empty hash = no /admin.
+	// AdminMode is AdminModeProduction or AdminModeDevelopment.
+	AdminUser         string
+	AdminPasswordHash string
+	AdminMode         string
+	WebDir            string // the built demo page served at "/"; empty = DefaultWebDir when built
+	Limits            Limits
 	// PprofAddr serves net/http/pprof on its own listener when set (never on the public one).
 	PprofAddr string
 	// GCPercent and MemoryLimitMiB are the Go runtime's GOGC and GOMEMLIMIT, GCFloorMiB the
@@ -50,6 +79,25 @@ const (
 	AdapterMemory       = "memory"
 	AdapterRedis        = "redis"
 	AdapterRedisStreams = "redis-streams"
+	// AdapterRedisSharded is Redis 7 sharded pub/sub (SSUBSCRIBE), for Redis Cluster.
+	AdapterRedisSharded = "redis-sharded"
+)
+
+// Parser settings accepted by --parser.
+const (
+	// ParserAuto lets each connection use the parser its first packet shows.
+	ParserAuto = "auto"
+	// ParserDefault is Socket.IO's default JSON parser only.
+	ParserDefault = "default"
+	// ParserMsgpack is socket.io-msgpack-parser's only.
+	ParserMsgpack = "msgpack"
+)
+
+// Admin UI modes accepted by --admin-mode.
+const (
+	AdminModeProduction = "production"
+	// AdminModeDevelopment also streams every socket and event to the admin UI.
+	AdminModeDevelopment = "development"
 )
 
 // DefaultConfig returns the SPEC defaults. Tests start from it and set Addr to 127.0.0.1:0.
@@ -67,6 +115,13 @@ func DefaultConfig() Config {
 		LogLevel:       zerolog.InfoLevel,
 		LogFormat:      "auto",
 		ShutdownGrace:  10 * time.Second,
+		DrainDelay:     2 * time.Second,
+		RecoveryMaxMiB: 256,
+		Parser:         ParserAuto,
+		HookTimeout:    5 * time.Second,
+		RelayTick:      50 * time.Millisecond,
+		AdminUser:      "admin",
+		AdminMode:      AdminModeProduction,
 		Limits:         DefaultLimits(),
 		GCPercent:      DefaultGCPercent,
 		GCFloorMiB:     DefaultGCFloorMiB,
@@ -121,13 +176,26 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.JWTPublicKey, "jwt-public-key", cfg.JWTPublicKey, "PEM file with an RS256/ES256/EdDSA public key")
 	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", cfg.JWTIssuer, "required iss claim")
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", cfg.JWTAudience, "required aud claim")
-	fs.StringVar(&cfg.Adapter, "adapter", cfg.Adapter, "memory, redis or redis-streams")
+	fs.StringVar(&cfg.Adapter, "adapter", cfg.Adapter, "memory, redis, redis-streams or redis-sharded")
 	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "Redis URL for the redis adapters")
 	fs.IntVar(&cfg.ChatHistory, "chat-history", cfg.ChatHistory, "messages kept per chat room")
 	fs.Var((*levelValue)(&cfg.LogLevel), "log-level", "trace, debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto, json or console")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "drain time on SIGINT/SIGTERM")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "on SIGINT/SIGTERM, time /readyz answers 503 before sockets are closed")
+	fs.Int64Var(&cfg.RecoveryMaxMiB, "recovery-max-mib", cfg.RecoveryMaxMiB, "memory bound of the connection state recovery buffer in MiB")
 	fs.BoolVar(&cfg.Conformance, "conformance", cfg.Conformance, "serve what the official protocol test suites expect")
+	fs.StringVar(&cfg.Parser, "parser", cfg.Parser, "auto (per connection), default or msgpack")
+	fs.StringVar(&cfg.HookURL, "hook-url", cfg.HookURL, "base URL of the app backend's hooks; empty = no hooks")
+	fs.StringVar(&cfg.HookSecret, "hook-secret", cfg.HookSecret, "HMAC-SHA256 key signing every hook request; required with --hook-url")
+	fs.DurationVar(&cfg.HookTimeout, "hook-timeout", cfg.HookTimeout, "time per hook request")
+	fs.BoolVar(&cfg.HookConnect, "hook-connect", cfg.HookConnect, "ask the backend at every namespace connect")
+	fs.Var((*headerListValue)(&cfg.HookHeaders), "hook-headers", "comma list of handshake headers forwarded to the connect hook (never authorization)")
+	fs.Var((*listValue)(&cfg.Namespaces), "namespaces", "comma list of extra namespaces whose events go to the backend; needs --hook-url")
+	fs.DurationVar(&cfg.RelayTick, "relay-tick", cfg.RelayTick, "coalescing period of keyed /relay messages")
+	fs.StringVar(&cfg.AdminUser, "admin-user", cfg.AdminUser, "user of the admin UI at /admin")
+	fs.StringVar(&cfg.AdminPasswordHash, "admin-password-hash", cfg.AdminPasswordHash, "bcrypt hash of the admin UI's password; empty = no /admin")
+	fs.StringVar(&cfg.AdminMode, "admin-mode", cfg.AdminMode, "production, or development (also streams every socket and event to the admin UI)")
 	fs.StringVar(&cfg.WebDir, "web-dir", cfg.WebDir, "directory of the built demo page served at / (empty: client-js/dist when built)")
 	cfg.Limits.flags(fs)
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
@@ -210,9 +278,9 @@ func (c Config) Validate() error {
 		return bad("memory-limit-mib", "must be 0 (none) or positive")
 	}
 	switch c.Adapter {
-	case AdapterMemory, AdapterRedis, AdapterRedisStreams:
+	case AdapterMemory, AdapterRedis, AdapterRedisStreams, AdapterRedisSharded:
 	default:
-		return bad("adapter", "%q is not one of memory, redis, redis-streams", c.Adapter)
+		return bad("adapter", "%q is not one of memory, redis, redis-streams, redis-sharded", c.Adapter)
 	}
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		return bad("redis-url", "%q is not a redis:// or rediss:// URL", c.RedisURL)
@@ -233,10 +301,52 @@ func (c Config) Validate() error {
 	if c.ShutdownGrace < 0 {
 		return bad("shutdown-grace", "must be 0 or more")
 	}
+	if c.DrainDelay < 0 {
+		return bad("drain-delay", "must be 0 or more")
+	}
+	if c.RecoveryMaxMiB <= 0 {
+		return bad("recovery-max-mib", "must be a positive number of MiB (the buffer is always bounded)")
+	}
+	switch c.Parser {
+	case ParserAuto, ParserDefault, ParserMsgpack:
+	default:
+		return bad("parser", "%q is not one of auto, default, msgpack", c.Parser)
+	}
+	if c.RelayTick <= 0 {
+		return bad("relay-tick", "must be positive")
+	}
+	if err := c.validateHooks(bad); err != nil {
+		return err
+	}
+	if err := c.validateAdmin(bad); err != nil {
+		return err
+	}
 	if err := c.Limits.validate(bad); err != nil {
 		return err
 	}
 	return c.validateJWT()
+}
+
+// validateAdmin checks the admin UI settings (SPEC §10). The hash is never echoed.
+func (c Config) validateAdmin(bad func(setting, format string, args ...any) error) error {
+	switch c.AdminMode {
+	case AdminModeProduction, AdminModeDevelopment:
+	default:
+		return bad("admin-mode", "%q is not one of production, development", c.AdminMode)
+	}
+	if c.AdminPasswordHash == "" {
+		if c.AdminMode == AdminModeDevelopment {
+			return bad("admin-mode", "development needs --admin-password-hash: without it there is no /admin")
+		}
+		return nil
+	}
+	if _, err := bcrypt.Cost([]byte(c.AdminPasswordHash)); err != nil {
+		return bad("admin-password-hash", "is not a bcrypt hash ($2a$, $2b$ or $2y$, e.g. from htpasswd -nbBC 12 admin <password>)")
+	}
+	if strings.TrimSpace(c.AdminUser) == "" {
+		return bad("admin-user", "must not be empty when --admin-password-hash is set")
+	}
+	return nil
 }
 
 // flagParseError turns the flag package's message into a ConfigError naming the flag.

@@ -150,6 +150,92 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "drain delay, recovery bound, parser, relay tick",
+			args: []string{"--drain-delay=500ms", "--recovery-max-mib", "64", "--parser=msgpack", "--relay-tick=20ms"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.DrainDelay, 500*time.Millisecond)
+				eq(t, c.RecoveryMaxMiB, int64(64))
+				eq(t, c.Parser, ParserMsgpack)
+				eq(t, c.RelayTick, 20*time.Millisecond)
+			},
+		},
+		{
+			name:  "drain delay 0 closes at once",
+			args:  []string{"--drain-delay=0"},
+			check: func(t *testing.T, c Config) { eq(t, c.DrainDelay, time.Duration(0)) },
+		},
+		{
+			name:  "sharded adapter",
+			args:  []string{"--adapter=redis-sharded"},
+			check: func(t *testing.T, c Config) { eq(t, c.Adapter, AdapterRedisSharded) },
+		},
+		{
+			name: "hooks: headers lower-cased without duplicates, namespaces kept in order",
+			args: []string{"--hook-url=https://app.internal/switchboard", "--hook-secret=s", "--hook-timeout=2s",
+				"--hook-connect", "--hook-headers", "Cookie, X-Tenant,cookie,", "--namespaces=/game,/doc/v2"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.HookURL, "https://app.internal/switchboard")
+				eq(t, c.HookSecret, "s")
+				eq(t, c.HookTimeout, 2*time.Second)
+				eq(t, c.HookConnect, true)
+				eq(t, c.HookHeaders, []string{"cookie", "x-tenant"})
+				eq(t, c.Namespaces, []string{"/game", "/doc/v2"})
+			},
+		},
+		{
+			name: "admin UI",
+			args: []string{"--admin-user=ops", "--admin-password-hash=" + testBcryptHash, "--admin-mode=development"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.AdminUser, "ops")
+				eq(t, c.AdminPasswordHash, testBcryptHash)
+				eq(t, c.AdminMode, AdminModeDevelopment)
+			},
+		},
+		{
+			name: "every new setting from the environment",
+			env: map[string]string{
+				"SWITCHBOARD_DRAIN_DELAY":         "3s",
+				"SWITCHBOARD_RECOVERY_MAX_MIB":    "512",
+				"SWITCHBOARD_ADAPTER":             "redis-sharded",
+				"SWITCHBOARD_PARSER":              "default",
+				"SWITCHBOARD_HOOK_URL":            "http://127.0.0.1:8080",
+				"SWITCHBOARD_HOOK_SECRET":         "hook-secret",
+				"SWITCHBOARD_HOOK_TIMEOUT":        "750ms",
+				"SWITCHBOARD_HOOK_CONNECT":        "true",
+				"SWITCHBOARD_HOOK_HEADERS":        "COOKIE",
+				"SWITCHBOARD_NAMESPACES":          "/game",
+				"SWITCHBOARD_RELAY_TICK":          "100ms",
+				"SWITCHBOARD_ADMIN_USER":          "root",
+				"SWITCHBOARD_ADMIN_PASSWORD_HASH": testBcryptHash,
+				"SWITCHBOARD_ADMIN_MODE":          "production",
+			},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.DrainDelay, 3*time.Second)
+				eq(t, c.RecoveryMaxMiB, int64(512))
+				eq(t, c.Adapter, AdapterRedisSharded)
+				eq(t, c.Parser, ParserDefault)
+				eq(t, c.HookURL, "http://127.0.0.1:8080")
+				eq(t, c.HookSecret, "hook-secret")
+				eq(t, c.HookTimeout, 750*time.Millisecond)
+				eq(t, c.HookConnect, true)
+				eq(t, c.HookHeaders, []string{"cookie"})
+				eq(t, c.Namespaces, []string{"/game"})
+				eq(t, c.RelayTick, 100*time.Millisecond)
+				eq(t, c.AdminUser, "root")
+				eq(t, c.AdminPasswordHash, testBcryptHash)
+				eq(t, c.AdminMode, AdminModeProduction)
+			},
+		},
+		{
+			name: "flag wins over env for a hook setting",
+			args: []string{"--hook-url=https://b.internal", "--hook-timeout=1s"},
+			env:  map[string]string{"SWITCHBOARD_HOOK_URL": "https://a.internal", "SWITCHBOARD_HOOK_SECRET": "s", "SWITCHBOARD_HOOK_TIMEOUT": "9s"},
+			check: func(t *testing.T, c Config) {
+				eq(t, c.HookURL, "https://b.internal")
+				eq(t, c.HookTimeout, time.Second)
+			},
+		},
+		{
 			name:  "flag wins over env for a limit",
 			args:  []string{"--event-rate=5"},
 			env:   map[string]string{"SWITCHBOARD_EVENT_RATE": "9"},
@@ -203,6 +289,37 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "negative rooms per socket", args: []string{"--max-rooms-per-socket=-5"}, setting: "--max-rooms-per-socket"},
 		{name: "zero write timeout", args: []string{"--write-timeout=0"}, setting: "--write-timeout"},
 		{name: "negative write buffer", args: []string{"--max-write-buffer=-1"}, setting: "--max-write-buffer"},
+		{name: "negative drain delay", args: []string{"--drain-delay=-1s"}, setting: "--drain-delay"},
+		{name: "bad drain delay from env", env: map[string]string{"SWITCHBOARD_DRAIN_DELAY": "soon"}, setting: "SWITCHBOARD_DRAIN_DELAY"},
+		{name: "zero recovery bound", args: []string{"--recovery-max-mib=0"}, setting: "--recovery-max-mib"},
+		{name: "negative recovery bound", env: map[string]string{"SWITCHBOARD_RECOVERY_MAX_MIB": "-1"}, setting: "--recovery-max-mib"},
+		{name: "sharded misspelt", args: []string{"--adapter=redis-shard"}, setting: "--adapter"},
+		{name: "unknown parser", args: []string{"--parser=json"}, setting: "--parser"},
+		{name: "zero relay tick", args: []string{"--relay-tick=0"}, setting: "--relay-tick"},
+		{name: "zero hook timeout", args: []string{"--hook-timeout=0"}, setting: "--hook-timeout"},
+		{name: "hook url without secret", args: []string{"--hook-url=https://app.internal"}, setting: "--hook-secret"},
+		{name: "hook url not http", args: []string{"--hook-url=ftp://app.internal", "--hook-secret=s"}, setting: "--hook-url"},
+		{name: "hook url relative", args: []string{"--hook-url=/hooks", "--hook-secret=s"}, setting: "--hook-url"},
+		{name: "hook url with a query", args: []string{"--hook-url=https://app.internal/h?x=1", "--hook-secret=s"}, setting: "--hook-url"},
+		{name: "hook secret without url", env: map[string]string{"SWITCHBOARD_HOOK_SECRET": "s"}, setting: "--hook-secret"},
+		{name: "hook connect without url", args: []string{"--hook-connect"}, setting: "--hook-connect"},
+		{name: "bad hook connect from env", env: map[string]string{"SWITCHBOARD_HOOK_CONNECT": "sometimes"}, setting: "--hook-connect"},
+		{name: "hook headers without hook connect", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--hook-headers=cookie"}, setting: "--hook-headers"},
+		{name: "hook headers with authorization", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--hook-connect", "--hook-headers=cookie,Authorization"}, setting: "--hook-headers"},
+		{name: "hook header not a name", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--hook-connect", "--hook-headers=x:y"}, setting: "--hook-headers"},
+		{name: "namespaces without hook url", args: []string{"--namespaces=/game"}, setting: "--namespaces"},
+		{name: "namespace without slash", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=game"}, setting: "--namespaces"},
+		{name: "namespace /", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=/game,/"}, setting: "--namespaces"},
+		{name: "namespace /chat", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=/chat"}, setting: "--namespaces"},
+		{name: "namespace /relay", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=/relay"}, setting: "--namespaces"},
+		{name: "namespace /admin", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=/admin"}, setting: "--namespaces"},
+		{name: "namespace twice", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=/game,/doc,/game"}, setting: "--namespaces"},
+		{name: "namespace with a space", args: []string{"--hook-url=https://a.internal", "--hook-secret=s", "--namespaces=/my game"}, setting: "--namespaces"},
+		{name: "admin hash not bcrypt", args: []string{"--admin-password-hash=secret"}, setting: "--admin-password-hash"},
+		{name: "admin hash truncated", args: []string{"--admin-password-hash=" + testBcryptHash[:30]}, setting: "--admin-password-hash"},
+		{name: "unknown admin mode", args: []string{"--admin-mode=debug"}, setting: "--admin-mode"},
+		{name: "development without admin", args: []string{"--admin-mode=development"}, setting: "--admin-mode"},
+		{name: "empty admin user", args: []string{"--admin-user=", "--admin-password-hash=" + testBcryptHash}, setting: "--admin-user"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +347,23 @@ func TestLoadConfigHelp(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "-recovery-window") {
 		t.Fatalf("usage does not list the flags:\n%s", out.String())
+	}
+}
+
+// testBcryptHash is a bcrypt hash (cost 10) of "password".
+const testBcryptHash = "$2a$10$AZf4VHRfXqCcF/Q1oaRCN.65Zm2h4xWZJ8gprJmwiMLauh5.YUYXa"
+
+// TestConfigSecretsNotEchoed: a refused hook URL (which may carry credentials) or admin hash is not
+// repeated on stderr.
+func TestConfigSecretsNotEchoed(t *testing.T) {
+	for _, args := range [][]string{
+		{"--hook-url=ftp://user:hunter2@app.internal", "--hook-secret=s"},
+		{"--admin-password-hash=$2a$hunter2"},
+	} {
+		_, err := LoadConfig(args, mapEnv(nil), nil)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("LoadConfig(%q) = %v, want an error without the value", args, err)
+		}
 	}
 }
 
