@@ -18,12 +18,14 @@ import (
 // waitTimeout bounds every wait in these tests; nothing sleeps, everything waits for an event.
 const waitTimeout = 10 * time.Second
 
-// testConfig is DefaultConfig on a free loopback port with quiet logs and a short drain.
+// testConfig is DefaultConfig on a free loopback port with quiet logs and a short drain that
+// starts at once (no load balancer to warn).
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.LogLevel = zerolog.WarnLevel
 	cfg.ShutdownGrace = 5 * time.Second
+	cfg.DrainDelay = 0
 	return cfg
 }
 

@@ -152,10 +152,10 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
-// Serve serves on ln until ctx is cancelled, then shuts down: readiness goes 503, new
-// connections are refused, every socket is closed with the "server shutting down" reason (so
-// clients reconnect, elsewhere, and recover their session), and HTTP drains within the grace
-// period. It returns nil after a clean drain.
+// Serve serves on ln until ctx is cancelled, then shuts down: readiness goes 503 while the rest
+// is still served for the drain delay, then new connections are refused, every socket is closed
+// with the "server shutting down" reason (so clients reconnect, elsewhere, and recover their
+// session), and HTTP drains within the grace period. It returns nil after a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stopPprof, err := s.startPprof()
 	if err != nil {
@@ -188,6 +188,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 
 	s.ready.Store(false)
+	if err := s.drainDelay(served); err != nil {
+		return err
+	}
 	s.log.Info().Dur("grace", s.cfg.ShutdownGrace).Msg("shutting down: draining")
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 	defer cancel()
@@ -205,6 +208,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info().Msg("stopped")
 	return nil
+}
+
+// drainDelay keeps serving everything but readiness for the drain delay, so that a load balancer
+// polling /readyz sees the node leave before its sockets are closed (they would reconnect through
+// the balancer, maybe to this node again). It returns serve's error if serving ends first.
+func (s *Server) drainDelay(served <-chan error) error {
+	if s.cfg.DrainDelay <= 0 {
+		return nil
+	}
+	s.log.Info().Dur("delay", s.cfg.DrainDelay).Msg("shutting down: not ready, still serving")
+	t := time.NewTimer(s.cfg.DrainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-served:
+		s.closeSockets()
+		return fmt.Errorf("server: serve: %w", err)
+	}
 }
 
 // closeSockets disconnects every socket with the "server shutting down" reason, closes the
