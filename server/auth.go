@@ -175,6 +175,11 @@ func loadPublicKey(path string) (any, string, error) {
 func (a *Authenticator) verify(token string) (namespaces.Identity, *tokenError) {
 	claims := jwt.MapClaims{}
 	_, err := a.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		// RFC 7515 §4.1.11: a recipient that does not understand every extension crit lists
+		// must reject the token, and this one understands none (even an empty list is invalid).
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("crit header: no extension is understood")
+		}
 		key, ok := a.keys[t.Method.Alg()] // WithValidMethods already refused others
 		if !ok {
 			return nil, errors.New("unexpected algorithm")

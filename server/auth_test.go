@@ -109,6 +109,18 @@ func mint(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims)
 	return s
 }
 
+// withHeader signs claims with method and key, with one more protected header.
+func withHeader(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims, name string, value any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	tok.Header[name] = value
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return s
+}
+
 // claimsFor is a valid claim set for sub, living for an hour.
 func claimsFor(sub string, extra jwt.MapClaims) jwt.MapClaims {
 	c := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}
@@ -206,6 +218,12 @@ func TestVerify(t *testing.T) {
 		{name: "rooms holds a number", auth: hs, token: hs256(claimsFor("alice", jwt.MapClaims{"rooms": []any{"news", 1}})), code: TokenInvalid},
 		{name: "rooms is an object", auth: hs, token: hs256(claimsFor("alice", jwt.MapClaims{"rooms": map[string]any{"news": true}})), code: TokenInvalid},
 		{name: "exp is a string", auth: hs, token: hs256(claimsFor("alice", jwt.MapClaims{"exp": "tomorrow"})), code: TokenInvalid},
+		{name: "crit header", auth: hs, token: withHeader(t, jwt.SigningMethodHS256, k.secret, claimsFor("alice", nil), "crit", []string{"exp"}), code: TokenInvalid},
+		{name: "crit header naming an unknown extension", auth: rs, token: withHeader(t, jwt.SigningMethodRS256, k.rsa, claimsFor("alice", jwt.MapClaims{"x-ext": 1}), "crit", []string{"x-ext"}), code: TokenInvalid},
+		{name: "crit header, empty list", auth: es, token: withHeader(t, jwt.SigningMethodES256, k.ec, claimsFor("alice", nil), "crit", []string{}), code: TokenInvalid},
+		{name: "crit header not a list", auth: hs, token: withHeader(t, jwt.SigningMethodHS256, k.secret, claimsFor("alice", nil), "crit", "b64"), code: TokenInvalid},
+		{name: "crit header on an expired token is invalid", auth: hs, token: withHeader(t, jwt.SigningMethodHS256, k.secret, claimsFor("alice", jwt.MapClaims{"exp": in(-time.Minute)}), "crit", []string{"exp"}), code: TokenInvalid},
+		{name: "other unknown header is ignored", auth: hs, token: withHeader(t, jwt.SigningMethodHS256, k.secret, claimsFor("alice", nil), "x-extra", "v"), user: "alice", uname: "alice"},
 		{name: "malformed: one part", auth: hs, token: "abc", code: TokenInvalid},
 		{name: "malformed: three junk parts", auth: hs, token: "a.b.c", code: TokenInvalid},
 		{name: "malformed: truncated signature", auth: hs, token: func() string { s := hs256(claimsFor("alice", nil)); return s[:len(s)-5] }(), code: TokenInvalid},
