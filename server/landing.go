@@ -155,7 +155,8 @@ func clientSnippet(url string, nsps []string, jwt bool) string {
 		fmt.Fprintf(&b, "%s.on(\"connect_error\", (err) => console.error(%q, err.message, err.data));\n", v, ns)
 	}
 	if slices.Contains(nsps, "/") {
-		fmt.Fprintf(&b, "\n%s.emit(\"subscribe\", { rooms: [\"news\"] }, (res) => console.log(res)); // then a backend emits to \"news\"\n", snippetVar("/"))
+		fmt.Fprintf(&b, "\n// a backend's emit to the room \"news\" (POST /api/v1/emit) then reaches %s\n", snippetVar("/"))
+		fmt.Fprintf(&b, "%s.emit(\"subscribe\", { rooms: [\"news\"] }, (res) => console.log(res));\n", snippetVar("/"))
 	}
 	if slices.Contains(nsps, "/chat") {
 		fmt.Fprintf(&b, "%s.emit(\"chat:join\", { room: \"lobby\" }, (res) => console.log(res));\n", snippetVar("/chat"))
