@@ -22,6 +22,7 @@ const (
 	codeAPIDisabled          = "api_disabled"
 	codeMethodNotAllowed     = "method_not_allowed"
 	codePayloadTooLarge      = "payload_too_large"
+	codeRequestTimeout       = "request_timeout"
 	codeUnsupportedMediaType = "unsupported_media_type"
 )
 

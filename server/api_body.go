@@ -8,18 +8,34 @@ import (
 	"io"
 	"maps"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
+// bodyTimeout is how long an API body has to arrive once the request's head has (SPEC §6): a
+// client that declares a body and stalls holds a goroutine and a descriptor until then, not
+// forever.
+const bodyTimeout = 10 * time.Second
+
+// bodyReadTimeout is the API's body deadline: bodyTimeout unless a test shortened it.
+func (c Config) bodyReadTimeout() time.Duration {
+	if c.bodyTimeout > 0 {
+		return c.bodyTimeout
+	}
+	return bodyTimeout
+}
+
 // decodeBody reads a JSON object body into a *T. The body must be declared application/json
-// (415), fit in limit bytes (413) and hold exactly one object whose keys are T's json field names,
-// spelled exactly (encoding/json alone would accept "Event" for "event"); a key T does not have
-// or a value of the wrong type is a 400 naming the field.
-func decodeBody[T any](w http.ResponseWriter, r *http.Request, limit int64) (*T, error) {
+// (415), fit in limit bytes (413), arrive within timeout (408) and hold exactly one object whose
+// keys are T's json field names, spelled exactly (encoding/json alone would accept "Event" for
+// "event") and each given once; a key T does not have, a key given twice or a value of the wrong
+// type is a 400 naming the field.
+func decodeBody[T any](w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) (*T, error) {
 	if !isJSONMediaType(r.Header.Get("Content-Type")) {
 		return nil, apiErrorf(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "the body must be application/json")
 	}
@@ -29,13 +45,32 @@ func decodeBody[T any](w http.ResponseWriter, r *http.Request, limit int64) (*T,
 	if r.ContentLength > limit {
 		return nil, tooLarge()
 	}
+	// The deadline is the connection's, so a stalled read ends when it passes. It must not
+	// outlive the body: net/http reads ahead on the connection while the handler runs (to notice
+	// the client leaving), and a deadline passing then would cancel the request's context, which
+	// an emit waiting for acks (up to a minute) still needs. net/http lifts it itself when the
+	// body ends (Go 1.26's startBackgroundRead); it is lifted here too, so that nothing depends
+	// on that detail. After a failed read it stays: net/http would otherwise wait for the rest of
+	// a small body to keep the connection. Writers that cannot take a deadline (HTTP/2, tests'
+	// recorders) are read without one.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
 			return nil, tooLarge()
+		case errors.As(err, &ne) && ne.Timeout():
+			// The rest of the body may still come: the connection cannot carry another request.
+			w.Header().Set("Connection", "close")
+			return nil, apiErrorf(http.StatusRequestTimeout, codeRequestTimeout, "the body was not received within %s", timeout)
 		}
 		return nil, badRequest("the body could not be read")
+	}
+	if deadline {
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	return decodeJSON[T](body)
 }
@@ -51,14 +86,22 @@ func isJSONMediaType(header string) bool {
 	return err == nil && mt == "application/json"
 }
 
-// readAll is io.ReadAll starting from a buffer of size bytes, one more than a declared
-// Content-Length (to see the end without growing), where io.ReadAll would allocate 512 bytes
-// for the ~100 of a typical call and grow that for larger ones.
+// firstBodyBuffer is readAll's first buffer, io.ReadAll's: what any client may cost before it
+// sends a byte.
+const firstBodyBuffer = 512
+
+// readAll is io.ReadAll with a declared Content-Length (size; -1 for none) as a hint: a body
+// declared smaller than the first buffer gets exactly one more byte than its length (to see the
+// end without growing), where io.ReadAll would allocate 512 bytes for the ~100 of a typical call;
+// a larger one grows with the bytes that arrive, doubling, its last step cut to the declared
+// length. The buffer never starts from the declared length: a client declaring a megabyte and
+// sending nothing would hold a megabyte until its deadline.
 func readAll(r io.Reader, size int64) ([]byte, error) {
-	if size < 0 {
-		size = 511 // chunked: io.ReadAll's first buffer
+	first := int64(firstBodyBuffer)
+	if size >= 0 && size < first {
+		first = size + 1
 	}
-	b := make([]byte, 0, size+1)
+	b := make([]byte, 0, first)
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -69,7 +112,13 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 			return b, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			next := 2 * int64(cap(b))
+			if end := size + 1; size >= 0 && int64(len(b)) < end && next > end {
+				next = end
+			}
+			grown := make([]byte, len(b), next)
+			copy(grown, b)
+			b = grown
 		}
 	}
 }
@@ -90,7 +139,10 @@ func decodeJSON[T any](body []byte) (*T, error) {
 }
 
 // decodeJSONExact decodes body into a *T or returns the 400 that says what is wrong with it,
-// checking in order: one JSON value, an object, only T's keys, then the type of each value.
+// checking in order: one JSON value, an object, each key once, only T's keys, then the type of
+// each value. Only the request's own keys are checked for duplicates: those inside a value (an
+// emit's data or args) are the app's, passed on as encoding/json reads them (the last one wins,
+// as with JSON.parse).
 func decodeJSONExact[T any](body []byte) (*T, error) {
 	var keys map[string]json.RawMessage
 	if err := strictDecode(body, &keys); err != nil {
@@ -102,6 +154,9 @@ func decodeJSONExact[T any](body []byte) (*T, error) {
 	}
 	if keys == nil {
 		return nil, badRequest("the body must be a JSON object")
+	}
+	if k, ok := duplicateKey(body); ok {
+		return nil, badRequest("field %q is given twice", k)
 	}
 	allowed := bodyFields(reflect.TypeFor[T]())
 	for _, k := range slices.Sorted(maps.Keys(keys)) { // sorted: the same body names the same field
@@ -120,11 +175,42 @@ func decodeJSONExact[T any](body []byte) (*T, error) {
 	return v, nil
 }
 
+// duplicateKey returns the first key of the object body (valid JSON) that is given twice.
+func duplicateKey(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key, true
+		}
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// maxFastKeys is how many keys onlyKnownKeys keeps to spot a duplicate; a body with more takes
+// the thorough path.
+const maxFastKeys = 16
+
 // onlyKnownKeys reports whether body, which must be one valid JSON value, is an object whose
-// keys are all in allowed, spelled exactly and without escapes. It follows only the structure a
-// valid document has, so a false means "not sure" as well as "no": the caller then decodes the
-// body again the thorough way.
+// keys are all in allowed, spelled exactly, without escapes and each once. It follows only the
+// structure a valid document has, so a false means "not sure" as well as "no": the caller then
+// decodes the body again the thorough way.
 func onlyKnownKeys(body []byte, allowed map[string]reflect.StructField) bool {
+	var seen [maxFastKeys][]byte // slices of body: no allocation
+	keys := 0
 	i := skipJSONSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return false
@@ -155,6 +241,16 @@ func onlyKnownKeys(body []byte, allowed map[string]reflect.StructField) bool {
 		if _, ok := allowed[string(key)]; !ok {
 			return false
 		}
+		if keys == maxFastKeys {
+			return false
+		}
+		for _, k := range seen[:keys] {
+			if bytes.Equal(k, key) {
+				return false
+			}
+		}
+		seen[keys] = key
+		keys++
 		i = skipJSONSpace(body, i+end+2)
 		if i >= len(body) || body[i] != ':' {
 			return false

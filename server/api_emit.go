@@ -84,7 +84,7 @@ func (req *emitRequest) flags(timeout *time.Duration) *socket.BroadcastFlags {
 // does after its checks (args already made them): building the operator with To and Except
 // copies the room sets three times over, for nothing the adapter needs.
 func (s *Server) emit(w http.ResponseWriter, r *http.Request) (apiReply, error) {
-	req, err := decodeBody[emitRequest](w, r, s.cfg.MaxPayload)
+	req, err := decodeBody[emitRequest](w, r, s.cfg.MaxPayload, s.cfg.bodyReadTimeout())
 	if err != nil {
 		return apiReply{}, err
 	}

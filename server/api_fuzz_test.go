@@ -21,6 +21,7 @@ func FuzzDecodeEmit(f *testing.F) {
 		`{"Event":"e"}`,
 		`{"event":"e","ackTimeoutMs":1e400}`,
 		`{"event":"e","rooms":["\u0000"]}`,
+		`{"rooms":["r1"],"rooms":[],"event":"e"}`, `{"event":"e","data":{"k":1,"k":2}}`,
 		`{"event":"e"} []`,
 		`[]`, `null`, `"x"`, ``, `{`, `{"event":"e","data":}`,
 	} {
@@ -51,6 +52,9 @@ func FuzzDecodeEmit(f *testing.F) {
 				t.Fatalf("accepted %q with unknown field %q", body, k)
 			}
 		}
+		if k, twice := duplicateKey(body); twice {
+			t.Fatalf("accepted %q with field %q given twice", body, k)
+		}
 		if req.Event == "" || reservedEvents[req.Event] {
 			t.Fatalf("accepted %q with event %q", body, req.Event)
 		}
@@ -75,6 +79,9 @@ func FuzzDecodeJSONFastPath(f *testing.F) {
 		`{"join":["a"],"rooms":["b"]}`,
 		`{"\u0065vent":"e"}`, `{"ev\"ent":"e"}`, `{"Event":"e"}`, `{"event":"a","EVENT":"b"}`,
 		`{"event":"e","event":"f"}`, `{"event":"e","data":{"x":1}`, `{"event":"e"}}`,
+		`{"rooms":["a"],"event":"e","r\u006foms":[]}`, `{"event":"e","data":{"k":1,"k":2},"args":[{"a":0,"a":1}]}`,
+		`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17}`,
+		`{"event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e","event":"e"}`,
 		`{"event":"e"} []`, `{"event":"e"}` + "\n", `{}`, `[]`, `null`, `"x"`, `1`, ``, `{`,
 		`{"event":1}`, `{"rooms":"r"}`, `{"unknown":{"a":[1,2,{"b":"}"}]}}`,
 	} {

@@ -37,7 +37,7 @@ var okReply = apiReply{http.StatusOK, okBody}
 
 // socketsJoin makes the selected sockets join rooms.
 func (s *Server) socketsJoin(w http.ResponseWriter, r *http.Request) (apiReply, error) {
-	req, err := decodeBody[joinRequest](w, r, s.cfg.MaxPayload)
+	req, err := decodeBody[joinRequest](w, r, s.cfg.MaxPayload, s.cfg.bodyReadTimeout())
 	if err != nil {
 		return apiReply{}, err
 	}
@@ -54,7 +54,7 @@ func (s *Server) socketsJoin(w http.ResponseWriter, r *http.Request) (apiReply, 
 
 // socketsLeave makes the selected sockets leave rooms.
 func (s *Server) socketsLeave(w http.ResponseWriter, r *http.Request) (apiReply, error) {
-	req, err := decodeBody[leaveRequest](w, r, s.cfg.MaxPayload)
+	req, err := decodeBody[leaveRequest](w, r, s.cfg.MaxPayload, s.cfg.bodyReadTimeout())
 	if err != nil {
 		return apiReply{}, err
 	}
@@ -72,7 +72,7 @@ func (s *Server) socketsLeave(w http.ResponseWriter, r *http.Request) (apiReply,
 // socketsDisconnect disconnects the selected sockets (a server-side disconnect: the clients do
 // not reconnect by themselves).
 func (s *Server) socketsDisconnect(w http.ResponseWriter, r *http.Request) (apiReply, error) {
-	req, err := decodeBody[disconnectRequest](w, r, s.cfg.MaxPayload)
+	req, err := decodeBody[disconnectRequest](w, r, s.cfg.MaxPayload, s.cfg.bodyReadTimeout())
 	if err != nil {
 		return apiReply{}, err
 	}

@@ -159,6 +159,17 @@ func TestAPIErrors(t *testing.T) {
 		{"args not a list", post("/emit", `{"event":"e","args":{"a":1}}`), 400, "bad_request", "args must be an array"},
 		{"ackTimeoutMs not an integer", post("/emit", `{"event":"e","ackTimeoutMs":1.5}`), 400, "bad_request", "ackTimeoutMs must be an integer"},
 		{"ackTimeoutMs a string", post("/emit", `{"event":"e","ackTimeoutMs":"100"}`), 400, "bad_request", "ackTimeoutMs"},
+		// a field given twice: the last would win, so ["r1"] then [] would widen the emit to everyone
+		{"rooms twice", post("/emit", `{"rooms":["r1"],"rooms":[],"event":"e"}`), 400, "bad_request", `"rooms" is given twice`},
+		{"rooms twice, once escaped", post("/emit", `{"rooms":["r1"],"event":"e","r\u006foms":[]}`), 400, "bad_request", `"rooms"`},
+		{"event twice", post("/emit", `{"event":"e","event":"f"}`), 400, "bad_request", `"event"`},
+		{"data twice", post("/emit", `{"event":"e","data":1,"data":2}`), 400, "bad_request", `"data"`},
+		{"except twice", post("/emit", `{"event":"e","except":["a"],"except":[]}`), 400, "bad_request", `"except"`},
+		{"namespace twice", post("/emit", `{"namespace":"/","event":"e","namespace":"/chat"}`), 400, "bad_request", `"namespace"`},
+		{"ackTimeoutMs twice", post("/emit", `{"event":"e","ackTimeoutMs":5,"ackTimeoutMs":60000}`), 400, "bad_request", `"ackTimeoutMs"`},
+		{"join twice", post("/sockets/join", `{"join":["a"],"join":["b"]}`), 400, "bad_request", `"join"`},
+		{"leave twice", post("/sockets/leave", `{"leave":["a"],"rooms":["x"],"leave":["b"]}`), 400, "bad_request", `"leave"`},
+		{"close twice", post("/sockets/disconnect", `{"close":true,"close":false}`), 400, "bad_request", `"close"`},
 		// emit semantics
 		{"no event", post("/emit", `{"rooms":["r"]}`), 400, "bad_request", "event"},
 		{"empty event", post("/emit", `{"event":""}`), 400, "bad_request", "event"},
@@ -248,6 +259,8 @@ func TestAPIAccepts(t *testing.T) {
 		want   string // the exact JSON body
 	}{
 		{"emit to nobody", post("/emit", `{"event":"e","data":{"a":1}}`), 202, `{"ok":true}`},
+		{"a key twice inside data is the app's", post("/emit", `{"event":"e","data":{"a":1,"a":2}}`), 202, `{"ok":true}`},
+		{"a key twice inside args is the app's", post("/emit", `{"event":"e","args":[{"rooms":1,"rooms":2}]}`), 202, `{"ok":true}`},
 		{"emit with charset", apiCall{method: "POST", path: "/emit", key: testAPIKey, contentType: "application/json; charset=utf-8", body: `{"event":"e"}`}, 202, `{"ok":true}`},
 		{"second key, lower-case scheme", apiCall{method: "POST", path: "/emit", auth: "bearer other-key", body: `{"event":"e"}`}, 202, `{"ok":true}`},
 		{"emit every field", post("/emit", `{"namespace":"/","rooms":["a"],"except":["b"],"event":"e","args":[1,"x",null],"volatile":true}`), 202, `{"ok":true}`},
@@ -279,6 +292,7 @@ func TestDecodeJSONDataPresence(t *testing.T) {
 		{"data", `{"event":"e","data":{"n":1.5}}`, []any{map[string]any{"n": 1.5}}},
 		{"args", `{"event":"e","args":["a",2,true]}`, []any{"a", 2.0, true}},
 		{"empty args", `{"event":"e","args":[]}`, []any{}},
+		{"a key twice inside data: the last wins, as with JSON.parse", `{"event":"e","data":{"k":1,"k":2}}`, []any{map[string]any{"k": 2.0}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

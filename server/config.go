@@ -72,6 +72,9 @@ type Config struct {
 	GCPercent      int
 	GCFloorMiB     int64
 	MemoryLimitMiB int64
+
+	// bodyTimeout shortens the HTTP API's body deadline in tests; 0 = bodyTimeout (SPEC §6).
+	bodyTimeout time.Duration
 }
 
 // Adapter names accepted by --adapter.
