@@ -1,7 +1,9 @@
 package server
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -33,7 +35,7 @@ func (s *Server) stats(_ http.ResponseWriter, r *http.Request) (apiReply, error)
 	}
 	res := statsReply{
 		Namespaces:    make(map[string]namespaceStats, len(s.nsps)),
-		Nodes:         s.nsps["/"].Adapter().ServerCount(),
+		Nodes:         s.serverCount(),
 		UptimeSeconds: int64(time.Since(s.started) / time.Second),
 		Version:       Version,
 	}
@@ -52,4 +54,17 @@ func (s *Server) stats(_ http.ResponseWriter, r *http.Request) (apiReply, error)
 		res.Connections += len(sockets)
 	}
 	return apiReply{http.StatusOK, res}, nil
+}
+
+// serverCount is how many servers the adapter sees, this one included. Every namespace's adapter
+// sees the same cluster; "/" is asked when this node serves it (it may not: conformance mode
+// serves other namespaces), and a node serving none counts itself.
+func (s *Server) serverCount() int64 {
+	if nsp, ok := s.nsps["/"]; ok {
+		return nsp.Adapter().ServerCount()
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.nsps)) {
+		return s.nsps[name].Adapter().ServerCount()
+	}
+	return 1
 }

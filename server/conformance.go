@@ -125,7 +125,9 @@ func newEchoEngine(cfg Config) engine.Server {
 // the Engine.IO echo server that routes mounts at /engine.io/.
 func (s *Server) serveReference() {
 	for _, ns := range referenceNamespaces() {
-		ns.Register(s.of(ns.Name()))
+		nsp := s.of(ns.Name())
+		s.nsps[ns.Name()] = nsp // what the HTTP API serves, as for the product namespaces
+		ns.Register(nsp)
 	}
 	s.echo = newEchoEngine(s.cfg)
 	s.log.Warn().Msg("conformance mode: serving the protocol test suites' reference handlers, not the product namespaces")

@@ -146,8 +146,9 @@ func (b *roomBudget) release(rooms []string) {
 }
 
 // askedRooms decodes the rooms a subscribe or chat:join payload asks to join; nil for other
-// events and payloads of the wrong shape. Names are not validated here: an invalid one counts
-// against the limit like any other, and the handler refuses it anyway.
+// events and for payloads the handler refuses as bad_request anyway (a list of the wrong shape or
+// length, an invalid name), so that such a request gets bad_request rather than the room limit's
+// forbidden, whatever the rooms the socket is in. The rules are the handlers' own (Validate).
 func askedRooms(event string, payload any) []string {
 	m, ok := payload.(map[string]any)
 	if !ok {
@@ -156,15 +157,23 @@ func askedRooms(event string, payload any) []string {
 	switch event {
 	case eventSubscribe:
 		list, _ := m["rooms"].([]any)
+		if len(list) > namespaces.MaxRoomsPerRequest {
+			return nil // before converting a list the handler refuses for its length alone
+		}
 		asked := make([]string, 0, len(list))
 		for _, r := range list {
-			if name, ok := r.(string); ok {
-				asked = append(asked, name)
+			name, ok := r.(string)
+			if !ok {
+				return nil
 			}
+			asked = append(asked, name)
+		}
+		if (&namespaces.RoomsRequest{Rooms: asked}).Validate() != nil {
+			return nil
 		}
 		return asked
 	case eventChatJoin:
-		if name, ok := m["room"].(string); ok {
+		if name, ok := m["room"].(string); ok && (namespaces.RoomRequest{Room: name}).Validate() == nil {
 			return []string{name}
 		}
 	}
