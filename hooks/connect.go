@@ -261,9 +261,17 @@ func decodeStrings(field string, raw json.RawMessage) ([]string, error) {
 	if raw[0] != '[' {
 		return nil, fmt.Errorf("%s is not an array", field)
 	}
-	out := []string{}
-	if err := json.Unmarshal(raw, &out); err != nil {
+	// Pointers, because a null would be read into a string as "" without an error.
+	var ptrs []*string
+	if err := json.Unmarshal(raw, &ptrs); err != nil {
 		return nil, fmt.Errorf("%s is not an array of strings", field)
+	}
+	out := make([]string, len(ptrs))
+	for i, p := range ptrs {
+		if p == nil {
+			return nil, fmt.Errorf("%s is not an array of strings", field)
+		}
+		out[i] = *p
 	}
 	return out, nil
 }

@@ -113,6 +113,7 @@ var connectCases = []struct {
 	{name: "user without id", status: 200, body: `{"user":{"name":"x"}}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},
 	{name: "user id a number", status: 200, body: `{"user":{"id":7}}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},
 	{name: "rooms not strings", status: 200, body: `{"rooms":[1]}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},
+	{name: "rooms with null", status: 200, body: `{"rooms":["a",null]}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},
 	{name: "rooms a string", status: 200, body: `{"rooms":"a"}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},
 	{name: "error without code", status: 200, body: `{"error":{"message":"x"}}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},
 	{name: "error a string", status: 200, body: `{"error":"no"}`, wantCode: CodeInternal, wantMessage: msgInternal, outcome: outcomeInvalid},

@@ -145,7 +145,6 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	return 0
 }
 
-
 // syncBuffer is a log sink safe for the Client's goroutines.
 type syncBuffer struct {
 	mu  sync.Mutex
