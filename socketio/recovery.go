@@ -1,0 +1,197 @@
+package socketio
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// sessionStore is connection state recovery on one node (Node's SessionAwareAdapter): the
+// sessions of sockets that dropped, and the events broadcast since, each with its offset. It is
+// bounded in time (the recovery window) and in memory (maxBytes of encoded events): beyond the
+// bound the oldest events go, and a session that needed one is not recovered (the client gets
+// recovered: false, never a gap).
+type sessionStore struct {
+	window   time.Duration
+	maxBytes int64
+
+	mu       sync.Mutex
+	sessions map[string]*Session // by private session id
+	packets  []storedPacket      // oldest first
+	first    int                 // packets[:first] are dropped, waiting to be compacted
+	index    map[string]uint64   // offset → sequence number
+	nextSeq  uint64
+	bytes    int64
+	swept    time.Time
+
+	prefix string
+}
+
+type storedPacket struct {
+	seq    uint64
+	offset string
+	opts   BroadcastOptions
+	data   []any
+	at     time.Time
+	size   int64
+}
+
+func newSessionStore(window time.Duration, maxBytes int64) *sessionStore {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return &sessionStore{
+		window:   window,
+		maxBytes: maxBytes,
+		sessions: map[string]*Session{},
+		index:    map[string]uint64{},
+		prefix:   hex.EncodeToString(b[:]) + "-",
+	}
+}
+
+// offset gives p the next offset, appended to its data (as Node does, so that the client can
+// report the last one it got); keep then stores it.
+func (st *sessionStore) offset(p *Packet) *Packet {
+	st.mu.Lock()
+	seq := st.nextSeq
+	st.nextSeq++
+	st.mu.Unlock()
+	q := *p
+	q.Data = append(slices.Clip(p.Data), st.prefix+strconv.FormatUint(seq, 36))
+	return &q
+}
+
+// keep stores a packet offset returned, size being its encoded length (0: not known yet).
+func (st *sessionStore) keep(p *Packet, opts BroadcastOptions, size int) {
+	offset := p.Data[len(p.Data)-1].(string)
+	seq, _ := strconv.ParseUint(offset[len(st.prefix):], 36, 64)
+	sz := int64(size) + 128 // what the store itself keeps
+	if size == 0 {
+		sz = estimateSize(p.Data)
+	}
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.packets = append(st.packets, storedPacket{seq: seq, offset: offset, opts: cloneOpts(opts), data: p.Data, at: now, size: sz})
+	st.index[offset] = seq
+	st.bytes += sz
+	st.trim(now)
+}
+
+func cloneOpts(o BroadcastOptions) BroadcastOptions {
+	o.Rooms = slices.Clone(o.Rooms)
+	o.Except = slices.Clone(o.Except)
+	return o
+}
+
+// estimateSize is an event's stored size: its JSON encoding, plus what the store itself keeps.
+func estimateSize(data []any) int64 {
+	b, err := appendJSON(nil, data)
+	if err != nil {
+		return 256
+	}
+	return int64(len(b)) + 128
+}
+
+// trim drops what is older than the window or beyond the memory bound; the caller holds mu.
+func (st *sessionStore) trim(now time.Time) {
+	for st.first < len(st.packets) {
+		p := &st.packets[st.first]
+		if st.bytes <= st.maxBytes && now.Sub(p.at) <= st.window {
+			break
+		}
+		delete(st.index, p.offset)
+		st.bytes -= p.size
+		*p = storedPacket{}
+		st.first++
+	}
+	if st.first > 1024 && st.first*2 > len(st.packets) {
+		st.packets = append(st.packets[:0], st.packets[st.first:]...)
+		st.first = 0
+	}
+	if now.Sub(st.swept) > 10*time.Second {
+		st.swept = now
+		for pid, s := range st.sessions {
+			if now.Sub(s.DisconnectedAt) > st.window {
+				delete(st.sessions, pid)
+			}
+		}
+	}
+}
+
+// persist keeps a disconnected socket's session.
+func (st *sessionStore) persist(s *Session) {
+	if s.DisconnectedAt.IsZero() {
+		s.DisconnectedAt = time.Now()
+	}
+	st.mu.Lock()
+	st.sessions[s.PID] = s
+	st.trim(time.Now())
+	st.mu.Unlock()
+}
+
+// restore takes back the session pid with the events it missed after offset; nil when the
+// session is unknown or expired, or offset is no longer stored.
+func (st *sessionStore) restore(pid, offset string, now time.Time) *Session {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := st.sessions[pid]
+	if s == nil {
+		return nil
+	}
+	delete(st.sessions, pid)
+	if now.Sub(s.DisconnectedAt) > st.window {
+		return nil
+	}
+	seq, ok := st.index[offset]
+	if !ok {
+		return nil
+	}
+	rooms := append(slices.Clone(s.Rooms), s.SID)
+	restored := *s
+	restored.Missed = nil
+	for i := st.first; i < len(st.packets); i++ {
+		p := &st.packets[i]
+		if p.seq > seq && includes(rooms, p.opts) {
+			restored.Missed = append(restored.Missed, p.data)
+		}
+	}
+	return &restored
+}
+
+// includes reports whether a socket in rooms was among the recipients of a broadcast with opts.
+func includes(rooms []string, opts BroadcastOptions) bool {
+	in := len(opts.Rooms) == 0
+	for _, r := range opts.Rooms {
+		if slices.Contains(rooms, r) {
+			in = true
+			break
+		}
+	}
+	if !in {
+		return false
+	}
+	for _, r := range opts.Except {
+		if slices.Contains(rooms, r) {
+			return false
+		}
+	}
+	return true
+}
+
+func (st *sessionStore) close() {
+	st.mu.Lock()
+	st.sessions = map[string]*Session{}
+	st.packets, st.first, st.bytes = nil, 0, 0
+	st.index = map[string]uint64{}
+	st.mu.Unlock()
+}
+
+// stats reports what the store holds, for tests and metrics.
+func (st *sessionStore) stats() (sessions, packets int, bytes int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.sessions), len(st.packets) - st.first, st.bytes
+}
