@@ -95,7 +95,7 @@ var errNotWritable = errClosed
 
 func (c *Conn) send(msgs []*Message, volatile bool) error {
 	c.mu.Lock()
-	if c.state != stateOpen {
+	if c.state != stateOpen || (c.ws == nil && c.poll == nil) {
 		c.mu.Unlock()
 		return errClosed
 	}

@@ -102,8 +102,9 @@ type Server struct {
 	seed   maphash.Seed
 	count  atomic.Int64
 
-	closing atomic.Bool
-	lingers sync.WaitGroup
+	closing    atomic.Bool
+	lingers    sync.WaitGroup
+	lingerStop chan struct{}
 }
 
 const sessionShards = 32
@@ -119,7 +120,7 @@ func NewServer(cfg Config) (*Server, error) {
 		panic("engineio: NewServer expects Config.Open")
 	}
 	cfg.withDefaults()
-	s := &Server{cfg: cfg, seed: maphash.MakeSeed(), origins: map[string]bool{}}
+	s := &Server{cfg: cfg, seed: maphash.MakeSeed(), origins: map[string]bool{}, lingerStop: make(chan struct{})}
 	for _, t := range cfg.Transports {
 		switch t {
 		case "polling":
@@ -322,21 +323,17 @@ func (s *Server) handshakeWebsocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(s, newSessionID(), remoteIP(r))
 	open := openMessage(c.id, false, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), s.cfg.MaxPayload)
-	s.open(c, r)
 	nc, early, err := acceptWebsocket(w, accept, open)
 	if err != nil {
-		c.closeWith(ReasonTransportError, false)
 		return
 	}
 	wt, err := newWSTransport(c, nc, probeNone)
 	if err != nil {
 		nc.Close()
-		c.closeWith(ReasonTransportError, false)
 		return
 	}
-	c.mu.Lock()
-	c.ws = wt
-	c.mu.Unlock()
+	c.ws = wt // before Open: the layer above may send as soon as it has the connection
+	s.open(c, r)
 	s.register(c)
 	c.mu.Lock()
 	if c.state == stateOpen {
@@ -441,6 +438,11 @@ func (s *Server) linger(c *Conn, d time.Duration) {
 		defer t.Stop()
 		select {
 		case <-c.lingerDone:
+		case <-s.lingerStop:
+			c.mu.Lock()
+			c.lingering = false
+			c.mu.Unlock()
+			s.forget(c)
 		case <-t.C:
 			c.mu.Lock()
 			c.lingering = false
@@ -471,6 +473,8 @@ func (s *Server) Shutdown(ctx interface{ Done() <-chan struct{} }) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		close(s.lingerStop) // what was still owed is given up
+		<-done
 	}
 	s.timers.shutdown()
 	s.poller.close()

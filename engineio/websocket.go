@@ -235,16 +235,29 @@ func (w *wsTransport) checkQueue() error {
 
 // writeNow writes frames without blocking and returns what the kernel did not take.
 func (w *wsTransport) writeNow(frames [][]byte) ([][]byte, error) {
-	var n int
 	var err error
-	cerr := w.raw.Control(func(fd uintptr) { n, err = writev(int(fd), frames) })
+	cerr := w.raw.Control(func(fd uintptr) { frames, _, err = writeAll(int(fd), frames) })
 	if cerr != nil {
 		return nil, cerr
 	}
-	if err != nil && !isAgain(err) {
-		return nil, err
+	return frames, err
+}
+
+// writeAll writes frames until all are written, the kernel takes no more (again), or an error.
+// It returns what is left.
+func writeAll(fd int, frames [][]byte) (rest [][]byte, again bool, err error) {
+	for len(frames) > 0 {
+		n, err := writev(fd, frames)
+		frames = consumed(frames, n)
+		switch {
+		case err == syscall.EINTR:
+		case err != nil && isAgain(err):
+			return frames, true, nil
+		case err != nil:
+			return frames, false, err
+		}
 	}
-	return consumed(frames, n), nil
+	return nil, false, nil
 }
 
 // consumed drops the first n bytes of frames.
@@ -290,13 +303,9 @@ func (w *wsTransport) flush() {
 		}
 		var werr error
 		err := w.raw.Write(func(fd uintptr) bool {
-			var n int
-			n, werr = writev(int(fd), frames)
-			if werr != nil && isAgain(werr) {
-				werr = nil
-			}
-			frames = consumed(frames, n)
-			return len(frames) == 0 || werr != nil
+			var again bool
+			frames, again, werr = writeAll(int(fd), frames)
+			return !again // false: wait until the socket is writable, then call again
 		})
 		if err == nil {
 			err = werr

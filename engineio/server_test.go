@@ -1,0 +1,447 @@
+package engineio
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestPollingRoundTrip(t *testing.T) {
+	rec := newRecorder(true)
+	_, base := startEngine(t, Config{}, rec)
+	sid := openPolling(t, base)
+	url := base + "/?EIO=4&transport=polling&sid=" + sid
+	if code, body := poll(t, "POST", url, "4hello\x1e4world\x1ebAQID"); code != 200 || body != "ok" {
+		t.Fatalf("POST: %d %q", code, body)
+	}
+	if code, body := poll(t, "GET", url, ""); code != 200 || body != "4hello\x1e4world\x1ebAQID" {
+		t.Fatalf("GET: %d %q", code, body)
+	}
+	if got := rec.got(); strings.Join(got, "|") != "hello|world|\x01\x02\x03" {
+		t.Fatalf("received %q", got)
+	}
+}
+
+func TestPollingRefusals(t *testing.T) {
+	rec := newRecorder(false)
+	_, base := startEngine(t, Config{MaxPayload: 100}, rec)
+	cases := []struct {
+		name, method, query, body string
+		code                      int
+		message                   string
+	}{
+		{"no EIO", "GET", "transport=polling", "", 400, "Unsupported protocol version"},
+		{"EIO 3", "GET", "EIO=3&transport=polling", "", 400, "Unsupported protocol version"},
+		{"unknown transport", "GET", "EIO=4&transport=carrier-pigeon", "", 400, "Transport unknown"},
+		{"unknown sid", "GET", "EIO=4&transport=polling&sid=nope", "", 400, "Session ID unknown"},
+		{"handshake by POST", "POST", "EIO=4&transport=polling", "", 400, "Bad handshake method"},
+		{"websocket without upgrade", "GET", "EIO=4&transport=websocket", "", 400, "Bad request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := poll(t, tc.method, base+"/?"+tc.query, tc.body)
+			if code != tc.code || !strings.Contains(body, tc.message) {
+				t.Fatalf("%d %q, want %d with %q", code, body, tc.code, tc.message)
+			}
+		})
+	}
+}
+
+func TestPollingBadPostClosesTheSession(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   string
+		code   int
+		reason string
+	}{
+		{"malformed", "abc", 400, ReasonParseError},
+		{"bad base64", "b!!!", 400, ReasonParseError},
+		{"too large", strings.Repeat("x", 101), 413, ReasonTransportError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder(false)
+			_, base := startEngine(t, Config{MaxPayload: 100}, rec)
+			sid := openPolling(t, base)
+			url := base + "/?EIO=4&transport=polling&sid=" + sid
+			code, body := poll(t, "POST", url, tc.body)
+			if code != tc.code || !strings.Contains(body, `"code":3`) {
+				t.Fatalf("POST: %d %q, want %d with an engine error", code, body, tc.code)
+			}
+			if r := receive(t, "close", rec.closed); r != tc.reason {
+				t.Fatalf("closed with %q, want %q", r, tc.reason)
+			}
+			if code, _ := poll(t, "GET", url, ""); code != 400 {
+				t.Fatalf("GET after the bad POST: %d, want 400", code)
+			}
+		})
+	}
+}
+
+// A POST whose body does not come is answered 408 once the body timeout passes, and costs no
+// more than the bytes that came.
+func TestPollingStalledBodyTimesOut(t *testing.T) {
+	rec := newRecorder(false)
+	_, base := startEngine(t, Config{BodyTimeout: 100 * time.Millisecond}, rec)
+	sid := openPolling(t, base)
+	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "POST /?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n4par", sid)
+	_ = nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	buf := make([]byte, 512)
+	n, _ := nc.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 408") {
+		t.Fatalf("answer %q, want 408", buf[:n])
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonTransportError {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+func TestPollingOverlapClosesTheSession(t *testing.T) {
+	rec := newRecorder(false)
+	srv, base := startEngine(t, Config{}, rec)
+	sid := openPolling(t, base)
+	url := base + "/?EIO=4&transport=polling&sid=" + sid
+	first := make(chan string, 1)
+	go func() { _, body := poll(t, "GET", url, ""); first <- body }()
+	c := srv.lookup(sid)
+	waitUntil(t, "the first poll to wait", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.poll.waiter != nil
+	})
+	if code, _ := poll(t, "GET", url, ""); code != 400 {
+		t.Fatalf("second poll: %d, want 400", code)
+	}
+	if body := receive(t, "first poll", first); body != "1" {
+		t.Fatalf("first poll got %q, want the close packet", body)
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonTransportError {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+func TestPollingClientClose(t *testing.T) {
+	rec := newRecorder(false)
+	srv, base := startEngine(t, Config{}, rec)
+	sid := openPolling(t, base)
+	url := base + "/?EIO=4&transport=polling&sid=" + sid
+	first := make(chan string, 1)
+	go func() { _, body := poll(t, "GET", url, ""); first <- body }()
+	c := srv.lookup(sid)
+	waitUntil(t, "the poll to wait", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.poll.waiter != nil
+	})
+	if code, _ := poll(t, "POST", url, "1"); code != 200 {
+		t.Fatalf("POST close: %d", code)
+	}
+	if body := receive(t, "pending poll", first); body != "6" {
+		t.Fatalf("pending poll got %q, want a noop", body)
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonTransportClose {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+func TestWebsocketEcho(t *testing.T) {
+	rec := newRecorder(true)
+	_, base := startEngine(t, Config{}, rec)
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	if open := ws.next(); !strings.HasPrefix(open, `0{"sid":"`) || !strings.Contains(open, `"upgrades":[]`) {
+		t.Fatalf("open packet %q", open)
+	}
+	ws.text("4hello")
+	if got := ws.next(); got != "4hello" {
+		t.Fatalf("echo %q", got)
+	}
+	ws.send(opBinary, []byte{1, 2, 3})
+	if op, got, _ := ws.read(); op != opBinary || got != "\x01\x02\x03" {
+		t.Fatalf("binary echo %d %q", op, got)
+	}
+	ws.send(opPing, []byte("hi"))
+	if op, got, _ := ws.read(); op != opPong || got != "hi" {
+		t.Fatalf("websocket pong %d %q", op, got)
+	}
+	ws.send(opClose, []byte{3, 232})
+	if op, _, _ := ws.read(); op != opClose {
+		t.Fatalf("no close frame back (op %d)", op)
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonTransportClose {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+func TestWebsocketProtocolViolationCloses(t *testing.T) {
+	rec := newRecorder(false)
+	_, base := startEngine(t, Config{MaxPayload: 10}, rec)
+	cases := []struct {
+		name   string
+		frame  []byte
+		code   string
+		reason string
+	}{
+		{"too big", clientFrame(true, opText, []byte("4"+strings.Repeat("x", 20))), "\x03\xf1", ReasonTransportError},
+		{"unmasked", []byte{0x81, 0x02, '4', 'a'}, "\x03\xea", ReasonTransportError},
+		{"bad packet", clientFrame(true, opText, []byte("9")), "", ReasonParseError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := dialWS(t, base, "EIO=4&transport=websocket")
+			ws.next()
+			if _, err := ws.nc.Write(tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			if r := receive(t, "close", rec.closed); r != tc.reason {
+				t.Fatalf("closed with %q, want %q", r, tc.reason)
+			}
+			if tc.code != "" {
+				op, p, _ := ws.read()
+				if op != opClose || p != tc.code {
+					t.Fatalf("close frame %d %q, want code %q", op, p, tc.code)
+				}
+			}
+		})
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	rec := newRecorder(false)
+	_, base := startEngine(t, Config{PingInterval: 50 * time.Millisecond, PingTimeout: 50 * time.Millisecond}, rec)
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	ws.next()
+	for range 3 {
+		if got := ws.next(); got != "2" {
+			t.Fatalf("got %q, want a ping", got)
+		}
+		ws.text("3")
+	}
+	select {
+	case r := <-rec.closed:
+		t.Fatalf("closed (%q) although it answered every ping", r)
+	default:
+	}
+	if got := ws.next(); got != "2" {
+		t.Fatalf("got %q, want a ping", got)
+	}
+	// No pong this time.
+	if r := receive(t, "close", rec.closed); r != ReasonPingTimeout {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+// A poll that arrives once the ping timeout passed ends the session even if the timer heap has
+// not got to it yet.
+func TestPollAfterPingTimeout(t *testing.T) {
+	rec := newRecorder(false)
+	srv, base := startEngine(t, Config{PingInterval: time.Hour, PingTimeout: time.Hour}, rec)
+	sid := openPolling(t, base)
+	c := srv.lookup(sid)
+	// The ping went out and its pong is overdue, but the heap's timer is set for an hour.
+	srv.timers.mu.Lock()
+	c.timer.kind, c.timer.when = timerPong, srv.timers.now()-1
+	srv.timers.mu.Unlock()
+	code, _ := poll(t, "GET", base+"/?EIO=4&transport=polling&sid="+sid, "")
+	if code != 400 {
+		t.Fatalf("poll after the ping timeout: %d, want 400", code)
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonPingTimeout {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	rec := newRecorder(false)
+	srv, base := startEngine(t, Config{}, rec)
+	sid := openPolling(t, base)
+	url := base + "/?EIO=4&transport=polling&sid=" + sid
+	c := srv.lookup(sid)
+	pending := make(chan string, 1)
+	go func() { _, body := poll(t, "GET", url, ""); pending <- body }()
+	waitUntil(t, "the poll to wait", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.poll.waiter != nil
+	})
+	ws := dialWS(t, base, "EIO=4&transport=websocket&sid="+sid)
+	ws.text("2probe")
+	if got := ws.next(); got != "3probe" {
+		t.Fatalf("probe answer %q", got)
+	}
+	if body := receive(t, "pending poll", pending); body != "6" {
+		t.Fatalf("pending poll got %q, want a noop", body)
+	}
+	// Sent while upgrading: must reach the websocket, in order, after the upgrade.
+	for i := range 3 {
+		if err := c.Send(NewTextMessage("m" + strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws.text("5")
+	for i := range 3 {
+		if got := ws.next(); got != "4m"+strconv.Itoa(i) {
+			t.Fatalf("message %d after the upgrade: %q", i, got)
+		}
+	}
+	if tr := c.Transport(); tr != "websocket" {
+		t.Fatalf("transport %q", tr)
+	}
+	if code, _ := poll(t, "GET", url, ""); code != 400 {
+		t.Fatalf("poll after the upgrade: %d, want 400", code)
+	}
+	ws.text("4after")
+	waitUntil(t, "the message over the websocket", func() bool {
+		got := rec.got()
+		return len(got) > 0 && got[len(got)-1] == "after"
+	})
+}
+
+// Whatever the goroutines sending and however slowly the client reads, each sender's messages
+// arrive in the order it sent them, and none is lost.
+func TestSendOrder(t *testing.T) {
+	rec := newRecorder(false)
+	_, base := startEngine(t, Config{}, rec)
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	ws.next()
+	c := receive(t, "open", rec.opened)
+	const senders, each = 4, 2000
+	pad := strings.Repeat("x", 900)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := c.Send(NewTextMessage(fmt.Sprintf("%d:%d:%s", s, i, pad))); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	next := make([]int, senders)
+	for range senders * each {
+		_, p, err := ws.read()
+		if err != nil {
+			select {
+			case r := <-rec.closed:
+				t.Fatalf("read: %v (closed: %q)", err, r)
+			default:
+				t.Fatalf("read: %v", err)
+			}
+		}
+		parts := strings.SplitN(p[1:], ":", 3)
+		s, _ := strconv.Atoi(parts[0])
+		i, _ := strconv.Atoi(parts[1])
+		if i != next[s] {
+			t.Fatalf("sender %d: got message %d, want %d", s, i, next[s])
+		}
+		next[s]++
+	}
+	wg.Wait()
+}
+
+// A client that does not read is dropped once its queue passes the write buffer limit.
+func TestSlowClientIsDropped(t *testing.T) {
+	rec := newRecorder(false)
+	var slow atomic.Int32
+	_, base := startEngine(t, Config{MaxWriteBuffer: 64 << 10, OnSlowClient: func() { slow.Add(1) }}, rec)
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	ws.next()
+	c := receive(t, "open", rec.opened)
+	msg := NewTextMessage(strings.Repeat("x", 16<<10))
+	var err error
+	for i := 0; i < 100000 && err == nil; i++ {
+		err = c.Send(msg)
+	}
+	if err == nil {
+		t.Fatal("sending to a client that never reads never failed")
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonTransportError {
+		t.Fatalf("closed with %q", r)
+	}
+	if slow.Load() != 1 {
+		t.Fatalf("OnSlowClient called %d times", slow.Load())
+	}
+}
+
+// Close delivers what was sent before it, then the close frame.
+func TestGracefulClose(t *testing.T) {
+	rec := newRecorder(false)
+	_, base := startEngine(t, Config{}, rec)
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	ws.next()
+	c := receive(t, "open", rec.opened)
+	_ = c.Send(NewTextMessage("last"))
+	c.Close()
+	if got := ws.next(); got != "4last" {
+		t.Fatalf("got %q", got)
+	}
+	if op, _, _ := ws.read(); op != opClose {
+		t.Fatalf("op %d, want close", op)
+	}
+	if r := receive(t, "close", rec.closed); r != ReasonForcedClose {
+		t.Fatalf("closed with %q", r)
+	}
+}
+
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	rec := newRecorder(true)
+	cfg := Config{Open: func(*Conn, *http.Request) Receiver { return rec }}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	ws := dialWS(t, hs.URL, "EIO=4&transport=websocket")
+	ws.next()
+	sid := openPolling(t, hs.URL)
+	_ = sid
+	ctx, cancel := contextWithTimeout(100 * time.Millisecond) // the polling session's next poll never comes
+	defer cancel()
+	srv.Shutdown(ctx)
+	hs.Close()
+	ws.nc.Close()
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// FuzzPayload decodes arbitrary long-polling payloads: no panic, and every packet it delivers
+// re-encodes to what the payload held.
+func FuzzPayload(f *testing.F) {
+	f.Add([]byte("4hello\x1e4world"))
+	f.Add([]byte("bAQID\x1e2\x1e3probe"))
+	f.Add([]byte("b====\x1e"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		_ = decodePayload(payload, func(p packet) bool {
+			if p.typ < PacketOpen || p.typ > PacketNoop {
+				t.Fatalf("delivered packet type %q", p.typ)
+			}
+			return true
+		})
+	})
+}
