@@ -53,10 +53,17 @@ type Adapter interface {
 	// ServerCount is the number of nodes, this one included.
 	ServerCount(ctx context.Context) (int, error)
 
-	// PersistSession keeps a disconnected socket's session for connection state recovery;
-	// RestoreSession takes it back (nil when there is none or its packets are gone).
+	// PersistSession keeps a disconnected socket's session for connection state recovery.
 	PersistSession(s *Session)
-	RestoreSession(ctx context.Context, pid, offset string) (*Session, error)
+	// RestoreSession takes the session pid back, with the events broadcast to its rooms since
+	// offset (nil when there is none, it expired, or offset is no longer known). It calls join
+	// with the session (Missed not yet set) after reading it and before looking for the missed
+	// events; join puts the recovering socket in the session's rooms, so that every event is
+	// either among Missed or delivered to the socket afterwards (the socket buffers those until
+	// it is connected, and drops the ones whose offset is among Missed): none falls between the
+	// two. An adapter that recovers keeps an event (and gives it its offset) before it delivers
+	// it locally.
+	RestoreSession(ctx context.Context, pid, offset string, join func(*Session)) (*Session, error)
 
 	// Close releases what the adapter holds.
 	Close() error

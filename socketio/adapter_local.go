@@ -223,23 +223,17 @@ func (a *LocalAdapter) Broadcast(p *Packet, opts BroadcastOptions) error {
 // Node does, so that the client can report the last one it got).
 func (a *LocalAdapter) BroadcastLocal(p *Packet, opts BroadcastOptions) {
 	if a.sessions != nil && p.Type == PacketEvent && p.ID < 0 && !opts.Volatile {
-		q := a.sessions.offset(p)
-		size := a.deliver(q, opts, a.Match(opts))
-		a.sessions.keep(q, opts, size)
-		return
+		p = a.sessions.store(p, opts)
 	}
-	a.deliver(p, opts, a.Match(opts))
+	a.Deliver(p, opts, a.Match(opts))
 }
 
-// deliver writes p to targets, encoding it once per parser, and returns the length of the first
-// encoding it made (0 if none).
-func (a *LocalAdapter) deliver(p *Packet, opts BroadcastOptions, targets []*Socket) (size int) {
+// Deliver writes p to targets, encoding it once per parser. A socket still connecting gets
+// nothing, unless it is recovering a session: it keeps what it gets until it is connected.
+func (a *LocalAdapter) Deliver(p *Packet, opts BroadcastOptions, targets []*Socket) {
 	var enc [numParsers][]*engineio.Message
 	var failed [numParsers]bool
 	for _, s := range targets {
-		if !s.Connected() {
-			continue // not yet connected (a middleware joined it) or already gone
-		}
 		k := s.client.parser
 		if enc[k] == nil && !failed[k] {
 			msgs, err := encode(k, p)
@@ -249,16 +243,12 @@ func (a *LocalAdapter) deliver(p *Packet, opts BroadcastOptions, targets []*Sock
 				continue
 			}
 			enc[k] = msgs
-			if size == 0 {
-				size = msgs[0].Len()
-			}
 		}
 		if failed[k] {
 			continue
 		}
-		s.client.write(enc[k], opts.Volatile)
+		s.deliver(p, enc[k], opts.Volatile)
 	}
-	return size
 }
 
 // BroadcastWithAck implements Adapter for one node.
@@ -402,11 +392,11 @@ func (a *LocalAdapter) PersistSession(s *Session) {
 }
 
 // RestoreSession implements Adapter.
-func (a *LocalAdapter) RestoreSession(_ context.Context, pid, offset string) (*Session, error) {
+func (a *LocalAdapter) RestoreSession(_ context.Context, pid, offset string, join func(*Session)) (*Session, error) {
 	if a.sessions == nil {
 		return nil, nil
 	}
-	return a.sessions.restore(pid, offset, time.Now()), nil
+	return a.sessions.restore(pid, offset, time.Now(), join), nil
 }
 
 // Close implements Adapter.

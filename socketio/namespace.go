@@ -154,30 +154,37 @@ func (n *Namespace) roomChanged(s *Socket, room string, joined bool) {
 func (n *Namespace) connect(s *Socket, auth map[string]any) {
 	cl := s.client
 	var sess *Session
+	var replaced *Socket
 	if n.srv.cfg.RecoveryWindow > 0 {
 		pid, _ := auth["pid"].(string)
 		offset, _ := auth["offset"].(string)
 		if pid != "" && offset != "" {
 			ctx, cancel := context.WithTimeout(n.srv.ctx, restoreTimeout)
 			var err error
-			sess, err = n.adapter.RestoreSession(ctx, pid, offset)
+			sess, err = n.adapter.RestoreSession(ctx, pid, offset, func(se *Session) {
+				replaced = n.recovering(s, se)
+			})
 			cancel()
 			if err != nil {
 				n.srv.logf("restore session", err)
-				sess = nil
+			}
+			if sess == nil && s.recovering {
+				n.abandonRecovery(s) // joined, but the missed events could not be had
 			}
 		}
 	}
-	s.mu.Lock()
-	if sess != nil {
-		s.id, s.pid, s.data, s.recovered = sess.SID, sess.PID, sess.Data, true
-	} else {
+	if replaced != nil {
+		// A client that reconnected before the server saw its previous connection go.
+		replaced.onclose(ReasonServerDisconnect)
+	}
+	if sess == nil {
+		s.mu.Lock()
 		s.id = newID()
 		if n.srv.cfg.RecoveryWindow > 0 {
 			s.pid = newID()
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 
 	for _, mw := range n.middlewares {
 		if err := mw(s); err != nil {
@@ -189,36 +196,82 @@ func (n *Namespace) connect(s *Socket, auth map[string]any) {
 	s.mu.Lock()
 	if s.state != sockConnecting || cl.conn.Closed() {
 		s.state = sockClosed
+		s.recovering, s.pending = false, nil
 		s.mu.Unlock()
 		n.adapter.DelAll(s)
+		n.removeSocket(s)
 		cl.removeSocket(s)
 		return
 	}
 	s.state = sockConnected
 	s.mu.Unlock()
-	n.mu.Lock()
-	if old := n.sockets[s.id]; old != nil && old != s {
-		// A session recovered while its previous socket is still here (a client that
-		// reconnected before the server saw it go): the old one goes first.
-		n.mu.Unlock()
-		old.onclose(ReasonForcedServer)
+	if sess == nil {
 		n.mu.Lock()
-	}
-	n.sockets[s.id] = s
-	n.mu.Unlock()
-	if sess != nil {
-		n.adapter.AddAll(s, sess.Rooms)
+		n.sockets[s.id] = s
+		n.mu.Unlock()
 	}
 	reply := connectReply{SID: s.id, PID: s.pid}
 	s.writePacket(&Packet{Type: PacketConnect, Nsp: n.name, ID: -1, Data: []any{reply}}, false)
 	cl.connectedSocket()
 	if sess != nil {
-		for _, data := range sess.Missed {
-			s.writePacket(&Packet{Type: PacketEvent, Nsp: n.name, ID: -1, Data: data}, false)
-		}
+		n.flushRecovery(s, sess)
 	}
 	for _, fn := range n.onConnection {
 		fn(s)
+	}
+}
+
+// recovering makes s the socket of the recovered session se: its id, data and rooms, and a
+// place in the namespace, so that what is broadcast to it from now on is kept for it. It returns
+// the socket the session's client still had here, if any. It runs inside the adapter's
+// RestoreSession, which may hold its own lock: it must not call back into the adapter's store.
+func (n *Namespace) recovering(s *Socket, se *Session) *Socket {
+	s.mu.Lock()
+	s.id, s.pid, s.data, s.recovered, s.recovering = se.SID, se.PID, se.Data, true, true
+	s.mu.Unlock()
+	n.mu.Lock()
+	old := n.sockets[se.SID]
+	n.sockets[se.SID] = s
+	n.mu.Unlock()
+	n.adapter.AddAll(s, se.Rooms)
+	return old
+}
+
+// abandonRecovery undoes recovering when the adapter then found no missed events to give.
+func (n *Namespace) abandonRecovery(s *Socket) {
+	n.adapter.DelAll(s)
+	n.removeSocket(s)
+	s.mu.Lock()
+	s.recovered, s.recovering, s.pending, s.data = false, false, nil, nil
+	s.mu.Unlock()
+}
+
+// flushRecovery sends a recovered socket what it missed, then what was delivered to it while it
+// connected (but for what was among the missed), and ends its recovery.
+func (n *Namespace) flushRecovery(s *Socket, sess *Session) {
+	missed := make(map[string]bool, len(sess.Missed))
+	for _, data := range sess.Missed {
+		p := &Packet{Type: PacketEvent, Nsp: n.name, ID: -1, Data: data}
+		if o := packetOffset(p); o != "" {
+			missed[o] = true
+		}
+		s.writePacket(p, false)
+	}
+	for {
+		s.mu.Lock()
+		pend := s.pending
+		s.pending = nil
+		if len(pend) == 0 {
+			s.recovering = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for _, d := range pend {
+			if d.offset == "" || !missed[d.offset] {
+				s.client.write(d.msgs, d.volatile)
+			}
+		}
 	}
 }
 
@@ -235,8 +288,10 @@ type connectReply struct {
 func (n *Namespace) refuse(s *Socket, err error) {
 	s.mu.Lock()
 	s.state = sockClosed
+	s.recovering, s.pending = false, nil
 	s.mu.Unlock()
 	n.adapter.DelAll(s)
+	n.removeSocket(s)
 	if s.client.connectRefused(s) {
 		return
 	}

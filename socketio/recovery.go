@@ -51,33 +51,24 @@ func newSessionStore(window time.Duration, maxBytes int64) *sessionStore {
 	}
 }
 
-// offset gives p the next offset, appended to its data (as Node does, so that the client can
-// report the last one it got); keep then stores it.
-func (st *sessionStore) offset(p *Packet) *Packet {
-	st.mu.Lock()
-	seq := st.nextSeq
-	st.nextSeq++
-	st.mu.Unlock()
-	q := *p
-	q.Data = append(slices.Clip(p.Data), st.prefix+strconv.FormatUint(seq, 36))
-	return &q
-}
-
-// keep stores a packet offset returned, size being its encoded length (0: not known yet).
-func (st *sessionStore) keep(p *Packet, opts BroadcastOptions, size int) {
-	offset := p.Data[len(p.Data)-1].(string)
-	seq, _ := strconv.ParseUint(offset[len(st.prefix):], 36, 64)
-	sz := int64(size) + 128 // what the store itself keeps
-	if size == 0 {
-		sz = estimateSize(p.Data)
-	}
+// store gives p the next offset (appended to its data, as Node does, so that the client can
+// report the last one it got) and keeps it, before it is delivered (see restore). It returns the
+// packet to deliver.
+func (st *sessionStore) store(p *Packet, opts BroadcastOptions) *Packet {
+	size := estimateSize(p.Data) + 32 // the offset
 	now := time.Now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.packets = append(st.packets, storedPacket{seq: seq, offset: offset, opts: cloneOpts(opts), data: p.Data, at: now, size: sz})
+	seq := st.nextSeq
+	st.nextSeq++
+	offset := st.prefix + strconv.FormatUint(seq, 36)
+	q := *p
+	q.Data = append(slices.Clip(p.Data), offset)
+	st.packets = append(st.packets, storedPacket{seq: seq, offset: offset, opts: cloneOpts(opts), data: q.Data, at: now, size: size})
 	st.index[offset] = seq
-	st.bytes += sz
+	st.bytes += size
 	st.trim(now)
+	return &q
 }
 
 func cloneOpts(o BroadcastOptions) BroadcastOptions {
@@ -133,8 +124,10 @@ func (st *sessionStore) persist(s *Session) {
 }
 
 // restore takes back the session pid with the events it missed after offset; nil when the
-// session is unknown or expired, or offset is no longer stored.
-func (st *sessionStore) restore(pid, offset string, now time.Time) *Session {
+// session is unknown or expired, or offset is no longer stored. join runs under the store's
+// lock before the events are collected: an event is kept before it is delivered, so it is either
+// collected here or delivered after join.
+func (st *sessionStore) restore(pid, offset string, now time.Time, join func(*Session)) *Session {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	s := st.sessions[pid]
@@ -148,6 +141,9 @@ func (st *sessionStore) restore(pid, offset string, now time.Time) *Session {
 	seq, ok := st.index[offset]
 	if !ok {
 		return nil
+	}
+	if join != nil {
+		join(s)
 	}
 	rooms := append(slices.Clone(s.Rooms), s.SID)
 	restored := *s

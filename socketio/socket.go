@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/switchboard/switchboard/engineio"
 )
 
 // Handshake is what a socket knows of how it connected: the namespace CONNECT's auth payload
@@ -57,6 +59,44 @@ type Socket struct {
 
 	queue   []task
 	running bool
+
+	// recovering: the socket is connecting with a recovered session; what is delivered to it
+	// waits in pending until its CONNECT answer and missed events are out.
+	recovering bool
+	pending    []pendingDelivery
+}
+
+type pendingDelivery struct {
+	offset   string
+	msgs     []*engineio.Message
+	volatile bool
+}
+
+// deliver hands a broadcast's encoded messages to the socket: written when it is connected, kept
+// while it recovers, dropped otherwise (a socket still connecting, or gone).
+func (s *Socket) deliver(p *Packet, msgs []*engineio.Message, volatile bool) {
+	s.mu.Lock()
+	switch {
+	case s.recovering:
+		s.pending = append(s.pending, pendingDelivery{offset: packetOffset(p), msgs: msgs, volatile: volatile})
+		s.mu.Unlock()
+		return
+	case s.state != sockConnected:
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.client.write(msgs, volatile)
+}
+
+// packetOffset is a broadcast's recovery offset: the string its data ends with, when the
+// adapter gave it one.
+func packetOffset(p *Packet) string {
+	if p.Type != PacketEvent || len(p.Data) < 2 {
+		return ""
+	}
+	o, _ := p.Data[len(p.Data)-1].(string)
+	return o
 }
 
 type taskKind uint8
