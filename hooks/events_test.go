@@ -293,10 +293,10 @@ func TestEventsBackoff(t *testing.T) {
 }
 
 func TestEventsOverflow(t *testing.T) {
-	release := make(chan struct{})
+	release := newGate()
 	e := &eventsBackend{fail: func(n int, r *http.Request) int {
 		if n == 0 {
-			<-release
+			release.wait(r)
 		}
 		return 0
 	}}
@@ -304,6 +304,7 @@ func TestEventsOverflow(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	c := newClient(t, b, Config{Registerer: reg, Logger: zerolog.New(logs), BatchMax: 1, QueueMax: 10})
+	release.openAtCleanup(t) // before Close, so that it does not wait for the backend
 	c.Notify(RoomOccupied("/", "0"))
 	waitFor(t, "the first batch in flight", func() bool { return len(e.batches()) == 1 })
 	notifyRange(c, 1, 16) // 15 for a queue of 10: 1..5 are dropped
@@ -316,7 +317,7 @@ func TestEventsOverflow(t *testing.T) {
 	if n := strings.Count(logs.String(), "events queue full"); n != 1 {
 		t.Errorf("%d log lines for the drops before a minute passed, want 1:\n%s", n, logs)
 	}
-	close(release)
+	release.open()
 	want := append([]string{"0"}, seqRooms(6, 16)...)
 	waitFor(t, "the rest acknowledged", func() bool { return len(e.acked()) == len(want) })
 	if got := e.acked(); !reflect.DeepEqual(got, want) {
@@ -415,13 +416,9 @@ func TestEventsCloseGivesUp(t *testing.T) {
 }
 
 func TestNotifyDoesNotBlock(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
+	release := newGate()
 	e := &eventsBackend{fail: func(n int, r *http.Request) int {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
+		release.wait(r)
 		return 0
 	}}
 	b := newBackend(t, e.handle)
@@ -429,6 +426,7 @@ func TestNotifyDoesNotBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	release.openAtCleanup(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -439,11 +437,13 @@ func TestNotifyDoesNotBlock(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Notify blocked behind a backend that does not answer")
 	}
+	c.ev.mu.Lock()
+	n := len(c.ev.items)
+	c.ev.mu.Unlock()
+	if n > 2*1000 {
+		t.Errorf("the queue's array holds %d entries for a bound of 1000", n)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	c.Close(ctx)
-	if len(c.ev.items) > 2*1000 {
-		t.Errorf("the queue's array holds %d entries for a bound of 1000", len(c.ev.items))
-	}
 }
-

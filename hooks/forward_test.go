@@ -204,8 +204,8 @@ func TestForwardBadArgs(t *testing.T) {
 type seqBackend struct {
 	mu      sync.Mutex
 	arrived map[string][]int
-	// hold, when set for a key, blocks that key's requests until it is closed.
-	hold map[string]chan struct{}
+	// hold, when set for a key, blocks that key's requests until it opens.
+	hold map[string]*gate
 }
 
 func (s *seqBackend) handle(w http.ResponseWriter, r *http.Request, hook string, body []byte) {
@@ -222,7 +222,7 @@ func (s *seqBackend) handle(w http.ResponseWriter, r *http.Request, hook string,
 	hold := s.hold[key]
 	s.mu.Unlock()
 	if hold != nil {
-		<-hold
+		hold.wait(r)
 	}
 	fmt.Fprintf(w, `{"ack":[%d]}`, seq)
 }
@@ -289,10 +289,11 @@ func TestForwardOrderPerKey(t *testing.T) {
 }
 
 func TestForwardKeysInParallel(t *testing.T) {
-	release := make(chan struct{})
-	s := &seqBackend{arrived: map[string][]int{}, hold: map[string]chan struct{}{"slow": release}}
+	release := newGate()
+	s := &seqBackend{arrived: map[string][]int{}, hold: map[string]*gate{"slow": release}}
 	b := newBackend(t, s.handle)
 	c := newClient(t, b, Config{})
+	release.openAtCleanup(t) // before Close, so that it does not wait for the backend
 
 	slowDone := make(chan error, 1)
 	if err := c.Forward("slow", seqEvent("slow", 0), func(_ EventResult, err error) { slowDone <- err }); err != nil {
@@ -313,18 +314,19 @@ func TestForwardKeysInParallel(t *testing.T) {
 		t.Fatal("the slow key finished before it was released")
 	default:
 	}
-	close(release)
+	release.open()
 	if err := <-slowDone; err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestForwardBackpressure(t *testing.T) {
-	release := make(chan struct{})
-	s := &seqBackend{arrived: map[string][]int{}, hold: map[string]chan struct{}{"busy": release}}
+	release := newGate()
+	s := &seqBackend{arrived: map[string][]int{}, hold: map[string]*gate{"busy": release}}
 	b := newBackend(t, s.handle)
 	reg := prometheus.NewRegistry()
 	c := newClient(t, b, Config{Registerer: reg})
+	release.openAtCleanup(t) // before Close, so that it does not wait for the backend
 
 	var done atomic.Int64
 	count := func(EventResult, error) { done.Add(1) }
@@ -353,7 +355,7 @@ func TestForwardBackpressure(t *testing.T) {
 	if got := counterValue(t, reg, "switchboard_hook_forwards_rejected_total", nil); got != 3 {
 		t.Errorf("forwards_rejected_total = %v, want 3", got)
 	}
-	close(release)
+	release.open()
 	waitFor(t, "every accepted event answered", func() bool { return done.Load() == DefaultMaxQueued+1 })
 	// Once the queue drained, the key takes events again.
 	if _, err := forwardOne(t, c, "busy", seqEvent("busy", 101)); err != nil {
@@ -366,6 +368,7 @@ func TestForwardMaxInFlight(t *testing.T) {
 	var cur, peak atomic.Int64
 	arrived := make(chan struct{}, keys*perKey)
 	release := make(chan struct{})
+	done := make(chan struct{})
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request, hook string, body []byte) {
 		n := cur.Add(1)
 		for {
@@ -375,11 +378,18 @@ func TestForwardMaxInFlight(t *testing.T) {
 			}
 		}
 		arrived <- struct{}{}
-		<-release
+		select {
+		case <-release:
+		case <-done:
+		case <-r.Context().Done():
+		}
 		cur.Add(-1)
 		answer(w, 200, `{}`)
 	})
+	var doneOnce sync.Once
+	finish := func() { doneOnce.Do(func() { close(done) }) }
 	c := newClient(t, b, Config{MaxInFlight: limit})
+	t.Cleanup(finish) // before Close, so that it does not wait for the backend
 	var pending sync.WaitGroup
 	for k := range keys {
 		for i := range perKey {
@@ -403,7 +413,7 @@ func TestForwardMaxInFlight(t *testing.T) {
 		release <- struct{}{}
 		<-arrived
 	}
-	close(release)
+	finish()
 	pending.Wait()
 	if p := peak.Load(); p != limit {
 		t.Errorf("at most %d requests were in flight together, want %d", p, limit)
@@ -451,14 +461,14 @@ func TestForwardLeavesNothingAfterBurst(t *testing.T) {
 }
 
 func TestForwardClose(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	s := &seqBackend{arrived: map[string][]int{}, hold: map[string]chan struct{}{"a": release, "b": release}}
+	release := newGate()
+	s := &seqBackend{arrived: map[string][]int{}, hold: map[string]*gate{"a": release, "b": release}}
 	b := newBackend(t, s.handle)
 	c, err := New(Config{URL: b.url(), Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
+	release.openAtCleanup(t)
 	var calls sync.Map
 	var total atomic.Int64
 	for _, key := range []string{"a", "b"} {

@@ -209,3 +209,25 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n.Add(int64(n))
 	return n, err
 }
+
+// gate is a channel handlers wait on until the test opens it; a test that fails before opening
+// it has it opened at cleanup, so the test server can close.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// wait blocks until the gate opens or the request ends.
+func (g *gate) wait(r *http.Request) {
+	select {
+	case <-g.ch:
+	case <-r.Context().Done():
+	}
+}
+
+// openAtCleanup opens g when the test ends, before the servers made earlier are closed.
+func (g *gate) openAtCleanup(t *testing.T) { t.Cleanup(g.open) }
