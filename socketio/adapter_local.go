@@ -233,6 +233,8 @@ func (a *LocalAdapter) BroadcastLocal(p *Packet, opts BroadcastOptions) {
 func (a *LocalAdapter) Deliver(p *Packet, opts BroadcastOptions, targets []*Socket) {
 	var enc [numParsers][]*engineio.Message
 	var failed [numParsers]bool
+	n := 0
+	defer func() { a.nsp.emitted(p, n) }()
 	for _, s := range targets {
 		k := s.client.parser
 		if enc[k] == nil && !failed[k] {
@@ -247,7 +249,9 @@ func (a *LocalAdapter) Deliver(p *Packet, opts BroadcastOptions, targets []*Sock
 		if failed[k] {
 			continue
 		}
-		s.deliver(p, enc[k], opts.Volatile)
+		if s.deliver(p, enc[k], opts.Volatile) {
+			n++
+		}
 	}
 }
 

@@ -43,6 +43,8 @@ type Namespace struct {
 	onDisconnect []func(s *Socket, reason string)
 	onRoom       []func(s *Socket, room string, joined bool)
 	onOverflow   func(s *Socket, ev *Event)
+	onAck        func(s *Socket, ev *Event, args []any)
+	onEmitted    func(event string, recipients int)
 	onServerSide func(args []any, ack func(...any))
 
 	mu      sync.RWMutex
@@ -87,6 +89,22 @@ func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 // excepted), on the goroutine that made the change.
 func (n *Namespace) OnRoom(fn func(s *Socket, room string, joined bool)) {
 	n.onRoom = append(n.onRoom, fn)
+}
+
+// OnAck sets a function told of every ack the server sends to a client's event, before it is
+// sent (for metrics).
+func (n *Namespace) OnAck(fn func(s *Socket, ev *Event, args []any)) { n.onAck = fn }
+
+// OnEmitted sets a function told of every event delivered by this node: its name and how many
+// local sockets it was written to (for metrics; once per broadcast, not per recipient).
+func (n *Namespace) OnEmitted(fn func(event string, recipients int)) { n.onEmitted = fn }
+
+func (n *Namespace) emitted(p *Packet, recipients int) {
+	if n.onEmitted == nil || recipients == 0 || p.Type != PacketEvent || len(p.Data) == 0 {
+		return
+	}
+	name, _ := p.Data[0].(string)
+	n.onEmitted(name, recipients)
 }
 
 // OnOverflow sets what happens to an event refused because its socket already has

@@ -73,20 +73,21 @@ type pendingDelivery struct {
 }
 
 // deliver hands a broadcast's encoded messages to the socket: written when it is connected, kept
-// while it recovers, dropped otherwise (a socket still connecting, or gone).
-func (s *Socket) deliver(p *Packet, msgs []*engineio.Message, volatile bool) {
+// while it recovers, dropped otherwise (a socket still connecting, or gone). It reports whether
+// the socket took them.
+func (s *Socket) deliver(p *Packet, msgs []*engineio.Message, volatile bool) bool {
 	s.mu.Lock()
 	switch {
 	case s.recovering:
 		s.pending = append(s.pending, pendingDelivery{offset: packetOffset(p), msgs: msgs, volatile: volatile})
 		s.mu.Unlock()
-		return
+		return true
 	case s.state != sockConnected:
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.mu.Unlock()
-	s.client.write(msgs, volatile)
+	return s.client.write(msgs, volatile)
 }
 
 // packetOffset is a broadcast's recovery offset: the string its data ends with, when the
@@ -240,6 +241,7 @@ func (s *Socket) emit(event string, args []any, volatile bool) error {
 	if !s.writePacket(p, volatile) {
 		return ErrDisconnected
 	}
+	s.nsp.emitted(p, 1)
 	return nil
 }
 
@@ -496,6 +498,9 @@ func (e *Event) Ack(args ...any) bool {
 	e.mu.Unlock()
 	if args == nil {
 		args = []any{}
+	}
+	if fn := e.socket.nsp.onAck; fn != nil {
+		fn(e.socket, e, args)
 	}
 	return e.socket.writePacket(&Packet{Type: PacketAck, Nsp: e.socket.nsp.name, ID: e.ackID, Data: args}, false)
 }
