@@ -3,6 +3,7 @@ package hooks
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +71,7 @@ type Config struct {
 // Client calls one app backend. It is safe for concurrent use; Close releases it.
 type Client struct {
 	base        string // URL without a trailing "/"
-	key         []byte
-	secret      string
+	key         []byte // Config.Secret
 	timeout     time.Duration
 	maxResponse int64
 	http        *http.Client
@@ -113,7 +113,6 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		base:        strings.TrimRight(cfg.URL, "/"),
 		key:         []byte(cfg.Secret),
-		secret:      cfg.Secret,
 		timeout:     cfg.Timeout,
 		maxResponse: cfg.MaxResponse,
 		http:        cfg.httpClient(),
@@ -288,7 +287,7 @@ func (c *Client) post(parent context.Context, hook string, body []byte) (respons
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(c.secret, ts, body))
+	req.Header.Set(HeaderSignature, signaturePrefix+hex.EncodeToString(mac(c.key, ts, body)))
 
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 )
 
 func TestNewRefuses(t *testing.T) {
@@ -132,4 +133,29 @@ func TestFailuresLoggedSparingly(t *testing.T) {
 	if strings.Contains(logs.String(), "PAYLOAD-MARKER") {
 		t.Errorf("the log carries the answer: %s", logs)
 	}
+}
+
+func TestCloseLeavesNothing(t *testing.T) {
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request, hook string, body []byte) { answer(w, 200, `{}`) })
+	before := goleak.IgnoreCurrent() // the test server's own
+	c, err := New(Config{URL: b.url(), Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Connect(context.Background(), ConnectRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	if err := c.Forward("k", EventRequest{Event: "e"}, func(_ EventResult, err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.Notify(RoomOccupied("/", "r"))
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// With the server still up: its connections end only if the client closed its idle ones.
+	goleak.VerifyNone(t, before)
 }

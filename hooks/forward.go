@@ -75,7 +75,7 @@ type forwardItem struct {
 // the key's next event is sent, so an answer's effects can be applied before it. done is called
 // exactly once for every Forward that returned nil, on a goroutine of the Client; its error is
 // an *Error (see Connect), wrapping ErrClosed when Close cut the event short. done should not
-// block: the key's next event waits for it.
+// block, since the key's next event waits for it, and must not call Close, which waits for it.
 //
 // Forward returns ErrBackpressure when key already has Config.MaxQueued events waiting (the
 // one in flight is not waiting), ErrClosed after Close began, and an encoding error when an Arg
