@@ -339,4 +339,6 @@ func (p *Peer) stop() {
 }
 
 // Bin is binary data in the form commands and results carry it: {"$bin": base64}.
-func Bin(b []byte) map[string]any { return map[string]any{"$bin": base64.StdEncoding.EncodeToString(b)} }
+func Bin(b []byte) map[string]any {
+	return map[string]any{"$bin": base64.StdEncoding.EncodeToString(b)}
+}
