@@ -358,3 +358,33 @@ func TestMaxQueueOverflow(t *testing.T) {
 		t.Fatal("connection closed")
 	}
 }
+
+// TestAckAfterDisconnect: an event answered after its socket left the namespace sends nothing
+// (the client may already have connected the namespace again).
+func TestAckAfterDisconnect(t *testing.T) {
+	events := make(chan *Event, 1)
+	var rec *recorder
+	ts := startServer(t, Config{}, func(srv *Server) {
+		n := of(t, srv, "/")
+		rec = record(n)
+		n.UseEvents(func(s *Socket, ev *Event) bool {
+			if ev.Name == "later" {
+				events <- ev
+				return false
+			}
+			return true
+		})
+	})
+	c := ts.dial()
+	c.connect("/", "")
+	c.send(`23["later"]`, "1")
+	ev := receive(t, "the event", events)
+	receive(t, "the disconnect", rec.disconnected)
+	if ev.Ack("too late") {
+		t.Fatal("Ack sent on a disconnected socket")
+	}
+	c.connect("/", "")
+	if before := c.roundTrip("/", 4); len(before) != 0 {
+		t.Fatalf("got %q", before)
+	}
+}

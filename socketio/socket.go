@@ -306,8 +306,16 @@ func (s *Socket) takeAck(id int64) func(*Args) {
 	return fn
 }
 
-// writePacket encodes p for this socket's parser and sends it; false when it could not.
+// writePacket encodes p for this socket's parser and sends it; false when it could not. A socket
+// that disconnected sends nothing: its connection may still be open (it left one namespace), and
+// its client's socket of that namespace, connected again or about to be, would take the packet.
 func (s *Socket) writePacket(p *Packet, volatile bool) bool {
+	s.mu.Lock()
+	closed := s.state == sockClosed
+	s.mu.Unlock()
+	if closed {
+		return false
+	}
 	msgs, err := encode(s.client.parser, p)
 	if err != nil {
 		s.nsp.srv.logEncodeError(p, err)
