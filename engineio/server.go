@@ -152,6 +152,29 @@ func NewServer(cfg Config) (*Server, error) {
 // Count is the number of open sessions.
 func (s *Server) Count() int { return int(s.count.Load()) }
 
+// Conn returns the open session sid, or nil.
+func (s *Server) Conn(sid string) *Conn {
+	c := s.lookup(sid)
+	if c == nil || c.Closed() {
+		return nil
+	}
+	return c
+}
+
+// Conns lists the open sessions.
+func (s *Server) Conns() []*Conn {
+	var out []*Conn
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, c := range sh.m {
+			out = append(out, c)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
 // Engine.IO's errors (Server.errors in Node's engine), answered as JSON with 400 (403 for
 // forbidden).
 type engineError struct {
