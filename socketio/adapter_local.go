@@ -269,12 +269,19 @@ func (a *LocalAdapter) BroadcastWithAckLocal(p *Packet, opts BroadcastOptions, o
 	id := a.nsp.nextAckID()
 	q := *p
 	q.ID = id
+	// A socket that disconnects before it answers fails its acks with nil: that is no answer
+	// (Node's broadcast then times out, with the acks that did come).
+	ack := func(r *Args) {
+		if r != nil {
+			onAck(r)
+		}
+	}
 	n := 0
 	for _, s := range a.Match(opts) {
 		if !s.Connected() {
 			continue
 		}
-		s.registerAck(id, onAck)
+		s.registerAck(id, ack)
 		if s.writePacket(&q, opts.Volatile) {
 			n++
 		} else {
