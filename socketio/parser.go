@@ -165,6 +165,12 @@ func (d *jsonDecoder) add(data []byte, binary bool) (*inPacket, error) {
 		p := d.pending
 		p.args.bins = d.bins
 		d.pending, d.bins, d.want = nil, nil, 0
+		// Every placeholder must name an attachment, as Node's reconstructPacket checks
+		// ("illegal attachments"): a packet that refers to a missing one is refused here, not
+		// left to fail in the handler that reads it.
+		if _, err := p.args.Values(); err != nil {
+			return nil, errInvalidPacket
+		}
 		return p, nil
 	}
 	if d.pending != nil {
