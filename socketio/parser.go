@@ -342,7 +342,7 @@ func splitJSONArray(b []byte) [][]byte {
 type msgpackPacket struct {
 	Type PacketType `json:"type"`
 	Nsp  string     `json:"nsp"`
-	Data any        `json:"data,omitempty"`
+	Data *any       `json:"data,omitempty"` // a pointer: omitempty drops nil, never an empty array
 	ID   *int64     `json:"id,omitempty"`
 }
 
@@ -357,10 +357,11 @@ func encodeMsgpackPacket(p *Packet) (*engineio.Message, error) {
 		if data == nil {
 			data = []any{} // nil would be msgpack's nil, which the client refuses
 		}
-		mp.Data = data
+		var v any = data
+		mp.Data = &v
 	case PacketConnect, PacketConnectError:
 		if len(p.Data) > 0 {
-			mp.Data = p.Data[0]
+			mp.Data = &p.Data[0]
 		}
 	}
 	if p.ID >= 0 {
