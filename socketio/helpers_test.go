@@ -151,6 +151,7 @@ type rawClient struct {
 	frames chan wsFrame
 	done   chan struct{} // closed when the connection ended (close frame, EOF or error)
 	pong   atomic.Bool   // answer the engine's pings (on by default)
+	pings  atomic.Int32  // pings received
 
 	closeFrame atomic.Bool // the server sent a websocket close frame
 	wmu        sync.Mutex
@@ -210,8 +211,11 @@ func (c *rawClient) read(br *bufio.Reader) {
 		}
 		switch op {
 		case 1:
-			if string(p) == "2" && c.pong.Load() {
-				c.write(maskedFrame(1, []byte("3")))
+			if string(p) == "2" {
+				c.pings.Add(1)
+				if c.pong.Load() {
+					c.write(maskedFrame(1, []byte("3")))
+				}
 				continue
 			}
 			c.frames <- wsFrame{data: p}

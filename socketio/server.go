@@ -106,6 +106,8 @@ type Server struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
+	closeOnce sync.Once
+
 	mu      sync.RWMutex
 	nsps    map[string]*Namespace
 	dynamic []dynamicNamespace
@@ -243,8 +245,13 @@ func (srv *Server) namespaceFor(name string) *Namespace {
 // Close shuts the server down: every socket is disconnected with "server shutting down" (its
 // session kept for recovery, so that its client recovers on another node or after a restart),
 // the connections are closed (clients see their transport close and reconnect), and the
-// adapters are closed. It waits for what clients are still owed until ctx ends.
+// adapters are closed. It waits for what clients are still owed until ctx ends. Calls after the
+// first wait for it and do nothing more.
 func (srv *Server) Close(ctx context.Context) {
+	srv.closeOnce.Do(func() { srv.close(ctx) })
+}
+
+func (srv *Server) close(ctx context.Context) {
 	for _, n := range srv.Namespaces() {
 		for _, s := range n.localSockets() {
 			s.onclose(ReasonServerShutdown)
