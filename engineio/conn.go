@@ -77,6 +77,21 @@ func (c *Conn) Transport() string {
 	return "polling"
 }
 
+// Writable reports whether the transport would take a message at once: a websocket with nothing
+// queued, or a long-polling session whose poll is waiting.
+func (c *Conn) Writable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.state != stateOpen:
+		return false
+	case c.ws != nil:
+		return !c.ws.flushing && len(c.ws.queue) == 0
+	default:
+		return c.poll != nil && c.poll.waiter != nil
+	}
+}
+
 // Send queues msgs for the client, in order and contiguous (nothing sent by another goroutine
 // lands between them). It fails once the connection is closed; a client that reads so slowly
 // that the write buffer limit is reached is disconnected.
