@@ -30,9 +30,9 @@ var writePool = &sync.Pool{}
 // NewDialer returns a Dialer for the server at addr (host:port) using sources loopback source
 // addresses (127.0.0.2 …; 0 lets the kernel choose).
 func NewDialer(addr string, sources int) *Dialer {
-	d := &Dialer{url: (&url.URL{Scheme: "ws", Host: addr, Path: "/socket.io/", RawQuery: "EIO=4&transport=websocket"}).String()}
-	for i := range sources {
-		d.sources = append(d.sources, net.IPv4(127, 0, byte(1+(i+1)/250), byte(2+(i+1)%250)))
+	d := &Dialer{
+		url:     (&url.URL{Scheme: "ws", Host: addr, Path: "/socket.io/", RawQuery: "EIO=4&transport=websocket"}).String(),
+		sources: SourceIPs(sources),
 	}
 	d.ws = websocket.Dialer{
 		HandshakeTimeout: 15 * time.Second,
@@ -42,6 +42,16 @@ func NewDialer(addr string, sources int) *Dialer {
 		NetDialContext:   d.dialTCP,
 	}
 	return d
+}
+
+// SourceIPs are the n loopback source addresses that connections are spread over: 127.0.1.3,
+// 127.0.1.4, … (the Node client driver of the connect-polling scenario gets the same list).
+func SourceIPs(n int) []net.IP {
+	var ips []net.IP
+	for i := range n {
+		ips = append(ips, net.IPv4(127, 0, byte(1+(i+1)/250), byte(2+(i+1)%250)))
+	}
+	return ips
 }
 
 func (d *Dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -60,6 +70,8 @@ type Conn struct {
 	nsp string
 	// SID is the Socket.IO session id the server gave.
 	SID string
+	// Handshake is the time from the dial to the server's answer to the namespace CONNECT.
+	Handshake time.Duration
 
 	wmu sync.Mutex
 	buf []byte
@@ -73,6 +85,7 @@ var ErrRefused = errors.New("loadgen: connect_error")
 // Connect opens a websocket, reads the Engine.IO open packet and connects to nsp with auth (a JSON
 // object or nil), returning once the server acknowledged the namespace.
 func (d *Dialer) Connect(ctx context.Context, nsp string, auth []byte) (*Conn, error) {
+	start := time.Now()
 	ws, resp, err := d.ws.DialContext(ctx, d.url, nil)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
@@ -112,6 +125,7 @@ func (d *Dialer) Connect(ctx context.Context, nsp string, auth []byte) (*Conn, e
 		}
 		switch f.SIO {
 		case sioConnect:
+			c.Handshake = time.Since(start)
 			if i := bytes.Index(f.Data, []byte(`"sid":"`)); i >= 0 {
 				rest := f.Data[i+7:]
 				if j := bytes.IndexByte(rest, '"'); j >= 0 {

@@ -1,6 +1,7 @@
 // Package loadgen is Switchboard's load generator: a minimal Engine.IO v4 / Socket.IO v5 client
-// over websockets, the benchmark scenarios (connect, echo, fanout, churn), their statistics and
-// the /proc readings of the server under load. It speaks only what the scenarios need, so that it
+// over websockets, the benchmark scenarios (connect, echo, fanout, churn, …; connect-polling
+// drives stock socket.io-client sockets in Node processes instead), their statistics and the
+// /proc readings of the server under load. It speaks only what the scenarios need, so that it
 // costs far less than the servers it loads.
 package loadgen
 

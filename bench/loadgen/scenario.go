@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,12 +20,16 @@ type Options struct {
 	N           int           // clients (connect, echo) or room members (fanout)
 	Duration    time.Duration // measured time (echo, fanout publishing)
 	Warmup      time.Duration // echo: unmeasured time before the window
-	Rate        int           // fanout: messages per second
+	Rate        int           // fanout: messages per second; echo-fixed: acks per second
 	Via         string        // fanout: "api" or "chat"
 	APIKey      string        // fanout via api: the bearer key
 	Room        string        // the room every scenario uses
 	Cycles      int           // churn: connect/disconnect cycles
 	InFlight    int           // api-emit: API calls in flight
+	// Node and Clients run the stock socket.io-client driver (connect-polling): the node binary
+	// and bench/node/clients.js; Drivers is how many of its processes share the N clients.
+	Node, Clients string
+	Drivers       int
 	// Peers are the other nodes of a cluster (host:port, fanout): members are spread round-robin
 	// over Addr and Peers; the publisher uses Addr only.
 	Peers []string
@@ -62,6 +67,9 @@ func (e *errNA) Error() string { return e.reason }
 
 func notAvailable(format string, args ...any) error { return &errNA{fmt.Sprintf(format, args...)} }
 
+// Scenarios are the names Run knows.
+var Scenarios = []string{"connect", "connect-polling", "echo", "echo-fixed", "fanout", "chat-join", "api-emit", "churn"}
+
 // Run runs the named scenario.
 func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 	var (
@@ -79,8 +87,14 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		res, err = runChurn(ctx, o)
 	case "api-emit":
 		res, err = runAPIEmit(ctx, o)
+	case "connect-polling":
+		res, err = runConnectPolling(ctx, o)
+	case "chat-join":
+		res, err = runChatJoin(ctx, o)
+	case "echo-fixed":
+		res, err = runEchoFixed(ctx, o)
 	default:
-		return res, fmt.Errorf("loadgen: unknown scenario %q (connect, echo, fanout, api-emit, churn)", scenario)
+		return res, fmt.Errorf("loadgen: unknown scenario %q (%s)", scenario, strings.Join(Scenarios, ", "))
 	}
 	res.Scenario = scenario
 	if na, ok := errors.AsType[*errNA](err); ok {

@@ -122,7 +122,12 @@ io.of("/").on("connection", (socket) => {
   });
 });
 
-// Chat rooms: members per room (user id → socket count) and the newest messages.
+// Chat rooms: members per room (user id → socket count) and the newest messages. Members come from
+// this presence map, kept as sockets join and leave, not from fetchSockets() on every join: the
+// idiomatic way on one node, and what a Node developer would write (the join's answer and the
+// chat:user-joined it sends are computed in one turn of the event loop, so every member hears of
+// every other exactly once). With --redis the map is per node (not cluster-wide, unlike
+// Switchboard's); no benchmark case joins chat rooms across two nodes.
 const chat = io.of("/chat");
 const rooms = new Map(); // room → {members: Map<userId, {user, sockets}>, history: [], seq}
 

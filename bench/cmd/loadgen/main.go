@@ -3,6 +3,7 @@
 //
 //	loadgen -scenario echo -addr 127.0.0.1:3100 -pid $(pgrep -n switchboard) -n 50 -duration 10s
 //	loadgen -scenario fanout -addr 127.0.0.1:3100 -pid A -peer 127.0.0.1:3103 -peer-pid B -n 1000
+//	loadgen -scenario connect-polling -addr 127.0.0.1:3100 -pid A -n 5000 -node $(which node) -clients bench/node/clients.js
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,7 +28,7 @@ func main() {
 		scenario string
 		timeout  time.Duration
 	)
-	flag.StringVar(&scenario, "scenario", "", "connect, echo, fanout, api-emit or churn")
+	flag.StringVar(&scenario, "scenario", "", strings.Join(loadgen.Scenarios, ", "))
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3100", "server host:port (loopback only)")
 	flag.IntVar(&o.PID, "pid", 0, "server process id, read from /proc")
 	flag.StringVar(&o.PprofAddr, "pprof-addr", "", "server pprof listener, for goroutine counts (churn)")
@@ -35,7 +37,10 @@ func main() {
 	flag.IntVar(&o.N, "n", 1000, "clients (connect, echo) or room members (fanout, api-emit)")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time (echo, api-emit) or publishing time (fanout)")
 	flag.DurationVar(&o.Warmup, "warmup", time.Second, "echo, api-emit: unmeasured time before the window")
-	flag.IntVar(&o.Rate, "rate", 10, "fanout: messages per second")
+	flag.IntVar(&o.Rate, "rate", 10, "fanout: messages per second; echo-fixed: acks per second, all clients together")
+	flag.StringVar(&o.Node, "node", "node", "connect-polling: the node binary")
+	flag.StringVar(&o.Clients, "clients", "bench/node/clients.js", "connect-polling: the stock socket.io-client driver")
+	flag.IntVar(&o.Drivers, "drivers", 1, "connect-polling: driver processes sharing the clients")
 	flag.StringVar(&o.Via, "via", "api", "fanout: publish through the HTTP API (api) or chat:send (chat)")
 	flag.StringVar(&o.APIKey, "api-key", "benchkey", "fanout via api: bearer key")
 	flag.StringVar(&o.Room, "room", "bench", "room name")
