@@ -20,6 +20,9 @@ type benchCase struct {
 	Scenario        string
 	Args            []string
 	Pprof           bool // start Switchboard with its pprof listener (goroutine counts)
+	// NodeClients: the load generator drives stock socket.io-client sockets through
+	// bench/node/clients.js (Node processes on the load generator's core).
+	NodeClients bool
 	// Cluster runs two nodes of the server, sharing rooms through Redis; the load generator
 	// spreads the members over both and calls the API of the first.
 	Cluster bool
@@ -33,6 +36,49 @@ var (
 		{"cpu_per_conn_us", "server CPU per connection (µs)", false, 1},
 		{"rss_per_conn_kib", "server RSS per idle connection (KiB)", false, 1},
 		{"rss_kib", "server RSS with every client connected (KiB)", false, 0},
+		{"goroutines_per_conn", "server goroutines per idle connection", false, 2},
+		{"handshake_p50_ms", "handshake latency p50, dial → namespace CONNECT (ms)", false, 1},
+		{"handshake_p99_ms", "handshake latency p99 (ms)", false, 1},
+	}
+	pollingMetrics = []metric{
+		{"conn_per_s", "connections per second (connected, subscribed and upgraded)", true, 0},
+		{"failures", "failed connections", false, 0},
+		{"not_upgraded", "connected sockets left on long-polling", false, 0},
+		{"cpu_per_conn_us", "server CPU per connection (µs)", false, 1},
+		{"rss_per_conn_kib", "server RSS per idle connection (KiB)", false, 1},
+		{"rss_kib", "server RSS with every client connected (KiB)", false, 0},
+		{"goroutines_per_conn", "server goroutines per idle connection", false, 2},
+		{"handshake_p50_ms", "handshake latency p50, dial → namespace CONNECT (ms)", false, 1},
+		{"handshake_p99_ms", "handshake latency p99 (ms)", false, 1},
+		{"upgrade_p99_ms", "dial → websocket upgrade done, p99 (ms)", false, 1},
+		{"clients_cpu_pct", "Node client CPU use until ready (% of one core)", false, 0},
+	}
+	echoFixedMetrics = []metric{
+		{"acks_per_s", "acks per second", true, 0},
+		{"rate_pct", "acks per second, % of the target", true, 1},
+		{"cpu_per_ack_us", "server CPU per ack (µs)", false, 1},
+		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
+		{"p50_ms", "latency p50 (ms)", false, 2},
+		{"p90_ms", "latency p90 (ms)", false, 2},
+		{"p99_ms", "latency p99 (ms)", false, 2},
+		{"max_ms", "latency max (ms)", false, 1},
+		{"lost", "requests never answered", false, 0},
+		{"out_of_order", "acks out of order", false, 0},
+		{"duplicates", "duplicated acks", false, 0},
+		{"send_lag_max_ms", "load generator: latest send behind its schedule (ms)", false, 2},
+		{"loadgen_cpu_per_ack_us", "load generator CPU per ack (µs)", false, 1},
+	}
+	chatJoinMetrics = []metric{
+		{"p50_ms", "`chat:join` ack latency p50 (ms)", false, 1},
+		{"p90_ms", "`chat:join` ack latency p90 (ms)", false, 1},
+		{"p99_ms", "`chat:join` ack latency p99 (ms)", false, 1},
+		{"max_ms", "`chat:join` ack latency max (ms)", false, 0},
+		{"joins_per_s", "joins per second", true, 0},
+		{"server_cpu_ms", "server CPU during the joins (ms)", false, 0},
+		{"cpu_per_join_us", "server CPU per join (µs)", false, 0},
+		{"failures", "failed or unanswered joins", false, 0},
+		{"lost", "presence lost (member × member it never heard of)", false, 0},
+		{"duplicates", "presence duplicated (member × member heard of twice)", false, 0},
 	}
 	echoMetrics = []metric{
 		{"acks_per_s", "acks per second", true, 0},
@@ -100,29 +146,54 @@ const (
 	emitInFlight = 16
 )
 
+// The fixed-rate echo case: the rate issue 18 names, from as many clients as the closed-loop echo.
+const (
+	fixedRate    = 10000
+	fixedClients = 50
+)
+
 // defaultCases are the issue's sizes; quick shrinks them for iteration.
 func defaultCases(quick bool) []benchCase {
-	connectSizes, echoClients, echoFor := []int{2000, 10000}, 50, 10*time.Second
+	connectSizes, pollingSizes, echoClients, echoFor := []int{2000, 10000}, []int{5000}, 50, 10*time.Second
 	apiSizes, chatSizes, publishFor, rate, cycles := []int{1000, 5000}, []int{1000}, 10*time.Second, 10, 5000
+	joinSizes := []int{1000}
 	emitFor, emitWarmup := 10*time.Second, 2*time.Second
 	clusterSizes := []int{1000}
 	if quick {
-		connectSizes, echoFor = []int{1000}, 3*time.Second
+		connectSizes, pollingSizes, echoFor = []int{1000}, []int{500}, 3*time.Second
 		apiSizes, chatSizes, publishFor, cycles = []int{500}, []int{500}, 3*time.Second, 1000
+		joinSizes = []int{300}
 		emitFor, emitWarmup, clusterSizes = 3*time.Second, time.Second, []int{500}
 	}
 	var cs []benchCase
 	for _, n := range connectSizes {
 		cs = append(cs, benchCase{
-			ID: "connect-" + strconv.Itoa(n), Title: "connect " + thousands(n), Scenario: "connect",
-			What: fmt.Sprintf("%s websocket clients connect to `/`, 50 attempts in flight; idle RSS read 2 s after the last one connected", thousands(n)),
+			ID: "connect-" + strconv.Itoa(n), Title: "connect " + thousands(n), Scenario: "connect", Pprof: true,
+			What: fmt.Sprintf("%s websocket clients connect to `/`, 50 attempts in flight; idle RSS and goroutines read 2 s after the last one connected", thousands(n)),
 			Args: []string{"-n", strconv.Itoa(n), "-concurrency", "50"}, Metrics: connectMetrics,
+		})
+	}
+	for _, n := range pollingSizes {
+		cs = append(cs, benchCase{
+			ID: fmt.Sprintf("connect-polling-%d", n), Title: fmt.Sprintf("connect %s stock socket.io-client sockets, polling then websocket", thousands(n)),
+			Scenario: "connect-polling", Pprof: true, NodeClients: true,
+			What: fmt.Sprintf("%s sockets of the npm socket.io-client 4.8.4 with its default transports (long-polling, then the websocket upgrade), "+
+				"from one Node process (`bench/node/clients.js`) on the load generator's core, 50 in flight, connect to `/`, each `subscribe`s to one room with an ack and idles; "+
+				"a socket counts once it is connected, acked and upgraded; idle RSS and goroutines read 5 s after the last one", thousands(n)),
+			Args: []string{"-n", strconv.Itoa(n), "-concurrency", "50", "-drivers", "1"}, Metrics: pollingMetrics,
 		})
 	}
 	cs = append(cs, benchCase{
 		ID: "echo", Title: fmt.Sprintf("echo, %d clients", echoClients), Scenario: "echo",
 		What: fmt.Sprintf("%d clients each send `subscribe` {\"rooms\":[\"bench\"]} with an ack and the next one when the ack arrives; 1 s warm-up, then %s measured", echoClients, echoFor),
 		Args: []string{"-n", strconv.Itoa(echoClients), "-duration", echoFor.String(), "-warmup", "1s"}, Metrics: echoMetrics,
+	})
+	cs = append(cs, benchCase{
+		ID: fmt.Sprintf("echo-fixed-%d", fixedRate), Title: fmt.Sprintf("echo at a fixed %s acks/s, %d clients", thousands(fixedRate), fixedClients), Scenario: "echo-fixed",
+		What: fmt.Sprintf("%d clients send `subscribe` {\"rooms\":[\"bench\"]} with an ack in an open loop: %s requests a second in all, on a fixed schedule round-robin over the clients, never waiting for an answer; 1 s warm-up, then %s measured",
+			fixedClients, thousands(fixedRate), echoFor),
+		Args:    []string{"-n", strconv.Itoa(fixedClients), "-rate", strconv.Itoa(fixedRate), "-duration", echoFor.String(), "-warmup", "1s"},
+		Metrics: echoFixedMetrics,
 	})
 	for _, n := range apiSizes {
 		cs = append(cs, benchCase{
@@ -136,6 +207,13 @@ func defaultCases(quick bool) []benchCase {
 			ID: fmt.Sprintf("fanout-chat-%d", n), Title: fmt.Sprintf("fan-out through a client's chat:send, %s members", thousands(n)), Scenario: "fanout",
 			What: fmt.Sprintf("%s clients `chat:join` one room on `/chat`; one more member sends `chat:send` (acked) %d times a second for %s; every member receives `chat:message`", thousands(n), rate, publishFor),
 			Args: []string{"-via", "chat", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: fanoutMetrics,
+		})
+	}
+	for _, n := range joinSizes {
+		cs = append(cs, benchCase{
+			ID: fmt.Sprintf("chat-join-%d", n), Title: fmt.Sprintf("%s members joining one chat room", thousands(n)), Scenario: "chat-join",
+			What: fmt.Sprintf("%s anonymous clients connect to `/chat` (not measured), then each sends `chat:join` {\"room\":\"bench\"} once with an ack, 50 in flight; every join announces the joiner to the members already there (`chat:user-joined`)", thousands(n)),
+			Args: []string{"-n", strconv.Itoa(n), "-concurrency", "50"}, Metrics: chatJoinMetrics,
 		})
 	}
 	cs = append(cs, benchCase{

@@ -95,7 +95,7 @@ func versions(ctx context.Context, env *environment) [][2]string {
 	if out, err := exec.CommandContext(ctx, env.node, "--version").Output(); err == nil {
 		v = append(v, [2]string{"Node.js", strings.TrimSpace(string(out))})
 	}
-	for _, pkg := range []string{"socket.io", "engine.io", "ws", "@socket.io/redis-adapter", "redis"} {
+	for _, pkg := range []string{"socket.io", "engine.io", "ws", "@socket.io/redis-adapter", "redis", "socket.io-client", "engine.io-client"} {
 		if ver := nodePackageVersion(env.root, pkg); ver != "" {
 			v = append(v, [2]string{"npm " + pkg, ver})
 		}
@@ -136,7 +136,7 @@ func redisVersion(rawURL string) string {
 
 // nodePackageVersion reads the installed version of pkg as the reference server resolves it.
 func nodePackageVersion(root, pkg string) string {
-	dirs := []string{filepath.Join(root, "bench", "node_modules", pkg)}
+	dirs := []string{filepath.Join(root, "bench", "node_modules", pkg), filepath.Join(root, "client-js", "node_modules", pkg)}
 	if matches, _ := filepath.Glob(filepath.Join(root, "node_modules", ".pnpm", pkg+"@*", "node_modules", pkg)); len(matches) > 0 {
 		dirs = append(dirs, matches...)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +94,47 @@ func TestDefaultCasesIncludeEmitAndCluster(t *testing.T) {
 	}
 	if len(filterCases(defaultCases(false), []string{"fanout-redis-2x1000"})) != 1 {
 		t.Errorf("no fanout-redis-2x1000 in the default cases")
+	}
+}
+
+func TestDefaultCasesIncludeIssue18Scenarios(t *testing.T) {
+	tests := []struct {
+		name  string
+		quick bool
+		want  map[string]string // case id → scenario
+	}{
+		{"default", false, map[string]string{
+			"connect-polling-5000": "connect-polling", "chat-join-1000": "chat-join",
+			"echo-fixed-10000": "echo-fixed", "connect-10000": "connect",
+		}},
+		{"quick", true, map[string]string{
+			"connect-polling-500": "connect-polling", "chat-join-300": "chat-join",
+			"echo-fixed-10000": "echo-fixed", "connect-1000": "connect",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := defaultCases(tt.quick)
+			for id, scenario := range tt.want {
+				got := filterCases(cs, []string{id})
+				if len(got) != 1 || got[0].Scenario != scenario {
+					t.Errorf("case %s: %+v, want one %s case", id, got, scenario)
+				}
+			}
+			seen := map[string]bool{}
+			for _, c := range cs {
+				if seen[c.ID] {
+					t.Errorf("case id %s twice", c.ID)
+				}
+				seen[c.ID] = true
+				if c.NodeClients != (c.Scenario == "connect-polling") {
+					t.Errorf("case %s: NodeClients %v", c.ID, c.NodeClients)
+				}
+				hasGoroutines := slices.ContainsFunc(c.Metrics, func(m metric) bool { return m.Key == "goroutines_per_conn" })
+				if hasGoroutines && !c.Pprof {
+					t.Errorf("case %s reports goroutines per connection without the pprof listener", c.ID)
+				}
+			}
+		})
 	}
 }

@@ -83,6 +83,9 @@ type environment struct {
 	port                 int    // the first of the five loopback ports the servers listen on
 	redisURL             string // for the cluster cases
 	versions             [][2]string
+	// nodeClients is bench/node/clients.js, the stock socket.io-client driver; clientsMissing
+	// says why it cannot run (the client package is not installed), empty when it can.
+	nodeClients, clientsMissing string
 }
 
 // addr is the loopback address at port offset.
@@ -102,6 +105,7 @@ func prepare(ctx context.Context, workdir, binary string, port int, redisURL str
 		switchboard: filepath.Join(workdir, "switchboard"),
 		loadgen:     filepath.Join(workdir, "loadgen"),
 		nodeServer:  filepath.Join(root, "bench", "node", "server.js"),
+		nodeClients: filepath.Join(root, "bench", "node", "clients.js"),
 	}
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		return nil, fmt.Errorf("run from the repository root: %w", err)
@@ -126,6 +130,10 @@ func prepare(ctx context.Context, workdir, binary string, port int, redisURL str
 		if _, err := os.Stat(filepath.Join(root, "bench", "node_modules", pkg)); err != nil {
 			return nil, fmt.Errorf("bench/node_modules/%s is missing: run pnpm install --frozen-lockfile (make bench does)", pkg)
 		}
+	}
+	// The driver loads the socket.io-client that client-js depends on (see clients.js).
+	if _, err := os.Stat(filepath.Join(root, "client-js", "node_modules", "socket.io-client")); err != nil {
+		env.clientsMissing = "client-js/node_modules/socket.io-client is missing: run pnpm install --frozen-lockfile (make bench does)"
 	}
 	if _, err := exec.LookPath("taskset"); err != nil {
 		return nil, fmt.Errorf("taskset (util-linux) is needed to pin the processes: %w", err)
@@ -159,6 +167,9 @@ func (o outcome) short(c benchCase) string {
 // runOnce starts s fresh (two nodes on Redis for a cluster case), runs case c against it and
 // stops it.
 func runOnce(ctx context.Context, env *environment, s serverKind, c benchCase, rep int) outcome {
+	if c.NodeClients && env.clientsMissing != "" {
+		return outcome{Err: env.clientsMissing}
+	}
 	first := launch{addr: env.addr(s.offset), redis: c.Cluster}
 	if c.Pprof && s.pprof {
 		first.pprofAddr = env.addr(pprofOffset)
@@ -201,6 +212,9 @@ func runOnce(ctx context.Context, env *environment, s serverKind, c benchCase, r
 	}
 	if first.pprofAddr != "" {
 		args = append(args, "-pprof-addr", first.pprofAddr)
+	}
+	if c.NodeClients {
+		args = append(args, "-node", env.node, "-clients", env.nodeClients)
 	}
 	args = append(args, c.Args...)
 	cmd := exec.CommandContext(ctx, "taskset", args...)
