@@ -1,0 +1,726 @@
+package namespaces
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/socketio"
+)
+
+// countingObserver is a RelayObserver that counts.
+type countingObserver struct {
+	published, publishedKeyed    atomic.Int64
+	delivered                    atomic.Int64
+	coalescedTick, coalescedSlow atomic.Int64
+}
+
+func (o *countingObserver) RelayPublished(keyed bool) {
+	o.published.Add(1)
+	if keyed {
+		o.publishedKeyed.Add(1)
+	}
+}
+func (o *countingObserver) RelayDelivered(n int) { o.delivered.Add(int64(n)) }
+func (o *countingObserver) RelayCoalesced(stage RelayStage, n int) {
+	if stage == RelayStageTick {
+		o.coalescedTick.Add(int64(n))
+	} else {
+		o.coalescedSlow.Add(int64(n))
+	}
+}
+
+func join(t *testing.T, c *rawClient, room string) RelayJoinReply {
+	t.Helper()
+	var r RelayJoinReply
+	if err := json.Unmarshal(mustData(t, c.call(RelayJoinEvent, map[string]any{"room": room})), &r); err != nil {
+		t.Fatal(err)
+	}
+	// The answer is written before the join lets deliveries through to the socket: wait for
+	// that too, so that a test's next tick treats it as any member.
+	s := c.env.socket(c)
+	waitUntil(t, "the join to end", func() bool {
+		held := false
+		c.env.relay.ifRoom(room, func(rm *relayRoom) { _, held = rm.joining[s] })
+		return !held
+	})
+	return r
+}
+
+func publish(t *testing.T, c *rawClient, room, event string, data any, key ...string) {
+	t.Helper()
+	p := map[string]any{"room": room, "event": event, "data": data}
+	if len(key) > 0 {
+		p["key"] = key[0]
+	}
+	mustData(t, c.call(RelayPublishEvent, p))
+}
+
+func emitPublish(c *rawClient, room, event string, data any, key ...string) {
+	p := map[string]any{"room": room, "event": event, "data": data}
+	if len(key) > 0 {
+		p["key"] = key[0]
+	}
+	c.emit(RelayPublishEvent, p)
+}
+
+func TestRelayRequests(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	a := env.dial("alice")
+	b := env.dial("bob")
+
+	got := join(t, a, "game")
+	want := RelayJoinReply{Room: "game", Members: []User{{ID: "alice", Name: "alice"}}, State: map[string]map[string]any{}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("join = %+v, want %+v", got, want)
+	}
+	if raw := string(a.call(RelayJoinEvent, map[string]any{"room": "game"})); !strings.HasPrefix(raw, `{"data":{"room":"game","members":[`) || !strings.Contains(raw, `"state":{}`) {
+		t.Fatalf("join again = %s", raw)
+	}
+	join(t, b, "game")
+
+	long := strings.Repeat("x", MaxRelayData-2) // a JSON string of exactly 16 KiB
+	cases := []struct {
+		name  string
+		event string
+		arg   any
+		code  string
+		data  string // the ack's data, when it succeeds
+	}{
+		{"join: not an object", RelayJoinEvent, "game", CodeBadRequest, ""},
+		{"join: no room", RelayJoinEvent, map[string]any{}, CodeBadRequest, ""},
+		{"join: bad room", RelayJoinEvent, map[string]any{"room": "a b"}, CodeBadRequest, ""},
+		{"join: another user's room", RelayJoinEvent, map[string]any{"room": "user:bob"}, CodeForbidden, ""},
+		{"leave: bad room", RelayLeaveEvent, map[string]any{"room": ""}, CodeBadRequest, ""},
+		{"leave: own user room", RelayLeaveEvent, map[string]any{"room": "user:alice"}, CodeForbidden, ""},
+		{"leave: a room not joined", RelayLeaveEvent, map[string]any{"room": "other"}, "", `{"room":"other"}`},
+		{"publish: not a member", RelayPublishEvent, map[string]any{"room": "other", "event": "e", "data": 1}, CodeForbidden, ""},
+		{"publish: own user room, not joined", RelayPublishEvent, map[string]any{"room": "user:alice", "event": "e", "data": 1}, CodeForbidden, ""},
+		{"publish: bad room", RelayPublishEvent, map[string]any{"room": "a/b", "event": "e", "data": 1}, CodeBadRequest, ""},
+		{"publish: no event", RelayPublishEvent, map[string]any{"room": "game", "data": 1}, CodeBadRequest, ""},
+		{"publish: empty event", RelayPublishEvent, map[string]any{"room": "game", "event": "", "data": 1}, CodeBadRequest, ""},
+		{"publish: event of 65", RelayPublishEvent, map[string]any{"room": "game", "event": strings.Repeat("e", 65), "data": 1}, CodeBadRequest, ""},
+		{"publish: event with a space", RelayPublishEvent, map[string]any{"room": "game", "event": "a b", "data": 1}, CodeBadRequest, ""},
+		{"publish: event not a string", RelayPublishEvent, map[string]any{"room": "game", "event": 5, "data": 1}, CodeBadRequest, ""},
+		{"publish: no data", RelayPublishEvent, map[string]any{"room": "game", "event": "e"}, CodeBadRequest, ""},
+		{"publish: data over 16 KiB", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": long + "x"}, CodeBadRequest, ""},
+		{"publish: empty key", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": 1, "key": ""}, CodeBadRequest, ""},
+		{"publish: key of 65", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": 1, "key": strings.Repeat("é", 65)}, CodeBadRequest, ""},
+		{"publish: key not a string", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": 1, "key": 7}, CodeBadRequest, ""},
+		{"publish: unkeyed", RelayPublishEvent, map[string]any{"room": "game", "event": "shot", "data": map[string]any{"x": 1}}, "", `{}`},
+		{"publish: data null", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": nil}, "", `{}`},
+		{"publish: data of exactly 16 KiB", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": long}, "", `{}`},
+		{"publish: event of 64, every character", RelayPublishEvent, map[string]any{"room": "game", "event": "AZaz09_-.:@" + strings.Repeat("e", 53), "data": 1}, "", `{}`},
+		{"publish: key of 64 code points", RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": 1, "key": strings.Repeat("é", 64)}, "", `{}`},
+		{"publish: keyed", RelayPublishEvent, map[string]any{"room": "game", "event": "move", "data": []any{1, 2}, "key": "pos"}, "", `{}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ack := a.call(tc.event, tc.arg)
+			if code := ackCode(t, ack); code != tc.code {
+				t.Fatalf("ack %s, want code %q", ack, tc.code)
+			}
+			if tc.code == "" && string(mustData(t, ack)) != tc.data {
+				t.Fatalf("ack %s, want data %s", ack, tc.data)
+			}
+		})
+	}
+
+	t.Run("data measured as compact JSON", func(t *testing.T) {
+		// 16 KiB of data sent with spaces around it is within the bound.
+		raw := `42/relay,99["relay:publish",{"room":"game","event":"e","data":   "` + long + `"   }]`
+		a.write(raw)
+		a.waitFor("the ack of a spaced publish", func(log []rawEvent) bool {
+			for _, ev := range log {
+				if ev.ack == 99 {
+					return string(ev.arg) == `{"data":{}}`
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("100 keys per user and room", func(t *testing.T) {
+		// "pos" and 64×é are held already.
+		for i := range MaxRelayKeys - 2 {
+			publish(t, a, "game", "e", i, fmt.Sprint("k", i))
+		}
+		ack := a.call(RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": 1, "key": "one-too-many"})
+		if code := ackCode(t, ack); code != CodeBadRequest {
+			t.Fatalf("101st key: %s", ack)
+		}
+		publish(t, a, "game", "e", "again", "k0")     // a held key still takes values
+		publish(t, b, "game", "e", 1, "one-too-many") // another user has keys of its own
+		join(t, a, "lobby")
+		publish(t, a, "lobby", "e", 1, "one-too-many") // and so has another room
+	})
+
+	t.Run("relay:message shapes", func(t *testing.T) {
+		env.relay.step()
+		b.sync(a, "game")
+		var unkeyed, keyed *RelayMessage
+		for _, m := range b.messages(0) {
+			switch {
+			case m.Event == "shot":
+				unkeyed = &m
+			case m.Key == "pos":
+				keyed = &m
+			}
+		}
+		if unkeyed == nil || keyed == nil {
+			t.Fatalf("bob got %+v", b.messages(0))
+		}
+		wantU := RelayMessage{Room: "game", User: User{ID: "alice", Name: "alice"}, Event: "shot", Data: map[string]any{"x": 1.0}}
+		wantK := RelayMessage{Room: "game", User: User{ID: "alice", Name: "alice"}, Event: "move", Data: []any{1.0, 2.0}, Key: "pos"}
+		if !reflect.DeepEqual(*unkeyed, wantU) || !reflect.DeepEqual(*keyed, wantK) {
+			t.Fatalf("messages %+v and %+v, want %+v and %+v", *unkeyed, *keyed, wantU, wantK)
+		}
+		for _, raw := range b.events(RelayMessageEvent, 0) {
+			if strings.Contains(string(raw), `"shot"`) && strings.Contains(string(raw), `"key"`) {
+				t.Fatalf("an unkeyed message carries a key: %s", raw)
+			}
+		}
+		for _, m := range a.messages(0) {
+			if m.User.ID == "alice" {
+				t.Fatalf("the publisher got its own message: %+v", m)
+			}
+		}
+	})
+
+	t.Run("leave, then publishing is forbidden", func(t *testing.T) {
+		if got := string(mustData(t, a.call(RelayLeaveEvent, map[string]any{"room": "game"}))); got != `{"room":"game"}` {
+			t.Fatalf("leave = %s", got)
+		}
+		if code := ackCode(t, a.call(RelayPublishEvent, map[string]any{"room": "game", "event": "e", "data": 1})); code != CodeForbidden {
+			t.Fatalf("publish after leave: %q", code)
+		}
+	})
+
+	t.Run("a request without ack is carried out", func(t *testing.T) {
+		before := len(b.received())
+		a.emit(RelayJoinEvent, map[string]any{"room": "game"})
+		b.waitFor("alice's user-joined", func(log []rawEvent) bool {
+			for _, ev := range log[before:] {
+				if ev.name == RelayUserJoinedEvent {
+					return true
+				}
+			}
+			return false
+		})
+	})
+}
+
+func TestRelayPresence(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	a1 := env.dial("alice")
+	b := env.dial("bob")
+	join(t, a1, "r")
+	got := join(t, b, "r")
+	if want := []User{{ID: "alice", Name: "alice"}, {ID: "bob", Name: "bob"}}; !reflect.DeepEqual(got.Members, want) {
+		t.Fatalf("members %+v, want %+v", got.Members, want)
+	}
+	a1.waitFor("bob joined", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserJoinedEvent)) == 1 })
+	if ev := eventsOf(a1.received(), RelayUserJoinedEvent)[0]; string(ev) != `{"room":"r","user":{"id":"bob","name":"bob"}}` {
+		t.Fatalf("user-joined %s", ev)
+	}
+
+	a2 := env.dial("alice") // a second tab: no news for the room
+	if got := join(t, a2, "r"); len(got.Members) != 2 {
+		t.Fatalf("members %+v", got.Members)
+	}
+	if got := string(mustData(t, a1.call(RelayLeaveEvent, map[string]any{"room": "r"}))); got != `{"room":"r"}` {
+		t.Fatal(got)
+	}
+	b.sync(a2, "r")
+	if n := len(eventsOf(b.received(), RelayUserJoinedEvent)) + len(eventsOf(b.received(), RelayUserLeftEvent)); n != 0 {
+		t.Fatalf("bob heard %d presence events for alice's second tab", n)
+	}
+	a2.close()
+	b.waitFor("alice left", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserLeftEvent)) == 1 })
+	if ev := eventsOf(b.received(), RelayUserLeftEvent)[0]; string(ev) != `{"room":"r","user":{"id":"alice","name":"alice"}}` {
+		t.Fatalf("user-left %s", ev)
+	}
+	c := env.dial("carol")
+	if got := join(t, c, "r"); !reflect.DeepEqual(got.Members, []User{{ID: "bob", Name: "bob"}, {ID: "carol", Name: "carol"}}) {
+		t.Fatalf("members after alice left: %+v", got.Members)
+	}
+}
+
+func eventsOf(log []rawEvent, name string) []json.RawMessage {
+	var out []json.RawMessage
+	for _, ev := range log {
+		if ev.name == name {
+			out = append(out, ev.arg)
+		}
+	}
+	return out
+}
+
+// Unkeyed messages reach every other socket of the room (the sender's other tab too), each
+// sender's in the order sent, none lost or coalesced.
+func TestRelayUnkeyedOrder(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	a1, a2, b := env.dial("alice"), env.dial("alice"), env.dial("bob")
+	for _, c := range []*rawClient{a1, a2, b} {
+		join(t, c, "r")
+	}
+	const n = 300
+	var wg sync.WaitGroup
+	for _, c := range []*rawClient{a1, b} {
+		wg.Go(func() {
+			for i := range n - 1 {
+				emitPublish(c, "r", "step", i)
+			}
+		})
+	}
+	wg.Wait()
+	publish(t, a1, "r", "step", n-1)
+	publish(t, b, "r", "step", n-1)
+
+	check := func(c *rawClient, from string, want int) {
+		t.Helper()
+		c.waitFor(fmt.Sprintf("%d messages from %s", want, from), func(log []rawEvent) bool {
+			got := 0
+			for _, raw := range eventsOf(log, RelayMessageEvent) {
+				if strings.Contains(string(raw), `"id":"`+from+`"`) {
+					got++
+				}
+			}
+			return got >= want
+		})
+	}
+	check(a2, "alice", n)
+	check(a2, "bob", n)
+	check(b, "alice", n)
+	check(a1, "bob", n)
+	b.sync(a2, "r")
+	a1.sync(a2, "r")
+
+	order := func(c *rawClient) map[string][]float64 {
+		seqs := map[string][]float64{}
+		for _, m := range c.messages(0) {
+			if m.Event == "step" {
+				seqs[m.User.ID] = append(seqs[m.User.ID], m.Data.(float64))
+			}
+		}
+		return seqs
+	}
+	for name, c := range map[string]*rawClient{"alice's first tab": a1, "alice's second tab": a2, "bob": b} {
+		for from, seq := range order(c) {
+			if len(seq) != n {
+				t.Errorf("%s got %d messages from %s, want %d", name, len(seq), from, n)
+			}
+			for i, v := range seq {
+				if v != float64(i) {
+					t.Errorf("%s: message %d from %s is %v: out of order", name, i, from, v)
+					break
+				}
+			}
+		}
+	}
+	if got := len(order(a1)["alice"]); got != 0 {
+		t.Errorf("alice's first tab got %d of its own messages", got)
+	}
+	if got := len(order(b)["bob"]); got != 0 {
+		t.Errorf("bob got %d of his own messages", got)
+	}
+}
+
+// 1,000 publishes of one key within a tick reach each member as one message, with the last
+// value; the sender's other tab gets it, the sender does not.
+func TestRelayKeyedCoalescing(t *testing.T) {
+	obs := &countingObserver{}
+	env := startRelay(t, relayEnvOptions{manual: true, cfg: RelayConfig{Observer: obs}})
+	a1, a2, b, c := env.dial("alice"), env.dial("alice"), env.dial("bob"), env.dial("carol")
+	for _, cl := range []*rawClient{a1, a2, b, c} {
+		join(t, cl, "r")
+	}
+	for i := range 999 {
+		emitPublish(a1, "r", "move", map[string]any{"x": i}, "pos")
+	}
+	publish(t, a1, "r", "move", map[string]any{"x": 999}, "pos")
+	env.relay.step()
+	env.relay.step() // nothing more to send
+	for _, cl := range []*rawClient{a2, b, c} {
+		cl.sync(a1, "r")
+		var keyed []RelayMessage
+		for _, m := range cl.messages(0) {
+			if m.Key == "pos" {
+				keyed = append(keyed, m)
+			}
+		}
+		if len(keyed) != 1 || keyed[0].Data.(map[string]any)["x"] != 999.0 {
+			t.Fatalf("%s got %+v, want one message with x=999", cl.user, keyed)
+		}
+	}
+	if got := a1.messages(0); len(got) != 0 {
+		t.Fatalf("the publisher got %+v", got)
+	}
+	if got := env.relay.stateOf(t, "r")["alice"]["pos"]; got != `{"x":999}` {
+		t.Fatalf("stored %s", got)
+	}
+	if p, k, d, ct := obs.published.Load(), obs.publishedKeyed.Load(), obs.delivered.Load(), obs.coalescedTick.Load(); k != 1000 || p != 1000+3 || d != 3 || ct != 999 {
+		t.Fatalf("observer: published %d (keyed %d), delivered %d, coalesced %d", p, k, d, ct)
+	}
+}
+
+// stateOf reads the stored state of room as JSON text per user and key.
+func (r *Relay) stateOf(t *testing.T, room string) map[string]map[string]string {
+	t.Helper()
+	values, err := r.state.State(t.Context(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{}
+	for _, v := range values {
+		if out[v.User] == nil {
+			out[v.User] = map[string]string{}
+		}
+		out[v.User][v.Key] = string(v.Data)
+	}
+	return out
+}
+
+// Each tick sends the newest value of a burst: the last one always goes out, at most one per
+// (user, key) per tick, and a tick with nothing new sends nothing.
+func TestRelayBurstLast(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	a, b := env.dial("alice"), env.dial("bob")
+	join(t, a, "r")
+	join(t, b, "r")
+	keyed := func() []float64 {
+		var out []float64
+		for _, m := range b.messages(0) {
+			if m.Key != "" {
+				out = append(out, m.Data.(float64))
+			}
+		}
+		return out
+	}
+	bursts := [][]int{{1, 2, 3}, {4, 5}, {}, {6}}
+	var want []float64
+	for _, burst := range bursts {
+		for _, v := range burst {
+			publish(t, a, "r", "v", v, "k")
+		}
+		env.relay.step()
+		b.sync(a, "r")
+		if len(burst) > 0 {
+			want = append(want, float64(burst[len(burst)-1]))
+		}
+		if got := keyed(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("after burst %v bob got %v, want %v", burst, got, want)
+		}
+	}
+}
+
+// With the real tick, the last value of a burst arrives without anyone asking, and once the
+// room is quiet the relay keeps nothing: no room, no goroutine.
+func TestRelayTickLoop(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{cfg: RelayConfig{Tick: 10 * time.Millisecond}})
+	a, b := env.dial("alice"), env.dial("bob")
+	join(t, a, "r")
+	join(t, b, "r")
+	for i := range 200 {
+		emitPublish(a, "r", "v", i, "k")
+	}
+	publish(t, a, "r", "v", 200, "k")
+	b.waitFor("the last value", func(log []rawEvent) bool {
+		ev := eventsOf(log, RelayMessageEvent)
+		return len(ev) > 0 && strings.Contains(string(ev[len(ev)-1]), `"data":200`)
+	})
+	if n := len(b.messages(0)); n > 100 {
+		t.Fatalf("bob got %d messages for one burst", n)
+	}
+	waitUntil(t, "the relay to go idle", func() bool {
+		r := env.relay
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return !r.running && len(r.rooms) == 0
+	})
+	// Activity starts it again.
+	publish(t, a, "r", "v", 201, "k")
+	b.waitFor("a value after idling", func(log []rawEvent) bool {
+		ev := eventsOf(log, RelayMessageEvent)
+		return len(ev) > 0 && strings.Contains(string(ev[len(ev)-1]), `"data":201`)
+	})
+}
+
+// waitUntil polls cond until it holds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// A late joiner gets the room's state; values not yet ticked reach it right after.
+func TestRelayLateJoiner(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	a, b, c := env.dial("alice"), env.dial("bob"), env.dial("carol")
+	join(t, a, "r")
+	publish(t, a, "r", "move", 1, "pos") // admitted: stored at once
+	publish(t, a, "r", "move", 2, "pos") // stored at the tick
+	publish(t, a, "r", "look", "north", "dir")
+	got := join(t, b, "r")
+	if want := map[string]map[string]any{"alice": {"pos": 1.0, "dir": "north"}}; !reflect.DeepEqual(got.State, want) {
+		t.Fatalf("state before the tick %v, want %v", got.State, want)
+	}
+	env.relay.step()
+	b.sync(a, "r")
+	latest := map[string]any{}
+	for _, m := range b.messages(0) {
+		if m.Key != "" {
+			latest[m.Key] = m.Data
+		}
+	}
+	if want := map[string]any{"pos": 2.0, "dir": "north"}; !reflect.DeepEqual(latest, want) {
+		t.Fatalf("bob got %v after the tick, want %v", latest, want)
+	}
+	got = join(t, c, "r")
+	if want := map[string]map[string]any{"alice": {"pos": 2.0, "dir": "north"}}; !reflect.DeepEqual(got.State, want) {
+		t.Fatalf("state after the tick %v, want %v", got.State, want)
+	}
+}
+
+// blockingState holds relay:join's state read until released.
+type blockingState struct {
+	RelayState
+	reading chan struct{}
+	release chan struct{}
+	armed   atomic.Bool
+}
+
+func (s *blockingState) State(ctx context.Context, room string) ([]RelayValue, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		s.reading <- struct{}{}
+		<-s.release
+	}
+	return s.RelayState.State(ctx, room)
+}
+
+// No value reaches a joining socket before its relay:join answer: one delivered while the
+// state is read waits, and follows the answer.
+func TestRelayJoinAnswersFirst(t *testing.T) {
+	st := &blockingState{RelayState: NewMemoryRelayState(), reading: make(chan struct{}), release: make(chan struct{})}
+	env := startRelay(t, relayEnvOptions{manual: true, state: st})
+	a, b := env.dial("alice"), env.dial("bob")
+	join(t, a, "r")
+	publish(t, a, "r", "move", 1, "pos")
+	env.relay.step()
+
+	st.armed.Store(true)
+	b.wmu.Lock()
+	id := b.nextID
+	b.nextID++
+	b.writeLocked(fmt.Sprintf(`42/relay,%d["relay:join",{"room":"r"}]`, id))
+	b.wmu.Unlock()
+	<-st.reading // bob is in the room, his join reading the state
+	publish(t, a, "r", "move", 2, "pos")
+	env.relay.step() // the value waits for bob's answer
+	close(st.release)
+	b.waitFor("bob's join answer", func(log []rawEvent) bool {
+		for _, ev := range log {
+			if ev.ack == id {
+				return true
+			}
+		}
+		return false
+	})
+	env.relay.step() // the held value goes out behind the answer
+	b.sync(a, "r")
+	log := b.received()
+	ackAt, msgAt := -1, -1
+	for i, ev := range log {
+		if ev.ack == id && ackAt < 0 {
+			ackAt = i
+		}
+		if ev.name == RelayMessageEvent && strings.Contains(string(ev.arg), `"key":"pos"`) && msgAt < 0 {
+			msgAt = i
+		}
+	}
+	if msgAt < 0 || ackAt < 0 || msgAt < ackAt {
+		t.Fatalf("join answer at %d, value at %d: %+v", ackAt, msgAt, log)
+	}
+	for _, m := range b.messages(0) {
+		if m.Key == "pos" && m.Data != 2.0 {
+			t.Fatalf("bob got %+v", m)
+		}
+	}
+}
+
+// A user's state is gone once relay:user-left went out: the last tab leaving drops it, another
+// tab leaving does not.
+func TestRelayUserLeftDropsState(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	a1, a2, b := env.dial("alice"), env.dial("alice"), env.dial("bob")
+	for _, c := range []*rawClient{a1, a2, b} {
+		join(t, c, "r")
+	}
+	publish(t, a1, "r", "move", 1, "pos")
+	publish(t, a2, "r", "move", 2, "pos") // the newest value is the user's, whichever tab sent it
+	publish(t, a1, "r", "look", "n", "dir")
+	env.relay.step()
+	mustData(t, a1.call(RelayLeaveEvent, map[string]any{"room": "r"}))
+	b.sync(a2, "r")
+	if n := len(eventsOf(b.received(), RelayUserLeftEvent)); n != 0 {
+		t.Fatalf("bob heard alice leave while her second tab is there")
+	}
+	if got := env.relay.stateOf(t, "r")["alice"]; got["pos"] != "2" || got["dir"] != `"n"` {
+		t.Fatalf("alice's state with one tab left: %v", got)
+	}
+	publish(t, a2, "r", "move", 3, "pos") // unsent when she goes: dropped with her state
+	a2.close()
+	b.waitFor("alice left", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserLeftEvent)) == 1 })
+	if got := env.relay.stateOf(t, "r"); len(got["alice"]) != 0 {
+		t.Fatalf("alice's state after she left: %v", got)
+	}
+	c := env.dial("carol")
+	if got := join(t, c, "r"); len(got.State["alice"]) != 0 {
+		t.Fatalf("carol's join state %v", got.State)
+	}
+	env.relay.step()
+	b.sync(c, "r")
+	for _, m := range b.messages(0) {
+		if m.Key == "pos" && m.Data == 3.0 {
+			t.Fatalf("alice's value was delivered after she left")
+		}
+	}
+	// The last member leaving empties the room's state; the room goes from this node too.
+	publish(t, b, "r", "move", 1, "pos")
+	mustData(t, b.call(RelayLeaveEvent, map[string]any{"room": "r"}))
+	mustData(t, c.call(RelayLeaveEvent, map[string]any{"room": "r"}))
+	if n := env.relay.state.(*MemoryRelayState).roomCount(); n != 0 {
+		t.Fatalf("%d rooms with state after everyone left", n)
+	}
+	for range relayIdleTicks + 1 {
+		env.relay.step()
+	}
+	if env.relay.step() {
+		t.Fatalf("the relay keeps rooms after everyone left")
+	}
+}
+
+// A member that stops reading its socket for 5 s while others publish keyed values at a high
+// rate: the server keeps at most one value per (user, key) for it and never queues a backlog in
+// the engine (MaxWriteBuffer would drop it), a fast member goes on receiving, and when the slow
+// one reads again it gets the latest values, not the past.
+func TestRelaySlowReader(t *testing.T) {
+	obs := &countingObserver{}
+	env := startRelay(t, relayEnvOptions{
+		cfg:            RelayConfig{Tick: 20 * time.Millisecond, Observer: obs},
+		sndbuf:         8 << 10,
+		maxWriteBuffer: 64 << 10,
+	})
+	const keysPerPublisher = 5
+	pubs := []*rawClient{env.dial("p1"), env.dial("p2")}
+	slow := env.dial("slow", dialOptions{rcvbuf: 8 << 10})
+	fast := env.dial("fast")
+	for _, c := range append([]*rawClient{slow, fast}, pubs...) {
+		join(t, c, "r")
+	}
+	slowSock := env.socket(slow)
+	pad := strings.Repeat("p", 1000)
+
+	slow.pause()
+	stalled := time.Now()
+	seq := 0
+	maxBacklog, sawBacklog := 0, false
+	pace := time.NewTicker(4 * time.Millisecond)
+	for time.Since(stalled) < 5*time.Second {
+		<-pace.C
+		seq++
+		for i, p := range pubs {
+			emitPublish(p, "r", "state", map[string]any{"seq": seq, "pad": pad}, fmt.Sprint("k", (seq+i)%keysPerPublisher))
+		}
+		if n := env.relay.backlogLen("r", slowSock); n > 0 {
+			sawBacklog = true
+			maxBacklog = max(maxBacklog, n)
+		}
+	}
+	pace.Stop()
+	// The last value of each key, once every publish was taken.
+	want := map[string]float64{}
+	for i, p := range pubs {
+		for k := range keysPerPublisher {
+			v := 1_000_000 + i*10 + k
+			publish(t, p, "r", "state", map[string]any{"seq": v, "pad": pad}, fmt.Sprint("k", k))
+			want[p.user+"/"+fmt.Sprint("k", k)] = float64(v)
+		}
+	}
+	waitUntil(t, "the final values in the slow reader's backlog", func() bool {
+		return reflect.DeepEqual(env.relay.backlogSeqs("r", slowSock), want)
+	})
+
+	if !sawBacklog {
+		t.Fatalf("the slow reader never had a backlog: its transport always took the values")
+	}
+	if maxBacklog > len(want) {
+		t.Fatalf("the slow reader's backlog reached %d values, more than the %d (user, key)s", maxBacklog, len(want))
+	}
+	if n := env.slow.Load(); n != 0 {
+		t.Fatalf("the engine dropped %d clients as slow: values were queued", n)
+	}
+	if n := len(fast.messages(0)); n < 100 {
+		t.Fatalf("the fast reader got only %d messages in 5 s", n)
+	}
+
+	before := len(slow.received())
+	slow.resume()
+	latest := func(log []rawEvent) map[string]float64 {
+		got := map[string]float64{}
+		for _, raw := range eventsOf(log, RelayMessageEvent) {
+			var m RelayMessage
+			if json.Unmarshal(raw, &m) == nil && m.Key != "" {
+				got[m.User.ID+"/"+m.Key] = m.Data.(map[string]any)["seq"].(float64)
+			}
+		}
+		return got
+	}
+	for _, c := range []*rawClient{slow, fast} {
+		c.waitFor("the latest values", func(log []rawEvent) bool { return reflect.DeepEqual(latest(log), want) })
+	}
+	// What the slow reader reads after its stall is what the kernel buffers held (8 KiB each
+	// way, doubled by Linux: some 30 frames of 1 KiB) and its backlog, not 5 s of values
+	// (5 s × 50 ticks × 10 keys).
+	if after := len(slow.received()) - before; after > 150 {
+		t.Fatalf("the slow reader read %d messages after its stall: a backlog was kept", after)
+	}
+	if obs.coalescedSlow.Load() == 0 {
+		t.Fatalf("nothing was coalesced for the slow reader")
+	}
+	t.Logf("backlog peak %d; slow reader read %d messages after 5 s; fast reader %d; coalesced: %d at the tick, %d for the slow reader",
+		maxBacklog, len(slow.received())-before, len(fast.messages(0)), obs.coalescedTick.Load(), obs.coalescedSlow.Load())
+}
+
+// backlogSeqs is the "seq" of each value waiting for s in room, by user/key.
+func (r *Relay) backlogSeqs(room string, s *socketio.Socket) map[string]float64 {
+	out := map[string]float64{}
+	r.ifRoom(room, func(rm *relayRoom) {
+		for k, e := range rm.slow[s] {
+			var d struct{ Seq float64 }
+			_ = json.Unmarshal(e.data, &d)
+			out[k.user+"/"+k.key] = d.Seq
+		}
+	})
+	return out
+}
+
+// backlogLen is how many values wait for s in room (for tests).
+func (r *Relay) backlogLen(room string, s *socketio.Socket) int {
+	n := 0
+	r.ifRoom(room, func(rm *relayRoom) { n = len(rm.slow[s]) })
+	return n
+}
