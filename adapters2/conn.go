@@ -18,18 +18,21 @@ package adapters
 //	(*Conn).Close() error
 //	NewFencedScript(body) *FencedScript, Unavailable(err) error, ErrRedisDown
 //
-// Timings (see doc.go for the bounds they give): every command has 500 ms to be answered, the
-// pinger asks Redis the time every 250 ms while it is up (every 100 ms while it is down), so a
-// stopped or dead Redis is marked down within 750 ms, and a command in flight fails within
-// 500 ms. While Redis is down, commands on Client fail at once with ErrRedisDown.
+// Timings (see doc.go for the bounds they give): the pinger asks Redis the time every 250 ms
+// while it is up (every 100 ms while it is down) and gives it 500 ms to answer, so a stopped or
+// dead Redis is marked down within 750 ms; a command in flight fails within 900 ms (dials,
+// writes and pool waits within 500 ms). While Redis is down, commands on Client fail at once
+// with ErrRedisDown.
 //
 // Fenced calls: a command written to a Redis that is stopped (SIGSTOP) stays in the kernel's
 // socket buffer and runs when Redis resumes, long after the caller was told it failed. A
 // broadcast answered "unavailable" must never be delivered later, so the calls the adapters
 // answer for (broadcasts, joins, requests) go through a Lua script that first compares Redis's
-// clock with a deadline the caller set (now + 300 ms, in Redis's time base, which the pinger
-// measures): a script that runs late does nothing and answers an error. Subscribers see exactly
-// the PUBLISH/SPUBLISH the script makes, so the wire is Node's.
+// clock with a deadline the caller set (now + 250 ms, in Redis's time base, which the pinger
+// measures): a script that runs late does nothing and answers an error. The caller waits 900 ms
+// for the answer, so an answer Redis sent in time is read in time unless this process stalls
+// for 650 ms. Subscribers see exactly the PUBLISH/SPUBLISH the script makes, so the wire is
+// Node's.
 
 import (
 	"context"
@@ -52,8 +55,9 @@ import (
 // Timings of the Redis connection.
 const (
 	redisStartTimeout = 3 * time.Second        // the first answer at DialRedis
-	redisIOTimeout    = 500 * time.Millisecond // dial, read, write and pool wait of a command
-	redisFenceWindow  = 300 * time.Millisecond // a fenced script that starts later does nothing
+	redisIOTimeout    = 500 * time.Millisecond // dial, write and pool wait of a command; a ping
+	redisReadTimeout  = 900 * time.Millisecond // the answer to a command
+	redisFenceWindow  = 250 * time.Millisecond // a fenced script that starts later does nothing
 	redisPingUp       = 250 * time.Millisecond // pinger period while Redis is up
 	redisPingDown     = 100 * time.Millisecond // pinger period while it is down or settling
 	redisSettleMax    = 3 * time.Second        // longest a recovery waits for HoldRecovery checks
@@ -161,9 +165,7 @@ func DialRedis(cfg ConnConfig) (*Conn, error) {
 		cancel()
 		return nil, err
 	}
-	pctx, pcancel := context.WithTimeout(probeContext(ctx), redisStartTimeout)
-	defer pcancel()
-	if err := c.probe(pctx); err != nil {
+	if err := c.probe(probeContext(ctx), redisStartTimeout); err != nil {
 		cancel()
 		_ = c.cmd.Close()
 		_ = c.sub.Close()
@@ -213,8 +215,9 @@ func tune(o *redis.Options) {
 	o.Protocol = 2 // no HELLO, no push notifications: the same on every Redis
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	o.ContextTimeoutEnabled = true // a shorter context deadline (the pinger's) shortens the wait
 	o.DialTimeout = redisIOTimeout
-	o.ReadTimeout = redisIOTimeout
+	o.ReadTimeout = redisReadTimeout
 	o.WriteTimeout = redisIOTimeout
 	o.PoolTimeout = redisIOTimeout
 	o.MaxRetries = -1 // a retried PUBLISH could be delivered twice, or late
@@ -225,8 +228,9 @@ func tuneCluster(o *redis.ClusterOptions) {
 	o.Protocol = 2
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	o.ContextTimeoutEnabled = true
 	o.DialTimeout = redisIOTimeout
-	o.ReadTimeout = redisIOTimeout
+	o.ReadTimeout = redisReadTimeout
 	o.WriteTimeout = redisIOTimeout
 	o.PoolTimeout = redisIOTimeout
 	o.MaxRetries = -1
@@ -406,7 +410,7 @@ func (c *Conn) pinger() {
 			t.Stop()
 		case <-t.C:
 		}
-		err := c.probe(pctx)
+		err := c.probe(pctx, redisIOTimeout)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -455,18 +459,23 @@ func (c *Conn) settled(ctx context.Context) bool {
 	return true
 }
 
-// probe asks every server (every master of a cluster) the time, and keeps the difference of its
-// clock with ours for the fences.
-func (c *Conn) probe(ctx context.Context) error {
+// probe asks every server (every master of a cluster) the time, giving each timeout to answer,
+// and keeps the difference of its clock with ours for the fences.
+func (c *Conn) probe(ctx context.Context, timeout time.Duration) error {
 	return c.ForEachMaster(ctx, func(ctx context.Context, cl *redis.Client) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		t0 := time.Now()
 		now, err := cl.Time(ctx).Result()
 		if err != nil {
 			return err
 		}
 		t1 := time.Now()
-		mid := t0.Add(t1.Sub(t0) / 2)
-		c.offsets.Store(cl.Options().Addr, now.Sub(mid).Milliseconds())
+		// A slow answer says little about the clocks: keep the last good measure.
+		if _, known := c.offsets.Load(cl.Options().Addr); !known || t1.Sub(t0) < 50*time.Millisecond {
+			mid := t0.Add(t1.Sub(t0) / 2)
+			c.offsets.Store(cl.Options().Addr, now.Sub(mid).Milliseconds())
+		}
 		return nil
 	})
 }
@@ -542,13 +551,17 @@ var (
 )
 
 // RunFenced runs s with keys and args, so that it takes effect only if Redis starts it within
-// 300 ms: an error means it did not and will not take effect (but for a fault in the instant
-// between Redis running it and answering). It fails at once with ErrRedisDown unless Ready. In
-// a cluster the script runs on the master of keys[0].
+// 250 ms: an error means it did not and will not take effect (but for a fault in the instant
+// between Redis running it and answering, or this process stalling 650 ms while the answer
+// waits). It waits up to 900 ms for the answer whatever ctx's deadline (an answer given up on
+// could not be told from one that did nothing), and fails at once with ErrRedisDown unless
+// Ready. In a cluster the script runs on the master of keys[0].
 func (c *Conn) RunFenced(ctx context.Context, s *FencedScript, keys []string, args ...any) (any, error) {
 	if !c.Ready() && !isProbe(ctx) {
 		return nil, ErrRedisDown
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisReadTimeout)
+	defer cancel()
 	addr := c.addr
 	if cl, ok := c.cmd.(*redis.ClusterClient); ok && len(keys) > 0 {
 		if m, err := cl.MasterForKey(ctx, keys[0]); err == nil {

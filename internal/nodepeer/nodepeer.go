@@ -7,7 +7,9 @@
 // connected, a Redis client error) comes back as Events.
 //
 // The peer needs node on PATH and client-js/node_modules (`make setup`); a test that starts one
-// without them fails with that message. The peer is stopped when the test ends.
+// without them fails with that message. The peer is stopped when the test ends. Start returns
+// once the peer serves; its adapter may still be subscribing: WaitServerCount waits for the
+// cluster a test expects.
 package nodepeer
 
 import (
@@ -42,6 +44,9 @@ type Options struct {
 	Namespaces []string `json:"namespaces,omitempty"`
 	// Recovery turns connectionStateRecovery on.
 	Recovery bool `json:"recovery,omitempty"`
+	// ReconnectDelay makes the peer's Redis clients wait that long before each reconnect (a
+	// node slow to come back after an outage); 0 is node-redis's own backoff.
+	ReconnectDelay time.Duration `json:"-"`
 }
 
 // Timeout bounds the peer's start and each command.
@@ -143,7 +148,10 @@ func Start(t testing.TB, o Options) *Peer {
 			t.Fatalf("nodepeer: client-js/node_modules/%s is missing: run `make setup`", pkg)
 		}
 	}
-	opts, err := json.Marshal(o)
+	opts, err := json.Marshal(struct {
+		Options
+		ReconnectMS int64 `json:"reconnectDelayMs,omitempty"`
+	}{o, o.ReconnectDelay.Milliseconds()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +285,28 @@ func (p *Peer) Must(cmd string, args map[string]any, into any) {
 		if err := json.Unmarshal(res, into); err != nil {
 			p.t.Fatalf("nodepeer: %s: decode %s: %v", cmd, res, err)
 		}
+	}
+}
+
+// WaitServerCount waits until the peer's adapter counts n servers on namespace nsp ("" is /):
+// Start returns once the peer serves, but its adapter's subscriptions may still be on their
+// way to Redis.
+func (p *Peer) WaitServerCount(nsp string, n int) {
+	p.t.Helper()
+	if nsp == "" {
+		nsp = "/"
+	}
+	deadline := time.Now().Add(Timeout)
+	for {
+		var got int
+		p.Must("serverCount", map[string]any{"nsp": nsp}, &got)
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("nodepeer: the server count of %s is %d after %v, want %d", nsp, got, Timeout, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
 }
 

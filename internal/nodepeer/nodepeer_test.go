@@ -15,11 +15,8 @@ func TestPeers(t *testing.T) {
 	if a.Port == 0 || a.UIDs["/"] == "" || a.URL == b.URL {
 		t.Fatalf("peer a: %+v", a)
 	}
-	var n int
-	a.Must("serverCount", nil, &n)
-	if n != 2 {
-		t.Fatalf("serverCount = %d, want 2", n)
-	}
+	a.WaitServerCount("/", 2)
+	b.WaitServerCount("", 2)
 	var res struct {
 		Err       *string `json:"err"`
 		Responses []struct {

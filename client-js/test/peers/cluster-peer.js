@@ -7,7 +7,8 @@
 // clusterNodes: ["host:port", ...] (a Redis Cluster, node-redis createCluster), prefix (the key /
 // channelPrefix / streamName, default "socket.io"), adapterOptions: {...} (passed to the adapter,
 // e.g. subscriptionMode, publishOnSpecificResponseChannel), namespaces: ["/", ...] (created at
-// start), recovery: bool (connectionStateRecovery) }.
+// start), recovery: bool (connectionStateRecovery), reconnectDelayMs: n (the Redis clients wait
+// n ms before each reconnect) }.
 //
 // Its first line is {"event":"ready","port":N,"uids":{"/":uid}}. Then each command line
 // {"id":n,"cmd":...,"nsp":"/",...} gets one answer line {"id":n,"ok":true,"result":...} or
@@ -78,10 +79,16 @@ function redisError(who) {
 
 async function connect() {
   let pub;
+  // reconnectDelayMs makes the Redis clients wait that long before each reconnect (a slow
+  // node, for outage tests).
+  const socket = opts.reconnectDelayMs ? { reconnectStrategy: () => opts.reconnectDelayMs } : undefined;
   if (opts.clusterNodes && opts.clusterNodes.length > 0) {
-    pub = createCluster({ rootNodes: opts.clusterNodes.map((a) => ({ url: `redis://${a}` })) });
+    pub = createCluster({
+      rootNodes: opts.clusterNodes.map((a) => ({ url: `redis://${a}` })),
+      ...(socket ? { defaults: { socket } } : {}),
+    });
   } else {
-    pub = createClient({ url: opts.redisUrl });
+    pub = createClient({ url: opts.redisUrl, ...(socket ? { socket } : {}) });
   }
   pub.on("error", redisError("pub"));
   await pub.connect();
