@@ -49,6 +49,7 @@ type relayEnvOptions struct {
 	// sndbuf sets the kernel send buffer of the server's connections (0: the system's).
 	sndbuf         int
 	maxWriteBuffer int
+	recovery       time.Duration // connection state recovery's window (0: off)
 }
 
 // startRelay serves a relay until the test ends. Sockets are identified by the handshake's
@@ -57,9 +58,10 @@ func startRelay(t *testing.T, o relayEnvOptions) *relayEnv {
 	t.Helper()
 	env := &relayEnv{t: t}
 	cfg := socketio.Config{
-		Adapter: o.adapter,
-		Logger:  zerolog.Nop(),
-		Engine:  engineio.Config{MaxWriteBuffer: o.maxWriteBuffer, OnSlowClient: func() { env.slow.Add(1) }},
+		Adapter:        o.adapter,
+		Logger:         zerolog.Nop(),
+		RecoveryWindow: o.recovery,
+		Engine:         engineio.Config{MaxWriteBuffer: o.maxWriteBuffer, OnSlowClient: func() { env.slow.Add(1) }},
 	}
 	srv, err := socketio.NewServer(cfg)
 	if err != nil {
@@ -133,6 +135,7 @@ type rawClient struct {
 	user string
 	nc   net.Conn
 	sid  string // the socket id in /relay
+	pid  string // its session id, with recovery on
 
 	wmu    sync.Mutex
 	nextID int
@@ -146,13 +149,15 @@ type rawClient struct {
 
 // rawEvent is an event (name set) or an ack (ack >= 0) the client received.
 type rawEvent struct {
-	name string
-	ack  int
-	arg  json.RawMessage
+	name   string
+	ack    int
+	arg    json.RawMessage
+	offset string // with recovery on, the offset the server appended
 }
 
 type dialOptions struct {
-	rcvbuf int // the client's kernel receive buffer (0: the system's)
+	rcvbuf int            // the client's kernel receive buffer (0: the system's)
+	auth   map[string]any // more of the CONNECT's auth
 }
 
 // dial connects user to "/relay" over websocket.
@@ -194,7 +199,11 @@ func (env *relayEnv) dial(user string, opts ...dialOptions) *rawClient {
 	if err != nil || !bytes.HasPrefix(open, []byte("0{")) {
 		env.t.Fatalf("engine open packet: %q %v", open, err)
 	}
-	auth, _ := json.Marshal(map[string]string{"user": user})
+	authMap := map[string]any{"user": user}
+	for k, v := range o.auth {
+		authMap[k] = v
+	}
+	auth, _ := json.Marshal(authMap)
 	c.write("40/relay," + string(auth))
 	for {
 		f, err := readFrame(br)
@@ -202,11 +211,11 @@ func (env *relayEnv) dial(user string, opts ...dialOptions) *rawClient {
 			env.t.Fatalf("connect %s: %v", user, err)
 		}
 		if s, ok := strings.CutPrefix(string(f), "40/relay,"); ok {
-			var reply struct{ SID string }
+			var reply struct{ SID, PID string }
 			if err := json.Unmarshal([]byte(s), &reply); err != nil || reply.SID == "" {
 				env.t.Fatalf("connect reply %q", f)
 			}
-			c.sid = reply.SID
+			c.sid, c.pid = reply.SID, reply.PID
 			break
 		}
 		if bytes.HasPrefix(f, []byte("44/relay,")) {
@@ -312,6 +321,9 @@ func (c *rawClient) read(br *bufio.Reader) {
 			ev := rawEvent{name: name, ack: -1}
 			if len(arr) > 1 {
 				ev.arg = arr[1]
+			}
+			if len(arr) > 2 {
+				_ = json.Unmarshal(arr[len(arr)-1], &ev.offset)
 			}
 			c.record(ev)
 		case strings.HasPrefix(s, "43/relay,"):

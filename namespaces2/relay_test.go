@@ -724,3 +724,142 @@ func (r *Relay) backlogLen(room string, s *socketio.Socket) int {
 	r.ifRoom(room, func(rm *relayRoom) { n = len(rm.slow[s]) })
 	return n
 }
+
+// A value waiting for a reader (here: a joining one) when its user leaves is not delivered: the
+// reader hears the user leave, then nothing more of it.
+func TestRelayDepartedValuesDropped(t *testing.T) {
+	st := &blockingState{RelayState: NewMemoryRelayState(), reading: make(chan struct{}), release: make(chan struct{})}
+	env := startRelay(t, relayEnvOptions{manual: true, state: st})
+	a, b, c := env.dial("alice"), env.dial("bob"), env.dial("carol")
+	join(t, a, "r")
+	join(t, c, "r")
+	st.armed.Store(true)
+	b.wmu.Lock()
+	id := b.nextID
+	b.nextID++
+	b.writeLocked(fmt.Sprintf(`42/relay,%d["relay:join",{"room":"r"}]`, id))
+	b.wmu.Unlock()
+	<-st.reading
+	publish(t, a, "r", "move", 1, "pos")
+	publish(t, c, "r", "move", 1, "pos")
+	env.relay.step() // both values wait in bob's backlog
+	if n := env.relay.backlogLen("r", env.socket(b)); n != 2 {
+		t.Fatalf("bob's backlog holds %d values, want 2", n)
+	}
+	a.close()
+	b.waitFor("alice left", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserLeftEvent)) == 1 })
+	close(st.release)
+	b.waitFor("bob's join answer", func(log []rawEvent) bool {
+		for _, ev := range log {
+			if ev.ack == id {
+				return true
+			}
+		}
+		return false
+	})
+	waitUntil(t, "the join to end", func() bool {
+		held := false
+		env.relay.ifRoom("r", func(rm *relayRoom) { _, held = rm.joining[env.socket(b)] })
+		return !held
+	})
+	env.relay.step()
+	b.sync(c, "r")
+	var from []string
+	for _, m := range b.messages(0) {
+		if m.Key == "pos" {
+			from = append(from, m.User.ID)
+		}
+	}
+	if !reflect.DeepEqual(from, []string{"carol"}) {
+		t.Fatalf("bob got keyed values from %v, want carol's only", from)
+	}
+}
+
+// blockingUpdates holds every Update until released.
+type blockingUpdates struct {
+	RelayState
+	updating chan struct{}
+	release  chan struct{}
+}
+
+func (s *blockingUpdates) Update(ctx context.Context, u []RelayUpdate) ([]RelayMissing, error) {
+	s.updating <- struct{}{}
+	<-s.release
+	return s.RelayState.Update(ctx, u)
+}
+
+// A tick stores its values before it delivers them: a member joining meanwhile reads them or
+// receives them, never neither.
+func TestRelayStoredBeforeDelivered(t *testing.T) {
+	st := &blockingUpdates{RelayState: NewMemoryRelayState(), updating: make(chan struct{}), release: make(chan struct{})}
+	env := startRelay(t, relayEnvOptions{manual: true, state: st})
+	a, b := env.dial("alice"), env.dial("bob")
+	join(t, a, "r")
+	join(t, b, "r")
+	publish(t, a, "r", "move", 1, "pos")
+	publish(t, a, "r", "move", 2, "pos")
+	stepped := make(chan struct{})
+	go func() { env.relay.step(); close(stepped) }()
+	<-st.updating
+	b.sync(a, "r")
+	for _, m := range b.messages(0) {
+		if m.Key == "pos" {
+			t.Fatalf("bob got %v before it was stored", m.Data)
+		}
+	}
+	close(st.release)
+	<-stepped
+	b.sync(a, "r")
+	if got := env.relay.stateOf(t, "r")["alice"]["pos"]; got != "2" {
+		t.Fatalf("stored %s", got)
+	}
+	var keyed []any
+	for _, m := range b.messages(0) {
+		if m.Key == "pos" {
+			keyed = append(keyed, m.Data)
+		}
+	}
+	if !reflect.DeepEqual(keyed, []any{2.0}) {
+		t.Fatalf("bob got %v after the store", keyed)
+	}
+}
+
+// A socket that connection state recovery brings back is a member again (presence counts it)
+// and gets the keyed values it missed while away, which were volatile.
+func TestRelayRecovered(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true, recovery: time.Minute})
+	a, b := env.dial("alice"), env.dial("bob")
+	join(t, a, "r")
+	join(t, b, "r")
+	publish(t, a, "r", "move", 1, "pos")
+	env.relay.step()
+	b.sync(a, "r")
+	log := b.received()
+	offset := log[len(log)-1].offset
+	if b.pid == "" || offset == "" {
+		t.Fatalf("no session to recover: pid %q, offset %q", b.pid, offset)
+	}
+	b.close()
+	a.waitFor("bob left", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserLeftEvent)) == 1 })
+	publish(t, a, "r", "move", 2, "pos")
+	publish(t, a, "r", "look", "n", "dir")
+	env.relay.step()
+
+	b2 := env.dial("bob", dialOptions{auth: map[string]any{"pid": b.pid, "offset": offset}})
+	if b2.sid != b.sid {
+		t.Fatalf("not recovered: sid %s, was %s", b2.sid, b.sid)
+	}
+	a.waitFor("bob back", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserJoinedEvent)) == 2 })
+	env.relay.step()
+	b2.sync(a, "r")
+	latest := map[string]any{}
+	for _, m := range b2.messages(0) {
+		if m.Key != "" {
+			latest[m.Key] = m.Data
+		}
+	}
+	if want := map[string]any{"pos": 2.0, "dir": "n"}; !reflect.DeepEqual(latest, want) {
+		t.Fatalf("bob got %v after recovering, want %v", latest, want)
+	}
+	publish(t, b2, "r", "move", "mine", "pos") // a member again
+}
