@@ -155,6 +155,8 @@ type rawClient struct {
 
 	closeFrame atomic.Bool // the server sent a websocket close frame
 	wmu        sync.Mutex
+
+	early []string // packets read ahead (before a CONNECT reply), returned first by msg
 }
 
 // dial opens a websocket session on ts and reads its Engine.IO open packet.
@@ -358,6 +360,11 @@ func (c *rawClient) tryFrame(d time.Duration) (wsFrame, bool) {
 // msg returns the next Socket.IO text packet (Engine.IO noops skipped).
 func (c *rawClient) msg() string {
 	c.t.Helper()
+	if len(c.early) > 0 {
+		p := c.early[0]
+		c.early = c.early[1:]
+		return p
+	}
 	for {
 		f := c.frame()
 		if f.binary {

@@ -124,26 +124,31 @@ func (st *sessionStore) persist(s *Session) {
 }
 
 // restore takes back the session pid with the events it missed after offset; nil when the
-// session is unknown or expired, or offset is no longer stored. join runs under the store's
-// lock before the events are collected: an event is kept before it is delivered, so it is either
-// collected here or delivered after join.
+// session is unknown or expired, or offset is no longer stored. join runs before the events are
+// collected: an event is kept before it is delivered, so it is collected here or delivered after
+// join (or both: the namespace drops the second copy). join runs without the store's lock, since
+// it puts the socket in its rooms and the room callbacks it runs may broadcast, which takes it.
 func (st *sessionStore) restore(pid, offset string, now time.Time, join func(*Session)) *Session {
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	s := st.sessions[pid]
 	if s == nil {
+		st.mu.Unlock()
 		return nil
 	}
 	delete(st.sessions, pid)
-	if now.Sub(s.DisconnectedAt) > st.window {
-		return nil
-	}
-	seq, ok := st.index[offset]
-	if !ok {
+	_, known := st.index[offset]
+	st.mu.Unlock()
+	if now.Sub(s.DisconnectedAt) > st.window || !known {
 		return nil
 	}
 	if join != nil {
 		join(s)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	seq, ok := st.index[offset]
+	if !ok { // dropped meanwhile (the memory bound)
+		return nil
 	}
 	rooms := append(slices.Clone(s.Rooms), s.SID)
 	restored := *s
