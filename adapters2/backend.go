@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -119,7 +120,7 @@ type redisBackend struct {
 	classic *classicSub
 	shard   *shardSub
 
-	presence presences
+	presence nodePresence
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -159,10 +160,9 @@ func (b *redisBackend) Adapter() socketio.AdapterFactory {
 	return b.newClassic
 }
 
-// Presence implements Backend.
+// Presence implements Backend: presence on Redis, cluster-wide (presence_redis.go).
 func (b *redisBackend) Presence(name string) socketio.Presence {
-	// TODO(presence_redis.go): Redis presence, cluster-wide; memory until it lands.
-	return b.presence.get(name, func() socketio.Presence { return socketio.NewMemoryPresence() })
+	return b.presence.get(b.conn, b.prefix, b.log, name)
 }
 
 // Redis implements Backend.
@@ -182,7 +182,7 @@ func (b *redisBackend) Close() error {
 	if b.shard != nil {
 		b.shard.close()
 	}
-	return b.conn.Close()
+	return errors.Join(b.presence.close(), b.conn.Close())
 }
 
 // countChannel registers (or, with add false, forgets) the channel by which NUMSUB counts the

@@ -18,6 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // PresenceNode is this node's part of presence on Redis: its id, its heartbeat, the reaping of
@@ -456,3 +458,30 @@ if ARGV[2] == '1' then redis.call('ZADD', KEYS[2], now, ARGV[1]) end
 return 1
 `)
 )
+
+// nodePresence is a Redis backend's presence: one PresenceNode, made at the first Presence call
+// (a node that never counts anyone does not heartbeat), closed with the backend.
+type nodePresence struct {
+	mu   sync.Mutex
+	node *PresenceNode
+}
+
+// get returns the presence called name on conn, keys under prefix.
+func (p *nodePresence) get(conn *Conn, prefix string, log zerolog.Logger, name string) socketio.Presence {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.node == nil {
+		p.node = NewPresenceNode(conn, PresenceOptions{Prefix: prefix, Logger: log})
+	}
+	return p.node.Presence(name)
+}
+
+// close closes the node, if there is one; the backend closes its connection after.
+func (p *nodePresence) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.node == nil {
+		return nil
+	}
+	return p.node.Close()
+}

@@ -1,0 +1,394 @@
+package adapters
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/nodepeer"
+	"github.com/switchboard/switchboard/socketio"
+)
+
+// streamsInterop is a Go node and a Node server (@socket.io/redis-streams-adapter 0.3.1, with
+// connection state recovery) in one cluster.
+type streamsInterop struct {
+	goNode *stNode
+	peer   *nodepeer.Peer
+	sse    chan []any // serverSideEmits the Go node received
+}
+
+func startStreamsInterop(t *testing.T) *streamsInterop {
+	prefix := testPrefix(t)
+	in := &streamsInterop{sse: make(chan []any, 16)}
+	in.goNode = startStreamsNode(t, localRedisURL, prefix, time.Minute, func(nsp *socketio.Namespace) {
+		nsp.OnConnection(func(s *socketio.Socket) {
+			if !s.Recovered() {
+				s.SetData(map[string]any{"who": "go"})
+			}
+		})
+		nsp.OnServerSideEmit(func(args []any, ack func(...any)) {
+			in.sse <- args
+			if ack != nil {
+				ack(map[string]any{"from": "go", "args": args[1:]})
+			}
+		})
+	})
+	in.peer = nodepeer.Start(t, nodepeer.Options{
+		Adapter: "streams", RedisURL: localRedisURL, Prefix: prefix, Recovery: true,
+		AdapterOptions: map[string]any{"sessionKeyPrefix": in.goNode.b.sessionPrefix},
+	})
+	waitFor(t, "the Go node counts both", func() bool {
+		n, err := in.goNode.adapter().ServerCount(t.Context())
+		return err == nil && n == 2
+	})
+	var n int
+	in.peer.Must("serverCount", nil, &n)
+	if n != 2 {
+		t.Fatalf("the Node server counts %d servers, want 2", n)
+	}
+	return in
+}
+
+// nodeReads waits until the Node server reads the stream: it reads from "$" once its first
+// XREAD runs, and misses what came before, so the Go node broadcasts until c (on the Node
+// server) got one.
+func (in *streamsInterop) nodeReads(t *testing.T, c *stClient) {
+	t.Helper()
+	deadline := time.Now().Add(stWait)
+	for i := 1; len(c.named("warm-up")) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the Node server never read the stream")
+		}
+		if err := in.goNode.nsp.Emit("warm-up", i); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.more:
+		case <-time.After(50 * time.Millisecond): // the pace of the warm-up broadcasts
+		}
+	}
+}
+
+// args is an event's arguments without its offset, as JSON.
+func argsWithoutOffset(t *testing.T, e stEvent) string {
+	t.Helper()
+	if len(e.Args) == 0 {
+		t.Fatalf("event %s without arguments", e.Name)
+	}
+	var off string
+	if json.Unmarshal(e.Args[len(e.Args)-1], &off) != nil || !streamOffset.MatchString(off) {
+		t.Errorf("event %s: last argument %s is not a stream offset", e.Name, e.Args[len(e.Args)-1])
+	}
+	return jsonOf(e.Args[:len(e.Args)-1])
+}
+
+func TestStreamsNodeBroadcast(t *testing.T) {
+	in := startStreamsInterop(t)
+	g := in.goNode
+	cg := dialStreams(t, g.url, nil)
+	cp := dialStreams(t, in.peer.URL, nil)
+	in.nodeReads(t, cp)
+	g.socket(cg.SID).Join("r1")
+	in.peer.Must("join", map[string]any{"sid": cp.SID, "rooms": []string{"r1", "r2"}}, nil)
+	cases := []struct {
+		name string
+		emit func()
+		want []*stClient
+		args string
+	}{
+		{"node to all", func() {
+			in.peer.Must("emit", map[string]any{"event": "e", "args": []any{1, "x", map[string]any{"k": nil}}}, nil)
+		}, []*stClient{cg, cp}, `[1,"x",{"k":null}]`},
+		{"node to a room", func() {
+			in.peer.Must("emit", map[string]any{"rooms": []string{"r1"}, "event": "e", "args": []any{"r1"}}, nil)
+		}, []*stClient{cg, cp}, `["r1"]`},
+		{"node except a room", func() {
+			in.peer.Must("emit", map[string]any{"except": []string{"r2"}, "event": "e", "args": []any{"not r2"}}, nil)
+		}, []*stClient{cg}, `["not r2"]`},
+		{"node binary", func() {
+			in.peer.Must("emit", map[string]any{"event": "e", "args": []any{nodepeer.Bin([]byte{1, 2, 255}), map[string]any{"b": nodepeer.Bin([]byte{7})}}}, nil)
+		}, []*stClient{cg, cp}, `[{"$bin":"AQL/"},{"b":{"$bin":"Bw=="}}]`},
+		{"go to all", func() {
+			if err := g.nsp.Emit("e", 2, "y", map[string]any{"n": nil}); err != nil {
+				t.Fatal(err)
+			}
+		}, []*stClient{cg, cp}, `[2,"y",{"n":null}]`},
+		{"go to a room on the Node server", func() {
+			if err := g.nsp.To("r2").Emit("e", "r2"); err != nil {
+				t.Fatal(err)
+			}
+		}, []*stClient{cp}, `["r2"]`},
+		{"go to a socket id on the Node server", func() {
+			if err := g.nsp.To(cp.SID).Emit("e", "you"); err != nil {
+				t.Fatal(err)
+			}
+		}, []*stClient{cp}, `["you"]`},
+		{"go binary", func() {
+			if err := g.nsp.To("r1").Emit("e", []byte{0, 9}, map[string]any{"b": []byte{8}}); err != nil {
+				t.Fatal(err)
+			}
+		}, []*stClient{cg, cp}, `[{"$bin":"AAk="},{"b":{"$bin":"CA=="}}]`},
+	}
+	all := []*stClient{cg, cp}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := map[*stClient]int{}
+			for _, c := range all {
+				before[c] = len(c.named("e"))
+			}
+			tc.emit()
+			in.peer.Must("emit", map[string]any{"event": "marker", "args": []any{i}}, nil)
+			for _, c := range all {
+				c.waitEvent("marker", i+1)
+			}
+			for _, c := range all {
+				got := c.named("e")[before[c]:]
+				want := slices.Contains(tc.want, c)
+				switch {
+				case want && len(got) != 1:
+					t.Errorf("client %s got %d copies, want 1", c.SID, len(got))
+				case !want && len(got) != 0:
+					t.Errorf("client %s got %v, want nothing", c.SID, got)
+				case want:
+					if s := argsWithoutOffset(t, got[0]); s != tc.args {
+						t.Errorf("client %s got %s, want %s", c.SID, s, tc.args)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStreamsNodeRequests(t *testing.T) {
+	in := startStreamsInterop(t)
+	g := in.goNode
+	cg := dialStreams(t, g.url, map[string]any{"token": "go-client"})
+	cp := dialStreams(t, in.peer.URL, map[string]any{"data": map[string]any{"n": 1}})
+	in.nodeReads(t, cp)
+	ctx := t.Context()
+
+	t.Run("rooms", func(t *testing.T) {
+		if err := g.nsp.To(cp.SID).SocketsJoin(ctx, "from-go"); err != nil {
+			t.Fatal(err)
+		}
+		in.peer.Must("socketsJoin", map[string]any{"rooms": []string{cg.SID}, "join": []string{"from-node", "x"}}, nil)
+		in.peer.Must("socketsLeave", map[string]any{"rooms": []string{cg.SID}, "leave": []string{"x"}}, nil)
+		waitFor(t, "the Go socket in from-node", func() bool {
+			return slices.Equal(g.socket(cg.SID).Rooms(), []string{"from-node"})
+		})
+		waitFor(t, "the Node socket in from-go", func() bool {
+			var socks []struct {
+				ID    string   `json:"id"`
+				Rooms []string `json:"rooms"`
+			}
+			in.peer.Must("sockets", nil, &socks)
+			return len(socks) == 1 && slices.Contains(socks[0].Rooms, "from-go")
+		})
+	})
+
+	t.Run("fetchSockets from Go", func(t *testing.T) {
+		got, err := g.nsp.All().FetchSockets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, rs := range got {
+			ids = append(ids, rs.ID)
+			if rs.ID == cp.SID {
+				if d := jsonOf(rs.Data); d != `{"n":1,"who":"node"}` {
+					t.Errorf("the Node socket's data %s", d)
+				}
+				if !slices.Contains(rs.Rooms, "from-go") || rs.Handshake.Query.Get("EIO") != "4" || rs.Handshake.Time.IsZero() {
+					t.Errorf("the Node socket: rooms %q handshake %+v", rs.Rooms, rs.Handshake)
+				}
+			}
+		}
+		sort.Strings(ids)
+		want := []string{cg.SID, cp.SID}
+		sort.Strings(want)
+		if !slices.Equal(ids, want) {
+			t.Errorf("fetched %q, want %q", ids, want)
+		}
+	})
+
+	t.Run("fetchSockets from Node", func(t *testing.T) {
+		var got []struct {
+			ID        string         `json:"id"`
+			Rooms     []string       `json:"rooms"`
+			Data      map[string]any `json:"data"`
+			Handshake map[string]any `json:"handshake"`
+		}
+		in.peer.Must("fetchSockets", map[string]any{"rooms": []string{"from-node"}}, &got)
+		if len(got) != 1 || got[0].ID != cg.SID {
+			t.Fatalf("fetched %+v, want the Go socket", got)
+		}
+		s := got[0]
+		if !slices.Equal(s.Rooms, []string{cg.SID, "from-node"}) || s.Data["who"] != "go" {
+			t.Errorf("the Go socket: rooms %q data %v", s.Rooms, s.Data)
+		}
+		auth, _ := s.Handshake["auth"].(map[string]any)
+		if auth["token"] != "go-client" || !strings.HasPrefix(fmt.Sprint(s.Handshake["address"]), "127.0.0.1") || s.Handshake["issued"] == nil {
+			t.Errorf("the Go socket's handshake %v", s.Handshake)
+		}
+	})
+
+	t.Run("serverSideEmit", func(t *testing.T) {
+		if err := g.nsp.ServerSideEmit(ctx, "go-sse", 1, []byte{5}); err != nil {
+			t.Fatal(err)
+		}
+		ev := in.peer.WaitEvent("the Go serverSideEmit", func(e nodepeer.Event) bool { return e.Kind == "sse" && e.Name == "go-sse" })
+		if s := jsonOf(ev.Args); s != `[1,{"$bin":"BQ=="}]` || ev.WithAck {
+			t.Errorf("Node got %s (ack %v)", s, ev.WithAck)
+		}
+		answers, err := g.adapter().ServerSideEmitWithAck(ctx, []any{"go-ask", "q"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(answers) != 1 || !strings.Contains(jsonOf(answers), `"from":"node"`) || !strings.Contains(jsonOf(answers), `"args":["q"]`) {
+			t.Errorf("answers %s", jsonOf(answers))
+		}
+		in.peer.Must("serverSideEmit", map[string]any{"event": "node-sse", "args": []any{2, nodepeer.Bin([]byte{6})}}, nil)
+		if got := recvValue(t, "the Node serverSideEmit", in.sse); jsonOf(got) != `["node-sse",2,"Bg=="]` {
+			t.Errorf("Go got %s", jsonOf(got))
+		}
+		var res struct {
+			Err       *string `json:"err"`
+			Responses []any   `json:"responses"`
+		}
+		in.peer.Must("serverSideEmitWithAck", map[string]any{"event": "node-ask", "args": []any{"p"}}, &res)
+		if res.Err != nil || jsonOf(res.Responses) != `[{"args":["p"],"from":"go"}]` {
+			t.Errorf("Node's serverSideEmitWithAck: err %v responses %s", res.Err, jsonOf(res.Responses))
+		}
+		<-in.sse
+	})
+
+	t.Run("broadcast with acks", func(t *testing.T) {
+		cg.ackWith(func(e stEvent) any { return "go-client:" + strings.Trim(e.arg(0), `"`) })
+		cp.ackWith(func(e stEvent) any { return "node-client:" + strings.Trim(e.arg(0), `"`) })
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		acks, timedOut, err := g.nsp.All().EmitWithAck(actx, "q", "from-go")
+		if err != nil || timedOut {
+			t.Fatalf("EmitWithAck: %v timedOut %v", err, timedOut)
+		}
+		var got []string
+		for _, a := range acks {
+			v, _ := a.Value(0)
+			got = append(got, fmt.Sprint(v))
+		}
+		sort.Strings(got)
+		if want := []string{"go-client:from-go", "node-client:from-go"}; !slices.Equal(got, want) {
+			t.Errorf("acks %q, want %q", got, want)
+		}
+		var res struct {
+			Err       *string  `json:"err"`
+			Responses []string `json:"responses"`
+		}
+		in.peer.Must("emitWithAck", map[string]any{"event": "q", "args": []any{"from-node"}, "timeout": 5000}, &res)
+		sort.Strings(res.Responses)
+		if res.Err != nil || !slices.Equal(res.Responses, []string{"go-client:from-node", "node-client:from-node"}) {
+			t.Errorf("Node's emitWithAck: err %v responses %q", res.Err, res.Responses)
+		}
+	})
+
+	t.Run("disconnectSockets", func(t *testing.T) {
+		in.peer.Must("disconnectSockets", map[string]any{"rooms": []string{cg.SID}}, nil)
+		cg.waitDisconnect()
+		if err := g.nsp.All().DisconnectSockets(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		cp.waitDisconnect()
+	})
+}
+
+// TestStreamsNodeRecovery: sessions and offsets cross between Node and Go: a client that
+// dropped from one recovers on the other, with its id, rooms and missed events.
+func TestStreamsNodeRecovery(t *testing.T) {
+	in := startStreamsInterop(t)
+	g := in.goNode
+	warm := dialStreams(t, in.peer.URL, nil)
+	in.nodeReads(t, warm)
+
+	t.Run("from Node to Go", func(t *testing.T) {
+		c := dialStreams(t, in.peer.URL, nil)
+		if c.PID == "" {
+			t.Fatal("the Node server gave no pid")
+		}
+		in.peer.Must("join", map[string]any{"sid": c.SID, "rooms": []string{"nr"}}, nil)
+		in.peer.Must("emit", map[string]any{"rooms": []string{"nr"}, "event": "before", "args": []any{0}}, nil)
+		c.waitEvent("before", 1)
+		offset := c.offset()
+		c.drop()
+		sessionKept(t, g.b, c.PID)
+		if err := g.nsp.To("nr").Emit("missed", 1); err != nil {
+			t.Fatal(err)
+		}
+		in.peer.Must("emit", map[string]any{"except": []string{"nr"}, "event": "not-missed", "args": []any{2}}, nil)
+		in.peer.Must("emit", map[string]any{"event": "missed", "args": []any{3}}, nil)
+		r := dialStreams(t, g.url, map[string]any{"pid": c.PID, "offset": offset})
+		if r.SID != c.SID {
+			t.Fatalf("recovered id %s, want %s", r.SID, c.SID)
+		}
+		r.waitEvent("missed", 2)
+		got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
+		if !slices.Equal(got, []string{"[1]", "[3]"}) || len(r.named("not-missed")) != 0 {
+			t.Errorf("missed %q, events %v", got, r.list())
+		}
+		if rooms := g.socket(r.SID).Rooms(); !slices.Equal(rooms, []string{"nr"}) {
+			t.Errorf("recovered rooms %q", rooms)
+		}
+		if d := jsonOf(g.socket(r.SID).Data()); d != `{"who":"node"}` {
+			t.Errorf("recovered data %s", d)
+		}
+	})
+
+	t.Run("from Go to Node", func(t *testing.T) {
+		c := dialStreams(t, g.url, nil)
+		g.socket(c.SID).Join("gr")
+		if err := g.nsp.To("gr").Emit("before", 0); err != nil {
+			t.Fatal(err)
+		}
+		c.waitEvent("before", 1)
+		offset := c.offset()
+		c.drop()
+		sessionKept(t, g.b, c.PID)
+		in.peer.Must("emit", map[string]any{"rooms": []string{"gr"}, "event": "missed", "args": []any{1}}, nil)
+		if err := g.nsp.Except("gr").Emit("not-missed", 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.nsp.To(c.SID).Emit("missed", 3); err != nil {
+			t.Fatal(err)
+		}
+		r := dialStreams(t, in.peer.URL, map[string]any{"pid": c.PID, "offset": offset})
+		if r.SID != c.SID {
+			t.Fatalf("recovered id %s, want %s", r.SID, c.SID)
+		}
+		r.waitEvent("missed", 2)
+		got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
+		if !slices.Equal(got, []string{"[1]", "[3]"}) || len(r.named("not-missed")) != 0 {
+			t.Errorf("missed %q, events %v", got, r.list())
+		}
+		var socks []struct {
+			ID    string   `json:"id"`
+			Rooms []string `json:"rooms"`
+		}
+		in.peer.Must("sockets", nil, &socks)
+		found := false
+		for _, s := range socks {
+			if s.ID == c.SID {
+				found = true
+				if !slices.Contains(s.Rooms, "gr") {
+					t.Errorf("recovered rooms on Node %q", s.Rooms)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the recovered socket is not on the Node server: %v", socks)
+		}
+	})
+}
