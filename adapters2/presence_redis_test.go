@@ -557,3 +557,36 @@ func TestPresenceKilledProcess(t *testing.T) {
 		t.Errorf("OnExpired calls = %q, want %q", got, want)
 	}
 }
+
+// TestBackendPresence: the Redis backends' Presence is Redis presence, shared by their nodes;
+// memory's stays in the process.
+func TestBackendPresence(t *testing.T) {
+	for _, name := range []string{"redis", "redis-streams"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := Config{Name: name, RedisURL: localRedisURL, Prefix: testPrefix(t)}
+			var nodes []socketio.Presence
+			for range 2 {
+				b, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Close() })
+				p := b.Presence("chat")
+				if _, ok := p.(*RedisPresence); !ok || b.Presence("chat") != p {
+					t.Fatalf("Presence = %T, not the same each time", p)
+				}
+				nodes = append(nodes, p)
+			}
+			ctx := t.Context()
+			if ch, err := nodes[0].Join(ctx, "r", "u", []byte("i")); err != nil || !ch.Member {
+				t.Fatalf("join: %+v, %v", ch, err)
+			}
+			if ch, err := nodes[1].Join(ctx, "r", "u", nil); err != nil || ch.Member {
+				t.Fatalf("the other node's join: %+v, %v", ch, err)
+			}
+			if infos, err := nodes[1].Members(ctx, "r"); err != nil || len(infos) != 1 || string(infos[0]) != "i" {
+				t.Errorf("members: %q, %v", infos, err)
+			}
+		})
+	}
+}

@@ -24,7 +24,7 @@ const stWait = 15 * time.Second
 // stNode is one Go node of a redis-streams cluster: a socketio server on httptest with its
 // backend.
 type stNode struct {
-	t   *testing.T
+	t   testing.TB
 	b   *streamsBackend
 	srv *socketio.Server
 	nsp *socketio.Namespace
@@ -33,7 +33,7 @@ type stNode struct {
 
 // startStreamsNode starts a node on the Redis at url with prefix; window is the recovery window
 // (0: off). setup runs on "/" before the node serves.
-func startStreamsNode(t *testing.T, url, prefix string, window time.Duration, setup func(*socketio.Namespace)) *stNode {
+func startStreamsNode(t testing.TB, url, prefix string, window time.Duration, setup func(*socketio.Namespace)) *stNode {
 	t.Helper()
 	be, err := newStreamsBackend(Config{Name: "redis-streams", RedisURL: url, Prefix: prefix, RecoveryWindow: window, Logger: zerolog.Nop()})
 	if err != nil {
