@@ -135,7 +135,10 @@ type rawClient struct {
 	user string
 	nc   net.Conn
 	sid  string // the socket id in /relay
-	pid  string // its session id, with recovery on
+	// pollURL is the session's long-polling URL when the client polls instead of using a
+	// websocket.
+	pollURL string
+	pid     string // its session id, with recovery on
 
 	wmu    sync.Mutex
 	nextID int
@@ -226,6 +229,77 @@ func (env *relayEnv) dial(user string, opts ...dialOptions) *rawClient {
 	return c
 }
 
+// dialPolling connects user to "/relay" over long-polling.
+func (env *relayEnv) dialPolling(user string) *rawClient {
+	env.t.Helper()
+	base := "http://" + env.addr + "/socket.io/?EIO=4&transport=polling"
+	first, err := pollOnce(base)
+	if err != nil || len(first) == 0 || !strings.HasPrefix(first[0], "0{") {
+		env.t.Fatalf("polling handshake: %q %v", first, err)
+	}
+	var open struct{ SID string }
+	if err := json.Unmarshal([]byte(first[0][1:]), &open); err != nil {
+		env.t.Fatal(err)
+	}
+	c := &rawClient{t: env.t, env: env, user: user, pollURL: base + "&sid=" + open.SID,
+		changed: make(chan struct{}, 1), closed: make(chan struct{})}
+	auth, _ := json.Marshal(map[string]any{"user": user})
+	c.write("40/relay," + string(auth))
+	for c.sid == "" {
+		packets, err := pollOnce(c.pollURL)
+		if err != nil {
+			env.t.Fatalf("connect %s: %v", user, err)
+		}
+		for _, p := range packets {
+			if s, ok := strings.CutPrefix(p, "40/relay,"); ok {
+				var reply struct{ SID, PID string }
+				if err := json.Unmarshal([]byte(s), &reply); err != nil || reply.SID == "" {
+					env.t.Fatalf("connect reply %q", p)
+				}
+				c.sid, c.pid = reply.SID, reply.PID
+			} else {
+				c.handle(p)
+			}
+		}
+	}
+	go c.poll()
+	return c
+}
+
+// pollOnce GETs one long-polling payload and splits it into its packets.
+func pollOnce(url string) ([]string, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("poll: %s %v", res.Status, err)
+	}
+	return strings.Split(string(body), "\x1e"), nil
+}
+
+// poll is read for a long-polling client: one GET after another.
+func (c *rawClient) poll() {
+	defer close(c.closed)
+	for {
+		c.mu.Lock()
+		hold := c.hold
+		c.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
+		packets, err := pollOnce(c.pollURL)
+		if err != nil {
+			return
+		}
+		for _, p := range packets {
+			c.handle(p)
+		}
+	}
+}
+
 // readFrame reads one unfragmented websocket frame from the server (unmasked) and returns its
 // payload; a close frame is io.EOF.
 func readFrame(br *bufio.Reader) ([]byte, error) {
@@ -269,6 +343,16 @@ func (c *rawClient) write(packet string) {
 }
 
 func (c *rawClient) writeLocked(packet string) {
+	if c.pollURL != "" {
+		res, err := http.Post(c.pollURL, "text/plain;charset=UTF-8", strings.NewReader(packet))
+		if err != nil {
+			c.t.Logf("%s: post: %v", c.user, err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		return
+	}
 	p := []byte(packet)
 	var mask [4]byte
 	_, _ = rand.Read(mask[:])
@@ -306,37 +390,41 @@ func (c *rawClient) read(br *bufio.Reader) {
 		if err != nil {
 			return
 		}
-		s := string(f)
-		switch {
-		case s == "2":
-			c.write("3")
-		case strings.HasPrefix(s, "42/relay,"):
-			var arr []json.RawMessage
-			if json.Unmarshal([]byte(s[len("42/relay,"):]), &arr) != nil || len(arr) == 0 {
-				c.t.Errorf("%s: bad event %q", c.user, s)
-				continue
-			}
-			var name string
-			_ = json.Unmarshal(arr[0], &name)
-			ev := rawEvent{name: name, ack: -1}
-			if len(arr) > 1 {
-				ev.arg = arr[1]
-			}
-			if len(arr) > 2 {
-				_ = json.Unmarshal(arr[len(arr)-1], &ev.offset)
-			}
-			c.record(ev)
-		case strings.HasPrefix(s, "43/relay,"):
-			rest := s[len("43/relay,"):]
-			i := strings.IndexByte(rest, '[')
-			id, err := strconv.Atoi(rest[:max(i, 0)])
-			var arr []json.RawMessage
-			if i < 0 || err != nil || json.Unmarshal([]byte(rest[i:]), &arr) != nil || len(arr) == 0 {
-				c.t.Errorf("%s: bad ack %q", c.user, s)
-				continue
-			}
-			c.record(rawEvent{ack: id, arg: arr[0]})
+		c.handle(string(f))
+	}
+}
+
+// handle records one Engine.IO packet from the server.
+func (c *rawClient) handle(s string) {
+	switch {
+	case s == "2":
+		c.write("3")
+	case strings.HasPrefix(s, "42/relay,"):
+		var arr []json.RawMessage
+		if json.Unmarshal([]byte(s[len("42/relay,"):]), &arr) != nil || len(arr) == 0 {
+			c.t.Errorf("%s: bad event %q", c.user, s)
+			return
 		}
+		var name string
+		_ = json.Unmarshal(arr[0], &name)
+		ev := rawEvent{name: name, ack: -1}
+		if len(arr) > 1 {
+			ev.arg = arr[1]
+		}
+		if len(arr) > 2 {
+			_ = json.Unmarshal(arr[len(arr)-1], &ev.offset)
+		}
+		c.record(ev)
+	case strings.HasPrefix(s, "43/relay,"):
+		rest := s[len("43/relay,"):]
+		i := strings.IndexByte(rest, '[')
+		id, err := strconv.Atoi(rest[:max(i, 0)])
+		var arr []json.RawMessage
+		if i < 0 || err != nil || json.Unmarshal([]byte(rest[i:]), &arr) != nil || len(arr) == 0 {
+			c.t.Errorf("%s: bad ack %q", c.user, s)
+			return
+		}
+		c.record(rawEvent{ack: id, arg: arr[0]})
 	}
 }
 
@@ -470,7 +558,13 @@ func (c *rawClient) sync(from *rawClient, room string) {
 }
 
 // close ends the connection as a closed tab would.
-func (c *rawClient) close() { _ = c.nc.Close() }
+func (c *rawClient) close() {
+	if c.pollURL != "" {
+		c.write("1")
+		return
+	}
+	_ = c.nc.Close()
+}
 
 // mustData returns the data of an ack, failing on an error reply.
 func mustData(t *testing.T, ack json.RawMessage) json.RawMessage {

@@ -539,6 +539,11 @@ func TestRelayJoinAnswersFirst(t *testing.T) {
 		}
 		return false
 	})
+	waitUntil(t, "the join to end", func() bool {
+		held := false
+		env.relay.ifRoom("r", func(rm *relayRoom) { _, held = rm.joining[env.socket(b)] })
+		return !held
+	})
 	env.relay.step() // the held value goes out behind the answer
 	b.sync(a, "r")
 	log := b.received()
@@ -862,4 +867,50 @@ func TestRelayRecovered(t *testing.T) {
 		t.Fatalf("bob got %v after recovering, want %v", latest, want)
 	}
 	publish(t, b2, "r", "move", "mine", "pos") // a member again
+}
+
+// A long-polling member gets every (user, key) of a tick in the first tick that finds its poll
+// waiting, not one value per poll.
+func TestRelayPolling(t *testing.T) {
+	obs := &countingObserver{}
+	env := startRelay(t, relayEnvOptions{manual: true, cfg: RelayConfig{Observer: obs}})
+	a := env.dial("alice")
+	p := env.dialPolling("paula")
+	join(t, a, "r")
+	join(t, p, "r")
+	ps := env.socket(p)
+	for round := range 3 {
+		for k := range 10 {
+			publish(t, a, "r", "move", round*100+k, fmt.Sprint("k", k))
+		}
+		// Tick until all ten went out (a tick finding no poll waiting keeps them in the
+		// backlog); they go in one tick.
+		var bursts []int64
+		waitUntil(t, "the values to go out", func() bool {
+			before := obs.delivered.Load()
+			env.relay.step()
+			if d := obs.delivered.Load() - before; d > 0 {
+				bursts = append(bursts, d)
+			}
+			return obs.delivered.Load() == int64(10*(round+1))
+		})
+		if !reflect.DeepEqual(bursts, []int64{10}) {
+			t.Fatalf("round %d: the values went out in ticks of %v, want one tick of 10", round, bursts)
+		}
+		p.sync(a, "r")
+		latest := map[string]float64{}
+		for _, m := range p.messages(0) {
+			if m.Key != "" {
+				latest[m.Key] = m.Data.(float64)
+			}
+		}
+		for k := range 10 {
+			if got := latest[fmt.Sprint("k", k)]; got != float64(round*100+k) {
+				t.Fatalf("round %d: paula has %v for k%d, want %d (all: %v)", round, got, k, round*100+k, latest)
+			}
+		}
+	}
+	if env.relay.backlogLen("r", ps) != 0 {
+		t.Fatalf("a backlog is left for the polling member")
+	}
 }

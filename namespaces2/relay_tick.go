@@ -33,8 +33,11 @@ package namespaces
 // tail of one frame (a volatile write is never queued whole) — TestRelaySlowReader measures both
 // — and when it reads again it gets the present, not the past. A plain Emit would have queued
 // every value (a backlog that grows until the engine drops the client); a plain volatile one
-// would lose the last value of a burst. A socket whose relay:join is being answered is treated as
-// slow until the answer is written, so that no value reaches it before the state in the answer.
+// would lose the last value of a burst. A long-polling transport takes a volatile write only
+// while a poll waits, and the first write answers it: so once a tick's first value went to such a
+// socket, the rest of that tick's go plainly, joining that poll or the next (send). A socket whose
+// relay:join is being answered is treated as slow until the answer is written, so that no value
+// reaches it before the state in the answer.
 //
 // Nothing is kept for idle rooms: a room's relayRoom exists while it has keyed work here (values
 // to send, backlogs, a join being answered) and goes relayIdleTicks ticks after that ended; the
@@ -326,23 +329,53 @@ func (r *Relay) deliverLocked(rm *relayRoom, entries []*relayEntry) {
 			rm.slowBacklog(s).merge(sid, entries)
 			continue
 		}
-		for i, e := range entries {
-			if e.sid == sid || e.dropped {
-				continue
-			}
-			if s.EmitVolatile(RelayMessageEvent, e.message(rm.name)) != nil {
-				if s.Connected() {
-					rm.slowBacklog(s).merge(sid, entries[i:])
-				}
-				break
-			}
-			delivered++
+		next, n := r.send(s, rm.name, entries)
+		delivered += n
+		if next < len(entries) && s.Connected() {
+			rm.slowBacklog(s).merge(sid, entries[next:])
 		}
 	}
 	r.obs.RelayDelivered(delivered)
 	if coalesced > 0 {
 		r.obs.RelayCoalesced(RelayStageSlowReader, coalesced)
 	}
+}
+
+// send writes entries (but s's own and dropped ones) to s, in order, and returns the index of the
+// first one its transport refused (len(entries) when it took them all) and how many it wrote.
+//
+// The first is written volatile: it goes only if the transport can take it at once. On a
+// websocket so do the others, one by one. A long-polling transport takes a volatile write only
+// while a poll waits, and the first write answers that poll: the others would all be refused
+// until the client polls again, one value per tick. So once the first went, the others are
+// written plainly, to the same poll or the next: the engine holds then at most one tick's values
+// for the client, since a poll waits only when nothing is buffered.
+func (r *Relay) send(s *socketio.Socket, room string, entries []*relayEntry) (next, delivered int) {
+	sid := s.ID()
+	probed, polling := false, false
+	for i, e := range entries {
+		if e.sid == sid || e.dropped {
+			continue
+		}
+		msg := e.message(room)
+		switch {
+		case !probed:
+			if s.EmitVolatile(RelayMessageEvent, msg) != nil {
+				return i, delivered
+			}
+			probed, polling = true, s.Transport() == "polling"
+		case polling:
+			if r.nsp.To(sid).Local().Emit(RelayMessageEvent, msg) != nil {
+				return i, delivered
+			}
+		default:
+			if s.EmitVolatile(RelayMessageEvent, msg) != nil {
+				return i, delivered
+			}
+		}
+		delivered++
+	}
+	return len(entries), delivered
 }
 
 func (rm *relayRoom) slowBacklog(s *socketio.Socket) relayBacklog {
@@ -368,12 +401,14 @@ func (r *Relay) flushLocked(rm *relayRoom) {
 			delete(rm.slow, s)
 			continue
 		}
-		for k, e := range b {
-			if s.EmitVolatile(RelayMessageEvent, e.message(rm.name)) != nil {
-				break
-			}
-			delete(b, k)
-			delivered++
+		entries := make([]*relayEntry, 0, len(b))
+		for _, e := range b {
+			entries = append(entries, e)
+		}
+		next, n := r.send(s, rm.name, entries)
+		delivered += n
+		for _, e := range entries[:next] {
+			delete(b, relayKey{e.user.ID, e.key})
 		}
 		if len(b) == 0 {
 			delete(rm.slow, s)
