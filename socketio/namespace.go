@@ -228,11 +228,18 @@ func (n *Namespace) connect(s *Socket, auth map[string]any) {
 		n.sockets[s.id] = s
 		n.mu.Unlock()
 	}
+	// As in Node, a recovered socket's missed events go out before its CONNECT answer (the client
+	// holds events until it is connected, then emits them in order), then what was delivered to
+	// it meanwhile.
+	var missed map[string]bool
+	if sess != nil {
+		missed = n.sendMissed(s, sess)
+	}
 	reply := connectReply{SID: s.id, PID: s.pid}
 	s.writePacket(&Packet{Type: PacketConnect, Nsp: n.name, ID: -1, Data: []any{reply}}, false)
 	cl.connectedSocket()
 	if sess != nil {
-		n.flushRecovery(s, sess)
+		n.flushPending(s, missed)
 	}
 	for _, fn := range n.onConnection {
 		fn(s)
@@ -264,9 +271,8 @@ func (n *Namespace) abandonRecovery(s *Socket) {
 	s.mu.Unlock()
 }
 
-// flushRecovery sends a recovered socket what it missed, then what was delivered to it while it
-// connected (but for what was among the missed), and ends its recovery.
-func (n *Namespace) flushRecovery(s *Socket, sess *Session) {
+// sendMissed sends a recovered socket the events it missed and returns their offsets.
+func (n *Namespace) sendMissed(s *Socket, sess *Session) map[string]bool {
 	missed := make(map[string]bool, len(sess.Missed))
 	for _, data := range sess.Missed {
 		p := &Packet{Type: PacketEvent, Nsp: n.name, ID: -1, Data: data}
@@ -275,6 +281,12 @@ func (n *Namespace) flushRecovery(s *Socket, sess *Session) {
 		}
 		s.writePacket(p, false)
 	}
+	return missed
+}
+
+// flushPending sends a recovered socket what was delivered to it while it connected (but for
+// what was among the missed), and ends its recovery.
+func (n *Namespace) flushPending(s *Socket, missed map[string]bool) {
 	for {
 		s.mu.Lock()
 		pend := s.pending
