@@ -65,13 +65,29 @@ type cluster3 struct {
 	a, b    *node
 	peer    *nodepeer.Peer
 	clients map[string]*client
+	prefix  string
+	// cluster: a Redis Cluster, where a room's channel and the main channel sit on different
+	// masters and keep no order between them.
+	cluster bool
+	// classic: the redis adapter (the emitter speaks only its protocol, and its serverSideEmit
+	// is JSON); otherwise redis-sharded.
+	classic bool
 }
 
-func startCluster3(t *testing.T, withPeer bool) *cluster3 {
+// trio says which adapter and Redis a cluster3 runs on.
+type trio struct {
+	adapter string   // "redis" or "redis-sharded"
+	url     string   // for the Go nodes
+	nodes   []string // a Redis Cluster's host:port list, for the Node peer (url otherwise)
+}
+
+var classicTrio = trio{adapter: "redis", url: localRedis}
+
+func startCluster3(t *testing.T, tr trio) *cluster3 {
 	t.Helper()
 	prefix := uniquePrefix(t)
-	cfg := Config{Name: "redis", RedisURL: localRedis, Prefix: prefix}
-	c := &cluster3{a: startNode(t, cfg), b: startNode(t, cfg), clients: map[string]*client{}}
+	cfg := Config{Name: tr.adapter, RedisURL: tr.url, Prefix: prefix}
+	c := &cluster3{a: startNode(t, cfg), b: startNode(t, cfg), clients: map[string]*client{}, prefix: prefix, classic: tr.adapter == "redis", cluster: tr.nodes != nil}
 	join := func(n *node, name string, rooms ...string) {
 		cl := dial(t, n.url, name)
 		n.socket(cl.sid).Join(rooms...)
@@ -81,35 +97,78 @@ func startCluster3(t *testing.T, withPeer bool) *cluster3 {
 	join(c.a, "a2", "r2")
 	join(c.b, "b1", "r1")
 	join(c.b, "b2", "r2", "r3")
-	if withPeer {
-		c.peer = nodepeer.Start(t, nodepeer.Options{Adapter: "redis", RedisURL: localRedis, Prefix: prefix})
-		for name, rooms := range map[string][]string{"n1": {"r1"}, "n2": {"r3"}} {
-			cl := dial(t, c.peer.URL, name)
-			c.peer.Must("join", map[string]any{"sid": cl.sid, "rooms": rooms}, nil)
-			c.clients[name] = cl
-		}
-		c.peer.WaitServerCount("/", 3)
+	o := nodepeer.Options{Adapter: "redis", RedisURL: tr.url, Prefix: prefix}
+	if !c.classic {
+		o.Adapter = "sharded"
 	}
+	if tr.nodes != nil {
+		o.RedisURL, o.ClusterNodes = "", tr.nodes
+	}
+	c.peer = nodepeer.Start(t, o)
+	for name, rooms := range map[string][]string{"n1": {"r1"}, "n2": {"r3"}} {
+		cl := dial(t, c.peer.URL, name)
+		c.peer.Must("join", map[string]any{"sid": cl.sid, "rooms": rooms}, nil)
+		c.clients[name] = cl
+	}
+	c.peer.WaitServerCount("/", 3)
+	// Nodes subscribe the channels of their rooms without waiting (sharded): a broadcast to
+	// one room goes to the room's channel.
+	c.waitChannel(t, "r1", "a1", "b1", "n1")
+	c.waitChannel(t, "r2", "a2", "b2")
+	c.waitChannel(t, "r3", "b2", "n2")
 	return c
 }
 
+// waitChannel waits, for the sharded adapter, until the channel of room has a subscriber on
+// every node of the named clients (Node's dynamic mode, and ours, subscribe in the background
+// when a room appears; a broadcast published before is lost for that node, in Node too).
+func (c *cluster3) waitChannel(t *testing.T, room string, names ...string) {
+	t.Helper()
+	if c.classic {
+		return
+	}
+	nodes := map[byte]bool{}
+	for _, n := range names {
+		nodes[n[0]] = true
+	}
+	ch := c.prefix + "#/#" + room + "#"
+	conn := c.a.b.(*redisBackend).conn
+	waitFor(t, "subscribers of "+ch, func() bool {
+		n, err := conn.NumSub(t.Context(), true, ch)
+		return err == nil && n[ch] >= int64(len(nodes))
+	})
+}
+
 // received sends the end marker with end() and returns, for each client, the events it got
-// before the marker.
-func (c *cluster3) received(t *testing.T, end func()) map[string][]string {
+// before the marker. The clients in roomEnd also wait for an "end-room" marker, which end sends
+// on the channel of a one-room broadcast first (on a Redis Cluster the main channel's "end"
+// may overtake what went on a room's channel).
+func (c *cluster3) received(t *testing.T, end func(), roomEnd ...string) map[string][]string {
 	t.Helper()
 	end()
 	out := map[string][]string{}
 	for name, cl := range c.clients {
-		for {
+		want := map[string]bool{"end": true}
+		if slices.Contains(roomEnd, name) {
+			want["end-room"] = true
+		}
+		for len(want) > 0 {
 			ev := cl.next()
 			name0, _ := ev[0].(string)
-			if name0 == "end" {
-				break
+			if want[name0] {
+				delete(want, name0)
+				continue
 			}
 			out[name] = append(out[name], name0)
 		}
 	}
 	return out
+}
+
+// roomChannel reports whether a broadcast to rooms takes a room's own channel on a Redis
+// Cluster (see received).
+func (c *cluster3) roomChannel(rooms []string) bool {
+	return c.cluster && len(rooms) == 1 && jsLength(rooms[0]) != 20
 }
 
 func who(got map[string][]string, event string) []string {
@@ -125,8 +184,9 @@ func who(got map[string][]string, event string) []string {
 
 // Broadcasts reach exactly the sockets they select on every node, whichever node (Go or Node)
 // sends them.
-func TestClassicBroadcast(t *testing.T) {
-	c := startCluster3(t, true)
+func TestClassicBroadcast(t *testing.T) { runBroadcast(t, startCluster3(t, classicTrio)) }
+
+func runBroadcast(t *testing.T, c *cluster3) {
 	all := []string{"a1", "a2", "b1", "b2", "n1", "n2"}
 	cases := []struct {
 		name           string
@@ -166,7 +226,11 @@ func TestClassicBroadcast(t *testing.T) {
 			return err
 		},
 	}
-	for _, sender := range []string{"go A", "go B", "node", "emitter"} {
+	names := []string{"go A", "go B", "node", "emitter"}
+	if !c.classic {
+		names = names[:3] // the emitter publishes only the classic protocol
+	}
+	for _, sender := range names {
 		send := senders[sender]
 		for _, tc := range cases {
 			t.Run(sender+"/"+tc.name, func(t *testing.T) {
@@ -177,11 +241,20 @@ func TestClassicBroadcast(t *testing.T) {
 				if err := send(tc.name, rooms, tc.except, tc.volatile); err != nil {
 					t.Fatal(err)
 				}
+				var roomEnd []string
+				if c.roomChannel(rooms) {
+					roomEnd = tc.want
+				}
 				got := c.received(t, func() {
+					if roomEnd != nil {
+						if err := send("end-room", rooms, tc.except, false); err != nil {
+							t.Fatal(err)
+						}
+					}
 					if err := send("end", nil, nil, false); err != nil {
 						t.Fatal(err)
 					}
-				})
+				}, roomEnd...)
 				if w := who(got, tc.name); !slices.Equal(w, tc.want) {
 					t.Fatalf("%s reached %v, want %v (all: %v)", tc.name, w, tc.want, got)
 				}
@@ -231,8 +304,9 @@ func (c *cluster3) sids(names ...string) []string {
 // A broadcast with acks collects every client's ack across Go and Node nodes and ends as soon as
 // all answered; a node without a matching client still reports its zero count (or Node's
 // emitWithAck would time out).
-func TestClassicBroadcastWithAck(t *testing.T) {
-	c := startCluster3(t, true)
+func TestClassicBroadcastWithAck(t *testing.T) { runBroadcastWithAck(t, startCluster3(t, classicTrio)) }
+
+func runBroadcastWithAck(t *testing.T, c *cluster3) {
 	cases := []struct {
 		name  string
 		rooms []string
@@ -287,8 +361,9 @@ func TestClassicBroadcastWithAck(t *testing.T) {
 }
 
 // fetchSockets lists every node's sockets with their rooms, data and handshake, both ways.
-func TestClassicFetchSockets(t *testing.T) {
-	c := startCluster3(t, true)
+func TestClassicFetchSockets(t *testing.T) { runFetchSockets(t, startCluster3(t, classicTrio)) }
+
+func runFetchSockets(t *testing.T, c *cluster3) {
 	ctx := t.Context()
 	got, err := c.a.nsp.To("r1", "r3").FetchSockets(ctx)
 	if err != nil {
@@ -360,49 +435,64 @@ func sorted(s []string) []string {
 
 // socketsJoin, socketsLeave and disconnectSockets act on every node's sockets, from Go, from Node
 // and from the emitter (whose requests carry no uid).
-func TestClassicRemoteRooms(t *testing.T) {
-	c := startCluster3(t, true)
+func TestClassicRemoteRooms(t *testing.T) { runRemoteRooms(t, startCluster3(t, classicTrio)) }
+
+func runRemoteRooms(t *testing.T, c *cluster3) {
 	ctx := t.Context()
 	// reach broadcasts to room from A and returns who got it.
-	reach := func(room string) []string {
+	reach := func(room string, want ...string) []string {
 		t.Helper()
+		c.waitChannel(t, room, want...)
 		if err := c.a.nsp.To(room).Emit("probe"); err != nil {
 			t.Fatal(err)
 		}
+		var roomEnd []string
+		if c.roomChannel([]string{room}) {
+			roomEnd = want
+		}
 		got := c.received(t, func() {
+			if roomEnd != nil {
+				if err := c.a.nsp.To(room).Emit("end-room"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := c.a.nsp.Emit("end"); err != nil {
 				t.Fatal(err)
 			}
-		})
+		}, roomEnd...)
 		return who(got, "probe")
 	}
 	if err := c.a.nsp.To("r1").SocketsJoin(ctx, "j1"); err != nil {
 		t.Fatal(err)
 	}
-	if got := reach("j1"); !slices.Equal(got, []string{"a1", "b1", "n1"}) {
+	if got := reach("j1", "a1", "b1", "n1"); !slices.Equal(got, []string{"a1", "b1", "n1"}) {
 		t.Fatalf("go socketsJoin: j1 has %v", got)
 	}
 	c.peer.Must("socketsJoin", map[string]any{"rooms": []string{"r2"}, "join": []string{"j1"}}, nil)
 	c.waitIn(t, "j1", true, "a2", "b2") // Node publishes without waiting for Redis
-	if got := reach("j1"); !slices.Equal(got, []string{"a1", "a2", "b1", "b2", "n1"}) {
+	if got := reach("j1", "a1", "a2", "b1", "b2", "n1"); !slices.Equal(got, []string{"a1", "a2", "b1", "b2", "n1"}) {
 		t.Fatalf("node socketsJoin: j1 has %v", got)
 	}
 	if err := c.b.nsp.To("r2").SocketsLeave(ctx, "j1"); err != nil {
 		t.Fatal(err)
 	}
-	if got := reach("j1"); !slices.Equal(got, []string{"a1", "b1", "n1"}) {
+	if got := reach("j1", "a1", "b1", "n1"); !slices.Equal(got, []string{"a1", "b1", "n1"}) {
 		t.Fatalf("go socketsLeave: j1 has %v", got)
 	}
 	c.peer.Must("socketsLeave", map[string]any{"rooms": []string{"r1"}, "except": []string{c.clients["b1"].sid}, "leave": []string{"j1"}}, nil)
 	c.waitIn(t, "j1", false, "a1", "n1")
-	if got := reach("j1"); !slices.Equal(got, []string{"b1"}) {
+	if got := reach("j1", "b1"); !slices.Equal(got, []string{"b1"}) {
 		t.Fatalf("node socketsLeave: j1 has %v", got)
 	}
-	c.peer.Must("emitterJoin", map[string]any{"rooms": []string{"r3"}, "join": []string{"j3"}}, nil)
-	c.peer.Must("emitterLeave", map[string]any{"rooms": []string{"r1"}, "except": []string{"r2"}, "leave": []string{"j1"}}, nil)
+	join, leave := "emitterJoin", "emitterLeave"
+	if !c.classic {
+		join, leave = "socketsJoin", "socketsLeave" // the emitter speaks only the classic protocol
+	}
+	c.peer.Must(join, map[string]any{"rooms": []string{"r3"}, "join": []string{"j3"}}, nil)
+	c.peer.Must(leave, map[string]any{"rooms": []string{"r1"}, "except": []string{"r2"}, "leave": []string{"j1"}}, nil)
 	c.waitIn(t, "j3", true, "b2", "n2")
 	c.waitIn(t, "j1", false, "a1", "b1", "n1")
-	if got := reach("j3"); !slices.Equal(got, []string{"b2", "n2"}) {
+	if got := reach("j3", "b2", "n2"); !slices.Equal(got, []string{"b2", "n2"}) {
 		t.Fatalf("emitter socketsJoin: j3 has %v", got)
 	}
 	if got := reach("j1"); len(got) != 0 {
@@ -423,12 +513,16 @@ func TestClassicRemoteRooms(t *testing.T) {
 	c.peer.Must("disconnectSockets", map[string]any{"rooms": []string{"r2"}}, nil)
 	c.clients["a2"].expect("$disconnect")
 	delete(c.clients, "a2")
-	c.peer.Must("emitterDisconnect", map[string]any{"rooms": []string{"r1"}, "except": []string{c.clients["n1"].sid}}, nil)
+	disconnect := "emitterDisconnect"
+	if !c.classic {
+		disconnect = "disconnectSockets"
+	}
+	c.peer.Must(disconnect, map[string]any{"rooms": []string{"r1"}, "except": []string{c.clients["n1"].sid}}, nil)
 	c.clients["a1"].expect("$disconnect")
 	c.clients["b1"].expect("$disconnect")
 	delete(c.clients, "a1")
 	delete(c.clients, "b1")
-	if got := reach("r1"); !slices.Equal(got, []string{"n1"}) {
+	if got := reach("r1", "n1"); !slices.Equal(got, []string{"n1"}) {
 		t.Fatalf("after the disconnects r1 has %v", got)
 	}
 }
@@ -478,7 +572,10 @@ type acker interface {
 // serverSideEmit reaches the other nodes, with and without ack, both ways; the server count is
 // every node.
 func TestClassicServerSideEmitAndCount(t *testing.T) {
-	c := startCluster3(t, true)
+	runServerSideEmitAndCount(t, startCluster3(t, classicTrio))
+}
+
+func runServerSideEmitAndCount(t *testing.T, c *cluster3) {
 	ctx := t.Context()
 	for name, count := range map[string]func() (int, error){
 		"go": func() (int, error) { return c.a.nsp.Adapter().ServerCount(ctx) },
@@ -536,13 +633,36 @@ func TestClassicServerSideEmitAndCount(t *testing.T) {
 		}
 	}
 	c.peer.Must("serverSideEmit", map[string]any{"event": "plain", "args": []any{nodepeer.Bin([]byte{9})}}, nil)
-	c.peer.Must("emitterSSE", map[string]any{"event": "from-emitter", "args": []any{"e"}}, nil)
+	if c.classic {
+		c.peer.Must("emitterSSE", map[string]any{"event": "from-emitter", "args": []any{"e"}}, nil)
+	}
 	for _, n := range []*node{c.a, c.b} {
-		if s := nextSSE(t, n); mustJSON(s.args) != `["plain",{"data":[9],"type":"Buffer"}]` || s.withAck {
-			t.Fatalf("plain from Node: %+v", s)
+		// The classic adapter sends serverSideEmit as JSON: Node's Buffer arrives as its JSON
+		// (between Node servers too); the sharded one sends binary as msgpack.
+		want := `["plain","CQ=="]`
+		if c.classic {
+			want = `["plain",{"data":[9],"type":"Buffer"}]`
+		}
+		if s := nextSSE(t, n); mustJSON(s.args) != want || s.withAck {
+			t.Fatalf("plain from Node: %s, want %s", mustJSON(s.args), want)
+		}
+		if !c.classic {
+			continue
 		}
 		if s := nextSSE(t, n); mustJSON(s.args) != `["from-emitter","e"]` {
 			t.Fatalf("from the emitter: %+v", s)
+		}
+	}
+	if !c.classic {
+		if err := c.a.nsp.ServerSideEmit(ctx, "bin-sse", []byte{7}); err != nil {
+			t.Fatal(err)
+		}
+		ev := c.peer.WaitEvent("binary sse", func(e nodepeer.Event) bool { return e.Kind == "sse" && e.Name == "bin-sse" })
+		if mustJSON(ev.Args) != `[{"$bin":"Bw=="}]` {
+			t.Fatalf("Node got %s", ev.Raw)
+		}
+		if s := nextSSE(t, c.b); mustJSON(s.args) != `["bin-sse","Bw=="]` {
+			t.Fatalf("B got %s", mustJSON(s.args))
 		}
 	}
 	if err := c.a.nsp.ServerSideEmit(ctx, "connection", 1); !errors.Is(err, errReservedSSE) {
@@ -551,8 +671,9 @@ func TestClassicServerSideEmitAndCount(t *testing.T) {
 }
 
 // Binary arguments cross in both directions as binary.
-func TestClassicBinary(t *testing.T) {
-	c := startCluster3(t, true)
+func TestClassicBinary(t *testing.T) { runBinary(t, startCluster3(t, classicTrio)) }
+
+func runBinary(t *testing.T, c *cluster3) {
 	if err := c.a.nsp.To("r3").Emit("bin", []byte{1, 2, 3}, map[string]any{"nested": []byte{4}}); err != nil {
 		t.Fatal(err)
 	}
@@ -571,8 +692,9 @@ func TestClassicBinary(t *testing.T) {
 }
 
 // 1,000 sequential broadcasts from A arrive in order on B's and on the Node peer's clients.
-func TestClassicOrder(t *testing.T) {
-	c := startCluster3(t, true)
+func TestClassicOrder(t *testing.T) { runOrder(t, startCluster3(t, classicTrio)) }
+
+func runOrder(t *testing.T, c *cluster3) {
 	const n = 1000
 	for i := range n {
 		if err := c.a.nsp.To("r1").Emit("seq", i); err != nil {
@@ -781,20 +903,30 @@ func countedNodes(b Backend, channel string) int64 {
 
 // A Redis stopped (SIGSTOP) then resumed, or killed then restarted, under broadcasts from A:
 // see outageRun for what is checked, on A's own client, B's, and a Node peer's.
-func TestClassicOutage(t *testing.T) {
+func TestClassicOutage(t *testing.T) { runOutage(t, "redis") }
+
+func runOutage(t *testing.T, adapter string) {
+	peerAdapter, counted := "redis", "socket.io-request#/#"
+	if adapter == "redis-sharded" {
+		peerAdapter, counted = "sharded", "socket.io#/#"
+	}
 	for _, kind := range []string{"stopped", "killed"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := startPausable(t)
-			cfg := Config{Name: "redis", RedisURL: srv.URL()}
+			cfg := Config{Name: adapter, RedisURL: srv.URL()}
 			a, b := startNode(t, cfg), startNode(t, cfg)
 			// The Node peer comes back a second after Redis: the recovery must wait for it.
-			peer := nodepeer.Start(t, nodepeer.Options{Adapter: "redis", RedisURL: srv.URL(), ReconnectDelay: time.Second})
+			peer := nodepeer.Start(t, nodepeer.Options{Adapter: peerAdapter, RedisURL: srv.URL(), ReconnectDelay: time.Second})
 			a1, b1, n1 := dial(t, a.url, "a1"), dial(t, b.url, "b1"), dial(t, peer.URL, "n1")
 			a.socket(a1.sid).Join("r1")
 			b.socket(b1.sid).Join("r1")
 			peer.Must("join", map[string]any{"sid": n1.sid, "rooms": []string{"r1"}}, nil)
 			peer.WaitServerCount("/", 3)
-			waitFor(t, "three nodes counted", func() bool { return countedNodes(a.b, "socket.io-request#/#") == 3 })
+			waitFor(t, "three nodes counted", func() bool { return countedNodes(a.b, counted) == 3 })
+			if adapter == "redis-sharded" {
+				c := &cluster3{a: a, prefix: "socket.io"}
+				c.waitChannel(t, "r1", "a1", "b1", "n1")
+			}
 
 			o := &outageRun{t: t, send: func(i int) error { return a.nsp.To("r1").Emit("seq", i) }, got: map[*client][]float64{}}
 			stop := make(chan struct{})

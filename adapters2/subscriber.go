@@ -9,6 +9,7 @@ package adapters
 import (
 	"context"
 	"errors"
+	"sort"
 	"sync"
 	"time"
 
@@ -209,7 +210,7 @@ type shardSub struct {
 	place  sync.Mutex // one reconcile at a time
 
 	mu     sync.Mutex
-	want   map[string]handler
+	want   map[string]shardWant
 	placed map[string]*shardConn
 	conns  map[string]*shardConn // by master address
 	wg     sync.WaitGroup
@@ -228,7 +229,7 @@ func newShardSub(conn *Conn) *shardSub {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &shardSub{
 		conn: conn, ctx: ctx, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
-		want: map[string]handler{}, placed: map[string]*shardConn{}, conns: map[string]*shardConn{},
+		want: map[string]shardWant{}, placed: map[string]*shardConn{}, conns: map[string]*shardConn{},
 	}
 	go s.loop()
 	return s
@@ -258,9 +259,18 @@ func (s *shardSub) poke() {
 	}
 }
 
+// shardWant is a wanted shard channel: its handler, and when it is subscribed relative to the
+// others after a reconnect (lower first; Redis confirms each level before the next is sent).
+// A namespace's main channel, by which SHARDNUMSUB counts the node, comes last: a node counted
+// again after an outage then already gets its rooms' broadcasts.
+type shardWant struct {
+	h     handler
+	order int
+}
+
 // subscribe wants channels. With wait it places them now and waits for Redis's confirmations
 // while Redis is up; without, they are placed in the background.
-func (s *shardSub) subscribe(ctx context.Context, channels map[string]handler, wait bool) {
+func (s *shardSub) subscribe(ctx context.Context, channels map[string]shardWant, wait bool) {
 	names := make([]string, 0, len(channels))
 	s.mu.Lock()
 	for c, h := range channels {
@@ -312,21 +322,20 @@ func (s *shardSub) reconcile(ctx context.Context) {
 		from    *shardConn
 	}
 	var drop []move
-	var add []string
+	var add []string // every wanted channel: those placed are checked (their master may have changed)
+	order := map[string]int{}
 	s.mu.Lock()
 	for c, sc := range s.placed {
 		if _, ok := s.want[c]; !ok || sc.broken {
 			drop = append(drop, move{c, sc})
 		}
 	}
-	for c := range s.want {
-		if sc := s.placed[c]; sc == nil || sc.broken {
-			add = append(add, c)
-		} else {
-			add = append(add, c) // checked below: its master may have changed
-		}
+	for c, w := range s.want {
+		add = append(add, c)
+		order[c] = w.order
 	}
 	s.mu.Unlock()
+	sort.SliceStable(add, func(i, j int) bool { return order[add[i]] < order[add[j]] })
 
 	for _, d := range drop {
 		s.mu.Lock()
@@ -342,7 +351,15 @@ func (s *shardSub) reconcile(ctx context.Context) {
 		}
 	}
 	s.closeBroken()
+	var sent []chan struct{} // confirmations of the level being placed
+	level := -1
 	for _, c := range add {
+		if order[c] != level {
+			if len(sent) > 0 {
+				waitAll(ctx, sent)
+			}
+			sent, level = nil, order[c]
+		}
 		addr, cl, err := s.master(ctx, c)
 		if err != nil {
 			continue // the cluster's layout is unknown now: the next round retries
@@ -368,7 +385,10 @@ func (s *shardSub) reconcile(ctx context.Context) {
 		if cur != nil {
 			_ = cur.ps.SUnsubscribe(ctx, c)
 		}
-		_ = sc.ps.SSubscribe(ctx, c)
+		conf := s.conf.expect("ssubscribe", []string{c})
+		if sc.ps.SSubscribe(ctx, c) == nil {
+			sent = append(sent, conf...)
+		}
 	}
 }
 
@@ -385,7 +405,14 @@ func (s *shardSub) openLocked(addr string, cl *redis.Client) *shardConn {
 				return false // a refused SSUBSCRIBE (MOVED while the layout changes): re-placed below
 			}
 			// The connection broke. go-redis would resubscribe every channel in one SSUBSCRIBE,
-			// which a cluster refuses for channels of several slots: start over instead.
+			// which a cluster refuses for channels of several slots: start over instead, after a
+			// pause (Redis may still be away).
+			t := time.NewTimer(redisSubRetry)
+			select {
+			case <-s.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
 			s.mu.Lock()
 			sc.broken = true
 			s.mu.Unlock()
@@ -421,7 +448,7 @@ func (s *shardSub) dispatch(sc *shardConn, msg any) {
 	switch m := msg.(type) {
 	case *redis.Message:
 		s.mu.Lock()
-		h := s.want[m.Channel]
+		h := s.want[m.Channel].h
 		s.mu.Unlock()
 		if h != nil {
 			h(m.Channel, m.Payload)

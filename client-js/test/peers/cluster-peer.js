@@ -40,6 +40,9 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createClient, createCluster } from "redis";
 
 const opts = JSON.parse(process.argv[2] || "{}");
+// node-redis's cluster client rejects the adapter's pending SUNSUBSCRIBEs when it is closed
+// (socket.io does not wait for them): report, do not crash.
+process.on("unhandledRejection", (err) => out({ event: "unhandledRejection", message: String(err && err.message) }));
 const prefix = opts.prefix || "socket.io";
 
 function out(obj) {

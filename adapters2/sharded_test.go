@@ -1,0 +1,140 @@
+package adapters
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/socketio"
+)
+
+// The sharded adapter's messages and channels are Node's (redis-wire notes §5.2, §5.3).
+func TestShardedWire(t *testing.T) {
+	a := &shardedAdapter{uid: "0ca360f20765ad50", channel: "socket.io#/#"}
+	a.nsp = nil
+	enc := func(typ int, data any, binary bool) string {
+		t.Helper()
+		m := shardMessage{Type: typ, Data: data, UID: a.uid, Nsp: "/"}
+		var b []byte
+		var err error
+		if binary {
+			m.Data = wireValue(toPlain(data))
+			b, err = socketio.EncodeMsgpack(m)
+		} else {
+			b, err = socketio.MarshalJSON(m)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name, got, want string
+	}{
+		{"broadcast", enc(msgBroadcast, shardBroadcast{Packet: shardPacket{Type: 2, Data: []any{"hello", "x"}}, Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
+			`{"type":3,"data":{"packet":{"type":2,"data":["hello","x"]},"opts":{"rooms":["r1"],"except":[],"flags":{}}},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		{"fetch", enc(msgFetchSockets, shardFetch{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), RequestID: "5dca91675e4fe641"}, false),
+			`{"type":7,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"requestId":"5dca91675e4fe641"},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		{"join", enc(msgSocketsJoin, shardRooms{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), Rooms: []string{"r2"}}, false),
+			`{"type":4,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"rooms":["r2"]},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		{"disconnect", enc(msgDisconnectSockets, shardDisconnect{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
+			`{"type":6,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"close":false},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		{"sse", enc(msgServerSideEmit, shardSSE{Packet: []any{"sse", map[string]any{"x": 1}}}, false),
+			`{"type":9,"data":{"packet":["sse",{"x":1}]},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		{"sse with ack", enc(msgServerSideEmit, shardSSE{RequestID: "54eb89b8bc727971", Packet: []any{"sse-ack", 42}}, false),
+			`{"type":9,"data":{"requestId":"54eb89b8bc727971","packet":["sse-ack",42]},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		// 84 a4"type" 09 a4"data" 81{a6"packet" 92[a3"sse" c4 01 07]} a3"uid" b0"0ca3…" a3"nsp" a1"/"
+		{"binary sse", enc(msgServerSideEmit, shardSSE{Packet: []any{"sse", []byte{7}}}, true),
+			"\x84\xa4type\x09\xa4data\x81\xa6packet\x92\xa3sse\xc4\x01\x07\xa3uid\xb00ca360f20765ad50\xa3nsp\xa1/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Fatalf("\n got %q\nwant %q", tt.got, tt.want)
+			}
+		})
+	}
+	channels := []struct {
+		name    string
+		typ     int
+		withAck bool
+		rooms   []string
+		want    string
+	}{
+		{"one room", msgBroadcast, false, []string{"r1"}, "socket.io#/#r1#"},
+		{"a socket id", msgBroadcast, false, []string{"9zTFrHRIOntFd0tmAAAB"}, "socket.io#/#"},
+		{"20 UTF-16 units", msgBroadcast, false, []string{"ééééééééééééééééééé𝄞"[2:]}, "socket.io#/#"},
+		{"two rooms", msgBroadcast, false, []string{"r1", "r2"}, "socket.io#/#"},
+		{"namespace", msgBroadcast, false, nil, "socket.io#/#"},
+		{"with ack", msgBroadcast, true, []string{"r1"}, "socket.io#/#"},
+		{"join", msgSocketsJoin, false, []string{"r1"}, "socket.io#/#"},
+	}
+	for _, tt := range channels {
+		t.Run("channel/"+tt.name, func(t *testing.T) {
+			if got := a.channelFor(tt.typ, tt.withAck, tt.rooms); got != tt.want {
+				t.Fatalf("%v: %s, want %s", tt.rooms, got, tt.want)
+			}
+		})
+	}
+}
+
+var shardedTrio = trio{adapter: "redis-sharded", url: localRedis}
+
+// The sharded adapter on one Redis 7 (sharded pub/sub works without a cluster), with a Node
+// peer on createShardedAdapter: the same checks as the classic adapter's.
+func TestSharded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, *cluster3)
+	}{
+		{"broadcast", runBroadcast},
+		{"broadcast with ack", runBroadcastWithAck},
+		{"fetchSockets", runFetchSockets},
+		{"remote rooms", runRemoteRooms},
+		{"serverSideEmit and count", runServerSideEmitAndCount},
+		{"binary", runBinary},
+		{"order", runOrder},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, startCluster3(t, shardedTrio)) })
+	}
+}
+
+// A Redis stopped or killed under the sharded adapter: the classic adapter's outage checks.
+func TestShardedOutage(t *testing.T) { runOutage(t, "redis-sharded") }
+
+// The sharded adapter on a Redis Cluster of three masters that the test starts, with two Go
+// nodes (go-redis's ClusterClient, a subscription connection per master) and a Node peer
+// (node-redis createCluster with createShardedAdapter): room channels spread over the masters.
+func TestShardedCluster(t *testing.T) {
+	url := startRedisCluster(t)
+	tr := trio{adapter: "redis-sharded", url: url, nodes: strings.Split(strings.TrimPrefix(url, "redis+cluster://"), ",")}
+	t.Run("spread", func(t *testing.T) {
+		c := startCluster3(t, tr)
+		conn := c.a.b.(*redisBackend).conn
+		masters := map[string]bool{}
+		for _, room := range []string{"", "r1#", "r2#", "r3#"} {
+			m, err := conn.Client().(*redis.ClusterClient).MasterForKey(t.Context(), c.prefix+"#/#"+room)
+			if err != nil {
+				t.Fatal(err)
+			}
+			masters[m.Options().Addr] = true
+		}
+		if len(masters) < 2 {
+			t.Fatalf("the channels sit on %d master(s), want them spread", len(masters))
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, *cluster3)
+	}{
+		{"broadcast", runBroadcast},
+		{"broadcast with ack", runBroadcastWithAck},
+		{"fetchSockets", runFetchSockets},
+		{"remote rooms", runRemoteRooms},
+		{"serverSideEmit and count", runServerSideEmitAndCount},
+		{"order", runOrder},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, startCluster3(t, tr)) })
+	}
+}
