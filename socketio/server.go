@@ -111,6 +111,7 @@ type Server struct {
 	mu      sync.RWMutex
 	nsps    map[string]*Namespace
 	dynamic []dynamicNamespace
+	setups  map[string]chan struct{} // dynamic namespaces being set up, closed when they are
 }
 
 type dynamicNamespace struct {
@@ -210,11 +211,17 @@ func (srv *Server) Namespaces() []*Namespace {
 
 // namespaceFor is the namespace a CONNECT asks for: an existing one, or a dynamic one created
 // now; nil when there is none.
+// A dynamic namespace is usable once its setup returned: a CONNECT that finds it being set up (by
+// another client's CONNECT) waits, so that no socket connects before its middlewares are there.
 func (srv *Server) namespaceFor(name string) *Namespace {
 	srv.mu.RLock()
 	n := srv.nsps[name]
+	setup := srv.setups[name]
 	dyn := srv.dynamic
 	srv.mu.RUnlock()
+	if setup != nil {
+		<-setup
+	}
 	if n != nil || len(dyn) == 0 {
 		return n
 	}
@@ -223,7 +230,8 @@ func (srv *Server) namespaceFor(name string) *Namespace {
 			continue
 		}
 		srv.mu.Lock()
-		n, created := srv.nsps[name], false
+		n, setup := srv.nsps[name], srv.setups[name]
+		var done chan struct{}
 		if n == nil {
 			var err error
 			if n, err = srv.ofLocked(name); err != nil {
@@ -231,11 +239,24 @@ func (srv *Server) namespaceFor(name string) *Namespace {
 				srv.logf("create namespace", err)
 				return nil
 			}
-			created = true
+			done = make(chan struct{})
+			if srv.setups == nil {
+				srv.setups = map[string]chan struct{}{}
+			}
+			srv.setups[name] = done
 		}
 		srv.mu.Unlock()
-		if created {
+		switch {
+		case done != nil:
+			defer func() {
+				srv.mu.Lock()
+				delete(srv.setups, name)
+				srv.mu.Unlock()
+				close(done)
+			}()
 			d.setup(n)
+		case setup != nil:
+			<-setup
 		}
 		return n
 	}
