@@ -25,20 +25,6 @@ import (
 	"github.com/switchboard/switchboard/socketio"
 )
 
-// Message types of socket.io-adapter's ClusterAdapter (MessageType), which 0.3.1 extends.
-const (
-	smsgBroadcast          = 3
-	smsgSocketsJoin        = 4
-	smsgSocketsLeave       = 5
-	smsgDisconnectSockets  = 6
-	smsgFetchSockets       = 7
-	smsgFetchResponse      = 8
-	smsgServerSideEmit     = 9
-	smsgServerSideResponse = 10
-	smsgBroadcastCount     = 11
-	smsgBroadcastAck       = 12
-)
-
 // Stream settings: Node's defaults (maxLen, readCount, blockTimeInMs).
 const (
 	// StreamMaxLen bounds the stream (approximately, as XADD MAXLEN ~): a client recovers only

@@ -193,7 +193,7 @@ func (a *streamsAdapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOp
 		return nil
 	}
 	binary := socketio.ValuesArgs(p.Data).HasBinary()
-	id, err := a.append(a.b.ctx, smsgBroadcast, broadcastData{Packet: wireEvent(p), Opts: encodeOpts(opts)}, binary)
+	id, err := a.append(a.b.ctx, msgBroadcast, broadcastData{Packet: wireEvent(p), Opts: encodeOpts(opts)}, binary)
 	if err != nil {
 		return err
 	}
@@ -225,10 +225,10 @@ func (a *streamsAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packe
 		typ, _ := m["type"].(float64)
 		data, _ := m["data"].(map[string]any)
 		switch typ {
-		case smsgBroadcastCount:
+		case msgBroadcastCount:
 			n, _ := data["clientCount"].(float64)
 			g.count(int(n))
-		case smsgBroadcastAck:
+		case msgBroadcastAck:
 			if v, ok := data["packet"]; ok {
 				g.ack(socketio.ValuesArgs([]any{v}))
 			} else {
@@ -240,7 +240,7 @@ func (a *streamsAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packe
 	deadline, hasDeadline := ctx.Deadline()
 	wo := encodeOpts(opts)
 	wo.Flags.Timeout = timeoutMS(deadline, hasDeadline, streamsAckTimeout)
-	if err := a.publish(ctx, a.public, smsgBroadcast, broadcastData{Packet: wireEvent(p), RequestID: rid, Opts: wo}); err != nil {
+	if err := a.publish(ctx, a.public, msgBroadcast, broadcastData{Packet: wireEvent(p), RequestID: rid, Opts: wo}); err != nil {
 		return nil, false, err
 	}
 	g.count(a.BroadcastWithAckLocal(p, opts, g.ack))
@@ -284,7 +284,7 @@ func (a *streamsAdapter) FetchSockets(ctx context.Context, opts socketio.Broadca
 		g.add(decodeSockets(data["sockets"])...)
 	})
 	defer remove()
-	if err := a.publish(ctx, a.public, smsgFetchSockets, fetchData{Opts: encodeOpts(opts), RequestID: rid}); err != nil {
+	if err := a.publish(ctx, a.public, msgFetchSockets, fetchData{Opts: encodeOpts(opts), RequestID: rid}); err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, streamsRequestsTimeout)
@@ -300,7 +300,7 @@ func (a *streamsAdapter) FetchSockets(ctx context.Context, opts socketio.Broadca
 // join.
 func (a *streamsAdapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
 	if !opts.Local {
-		if _, err := a.append(ctx, smsgSocketsJoin, roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false); err != nil {
+		if _, err := a.append(ctx, msgSocketsJoin, roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false); err != nil {
 			return err
 		}
 	}
@@ -311,7 +311,7 @@ func (a *streamsAdapter) AddSockets(ctx context.Context, opts socketio.Broadcast
 // DelSockets implements socketio.Adapter.
 func (a *streamsAdapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
 	if !opts.Local {
-		if _, err := a.append(ctx, smsgSocketsLeave, roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false); err != nil {
+		if _, err := a.append(ctx, msgSocketsLeave, roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false); err != nil {
 			return err
 		}
 	}
@@ -322,7 +322,7 @@ func (a *streamsAdapter) DelSockets(ctx context.Context, opts socketio.Broadcast
 // DisconnectSockets implements socketio.Adapter.
 func (a *streamsAdapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) error {
 	if !opts.Local {
-		if _, err := a.append(ctx, smsgDisconnectSockets, disconnectData{Opts: encodeOpts(opts), Close: close}, false); err != nil {
+		if _, err := a.append(ctx, msgDisconnectSockets, disconnectData{Opts: encodeOpts(opts), Close: close}, false); err != nil {
 			return err
 		}
 	}
@@ -335,7 +335,7 @@ func (a *streamsAdapter) ServerSideEmit(ctx context.Context, args []any) error {
 	if err := checkSSE(args); err != nil {
 		return err
 	}
-	return a.publish(ctx, a.public, smsgServerSideEmit, sseData{Packet: wireData(args)})
+	return a.publish(ctx, a.public, msgServerSideEmit, sseData{Packet: wireData(args)})
 }
 
 // ServerSideEmitWithAck sends args to every other node's namespace and returns the first
@@ -360,7 +360,7 @@ func (a *streamsAdapter) ServerSideEmitWithAck(ctx context.Context, args []any) 
 		g.add(data["packet"])
 	})
 	defer remove()
-	if err := a.publish(ctx, a.public, smsgServerSideEmit, sseData{RequestID: rid, Packet: wireData(args)}); err != nil {
+	if err := a.publish(ctx, a.public, msgServerSideEmit, sseData{RequestID: rid, Packet: wireData(args)}); err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, streamsRequestsTimeout)
@@ -393,7 +393,7 @@ func (a *streamsAdapter) onPubSub(_, payload string) {
 		return
 	}
 	switch int(typ) {
-	case smsgFetchResponse, smsgServerSideResponse, smsgBroadcastCount, smsgBroadcastAck:
+	case msgFetchResponse, msgSSEResponse, msgBroadcastCount, msgBroadcastAck:
 		data, _ := m["data"].(map[string]any)
 		if rid, ok := data["requestId"].(string); ok {
 			a.pending.answer(rid, m)
@@ -411,7 +411,7 @@ func (a *streamsAdapter) onMessage(uid string, typ int, data map[string]any, off
 		return
 	}
 	switch typ {
-	case smsgBroadcast:
+	case msgBroadcast:
 		p, ok := decodePacket(data["packet"], a.nsp.Name())
 		if !ok {
 			return
@@ -422,14 +422,14 @@ func (a *streamsAdapter) onMessage(uid string, typ int, data map[string]any, off
 			return
 		}
 		a.BroadcastLocal(a.withOffset(p, opts, offset), opts)
-	case smsgSocketsJoin:
+	case msgSocketsJoin:
 		a.AddLocal(decodeOpts(data["opts"]), roomList(data["rooms"]))
-	case smsgSocketsLeave:
+	case msgSocketsLeave:
 		a.DelLocal(decodeOpts(data["opts"]), roomList(data["rooms"]))
-	case smsgDisconnectSockets:
+	case msgDisconnectSockets:
 		c, _ := data["close"].(bool)
 		a.DisconnectLocal(decodeOpts(data["opts"]), c)
-	case smsgFetchSockets:
+	case msgFetchSockets:
 		rid := requestKey(data["requestId"])
 		local := a.FetchLocal(decodeOpts(data["opts"]))
 		sockets := make([]wireSocket, 0, len(local))
@@ -438,8 +438,8 @@ func (a *streamsAdapter) onMessage(uid string, typ int, data map[string]any, off
 			s.Data = wireValue(s.Data)
 			sockets = append(sockets, s)
 		}
-		a.answer(uid, smsgFetchResponse, fetchAnswer{RequestID: rid, Sockets: sockets})
-	case smsgServerSideEmit:
+		a.answer(uid, msgFetchResponse, fetchAnswer{RequestID: rid, Sockets: sockets})
+	case msgServerSideEmit:
 		args, ok := data["packet"].([]any)
 		if !ok {
 			return
@@ -460,10 +460,10 @@ func (a *streamsAdapter) onMessage(uid string, typ int, data map[string]any, off
 func (a *streamsAdapter) relayAcks(requester, rid string, p *socketio.Packet, opts socketio.BroadcastOptions) {
 	relay := &ackRelay{send: func(ack *socketio.Args) {
 		v, _ := firstArg(ack)
-		a.answer(requester, smsgBroadcastAck, packetAnswer{RequestID: rid, Packet: v})
+		a.answer(requester, msgBroadcastAck, packetAnswer{RequestID: rid, Packet: v})
 	}}
 	n := a.BroadcastWithAckLocal(p, socketio.BroadcastOptions{Rooms: opts.Rooms, Except: opts.Except}, relay.onAck)
-	a.answer(requester, smsgBroadcastCount, countAnswer{RequestID: rid, ClientCount: n})
+	a.answer(requester, msgBroadcastCount, countAnswer{RequestID: rid, ClientCount: n})
 	relay.counted()
 }
 
@@ -476,7 +476,7 @@ func (a *streamsAdapter) sseAck(requester, rid string) func(...any) {
 			if len(args) > 0 {
 				v = wireValue(args[0])
 			}
-			a.answer(requester, smsgServerSideResponse, packetAnswer{RequestID: rid, Packet: v})
+			a.answer(requester, msgSSEResponse, packetAnswer{RequestID: rid, Packet: v})
 		})
 	}
 }

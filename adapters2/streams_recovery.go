@@ -125,7 +125,7 @@ func (a *streamsAdapter) missed(e redis.XMessage, rooms []string) []any {
 	if nsp, _ := e.Values["nsp"].(string); nsp != a.nsp.Name() {
 		return nil
 	}
-	if typ, _ := e.Values["type"].(string); typ != strconv.Itoa(smsgBroadcast) {
+	if typ, _ := e.Values["type"].(string); typ != strconv.Itoa(msgBroadcast) {
 		return nil
 	}
 	s, _ := e.Values["data"].(string)
