@@ -264,7 +264,8 @@ func (a *LocalAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts Bro
 }
 
 // BroadcastWithAckLocal sends p to the local sockets opts selects, each with its own ack
-// callback, and returns how many it reached; onAck is called for each ack as it arrives.
+// callback, and returns how many it reached; onAck is called for each ack as it arrives, on the
+// goroutine that read it from the connection: it must not block.
 func (a *LocalAdapter) BroadcastWithAckLocal(p *Packet, opts BroadcastOptions, onAck func(*Args)) int {
 	id := a.nsp.nextAckID()
 	q := *p

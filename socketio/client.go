@@ -112,6 +112,15 @@ func (cl *client) route(p *inPacket) {
 		cl.protocolError() // a packet for a namespace it did not join: Node's "invalid state"
 		return
 	}
+	if p.typ == PacketAck {
+		// An ack goes to its waiter now, not behind the socket's queue: what waits for it may be
+		// the handler the queue is running (EmitWithAck from a handler), and a full queue must
+		// not lose it. Ack callbacks do not block.
+		if fn := s.takeAck(p.id); fn != nil {
+			fn(p.args)
+		}
+		return
+	}
 	if !s.enqueue(task{kind: taskPacket, pkt: p}) {
 		s.nsp.overflow(s, p)
 	}

@@ -563,3 +563,71 @@ func TestLocalAdapterOperations(t *testing.T) {
 		}
 	})
 }
+
+// TestEmitWithAckFromItsOwnHandler: a handler that asks its client something and waits for the
+// answer (Node's `await socket.emitWithAck(...)` in a listener). The client's ACK went to the
+// socket's queue, behind the handler waiting for it: it waited until its context ended.
+func TestEmitWithAckFromItsOwnHandler(t *testing.T) {
+	type result struct {
+		answer any
+		err    error
+	}
+	results := make(chan result, 1)
+	ts := startServer(t, Config{}, func(srv *Server) {
+		of(t, srv, "/").OnEvent(func(s *Socket, ev *Event) {
+			ctx, cancel := context.WithTimeout(s.Context(), waitTimeout)
+			defer cancel()
+			a, err := s.EmitWithAck(ctx, "confirm?")
+			var v any
+			if err == nil {
+				v, _ = a.Value(0)
+			}
+			results <- result{v, err}
+			ev.Ack("done")
+		})
+	})
+	c := ts.dial()
+	c.connect("/", "")
+	c.send(`25["delete"]`)
+	p := parsePacket(t, c.msg())
+	if p.typ != 2 || p.id < 0 {
+		t.Fatalf("got %+v", p)
+	}
+	start := time.Now()
+	c.send(fmt.Sprintf(`3%d["yes"]`, p.id))
+	r := receive(t, "the handler", results)
+	if r.err != nil || r.answer != "yes" {
+		t.Fatalf("got %v %v after %v", r.answer, r.err, time.Since(start))
+	}
+	c.expect(`35["done"]`)
+}
+
+// TestAcksAreNotQueuedBehindEvents: a socket whose queue is full still gets its acks.
+func TestAcksAreNotQueuedBehindEvents(t *testing.T) {
+	release := make(chan struct{})
+	blocked := make(chan *Socket, 1)
+	ts := startServer(t, Config{MaxQueue: 2}, func(srv *Server) {
+		of(t, srv, "/").OnEvent(func(s *Socket, ev *Event) {
+			if ev.Name == "block" {
+				blocked <- s
+				<-release
+			}
+		})
+	})
+	defer close(release)
+	c := ts.dial()
+	c.connect("/", "")
+	c.send(`2["block"]`)
+	s := receive(t, "the handler", blocked)
+	c.send(`2["a"]`, `2["b"]`, `2["overflow"]`) // the queue is full
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.EmitWithAck(context.Background(), "q")
+		errs <- err
+	}()
+	p := parsePacket(t, c.msg())
+	c.send(fmt.Sprintf(`3%d[]`, p.id))
+	if err := receive(t, "the ack", errs); err != nil {
+		t.Fatal(err)
+	}
+}
