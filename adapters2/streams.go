@@ -64,8 +64,7 @@ type streamsBackend struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	read   chan struct{} // closed when the stream's reader returned
-	count  chan struct{} // closed when the node counter returned
-	hold   func()
+	nodes  *nodeCounter  // the nodes listening on each namespace, for the recovery hold
 
 	readerMu sync.Mutex
 	readerID int64 // CLIENT ID of the reader's connection, to unblock it at Close
@@ -73,7 +72,6 @@ type streamsBackend struct {
 
 	mu       sync.Mutex
 	adapters map[string]*streamsAdapter // by namespace
-	counted  map[string]int64           // public channel → nodes NUMSUB counted while Redis was up
 
 	presence nodePresence
 }
@@ -100,10 +98,8 @@ func newStreamsBackend(cfg Config) (Backend, error) {
 		ctx:           ctx,
 		cancel:        cancel,
 		read:          make(chan struct{}),
-		count:         make(chan struct{}),
 		pushDone:      make(chan struct{}),
 		adapters:      map[string]*streamsAdapter{},
-		counted:       map[string]int64{},
 	}
 	sctx, scancel := context.WithTimeout(ctx, redisStartTimeout)
 	last, err := b.streamEnd(sctx)
@@ -133,9 +129,8 @@ func newStreamsBackend(cfg Config) (Backend, error) {
 	}()
 	waitAll(ctx, []chan struct{}{confirmed})
 	b.sub = newClassicSub(conn)
-	b.hold = conn.HoldRecovery(b.everyNodeBack)
+	b.nodes = newNodeCounter(conn, false)
 	go b.readStream()
-	go b.countNodes()
 	return b, nil
 }
 
@@ -181,8 +176,7 @@ func (b *streamsBackend) Status() (Status, bool) { return b.conn.Status(), true 
 func (b *streamsBackend) Close() error {
 	b.cancel()
 	b.stopReader()
-	<-b.count
-	b.hold()
+	b.nodes.close()
 	b.sub.close()
 	_ = b.pushSub.Close()
 	<-b.pushDone
@@ -456,62 +450,4 @@ func (b *streamsBackend) onEntry(id, uid, nsp, typStr, raw string) {
 		}
 	}
 	a.onMessage(uid, typ, data, id)
-}
-
-// Counting nodes.
-
-// countNodes keeps, every second while Redis is up, how many nodes listen on each namespace, for
-// everyNodeBack.
-func (b *streamsBackend) countNodes() {
-	defer close(b.count)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !b.conn.Ready() {
-			continue
-		}
-		counts, err := b.numSub(b.ctx)
-		if err != nil {
-			continue
-		}
-		b.mu.Lock()
-		for ch, n := range counts {
-			if _, ok := b.counted[ch]; ok {
-				b.counted[ch] = n
-			}
-		}
-		b.mu.Unlock()
-	}
-}
-
-func (b *streamsBackend) numSub(ctx context.Context) (map[string]int64, error) {
-	b.mu.Lock()
-	channels := make([]string, 0, len(b.counted))
-	for ch := range b.counted {
-		channels = append(channels, ch)
-	}
-	b.mu.Unlock()
-	return b.conn.NumSub(ctx, false, channels...)
-}
-
-// everyNodeBack holds a recovery back until as many nodes listen on each namespace as before the
-// outage: a request (fetchSockets, a broadcast with acks) right after it then reaches each.
-func (b *streamsBackend) everyNodeBack(ctx context.Context) bool {
-	counts, err := b.numSub(ctx)
-	if err != nil {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for ch, before := range b.counted {
-		if counts[ch] < before {
-			return false
-		}
-	}
-	return true
 }

@@ -47,10 +47,8 @@ func (b *streamsBackend) newAdapter(nsp *socketio.Namespace) (socketio.Adapter, 
 	a.private = a.public + b.uid + "#"
 	b.mu.Lock()
 	b.adapters[name] = a
-	if _, ok := b.counted[a.public]; !ok {
-		b.counted[a.public] = 0
-	}
 	b.mu.Unlock()
+	b.nodes.watch(a.public, true)
 	ctx, cancel := context.WithTimeout(b.ctx, subWait)
 	defer cancel()
 	b.sub.subscribe(ctx, nil, map[string]handler{a.public: a.onPubSub, a.private: a.onPubSub})
@@ -62,11 +60,14 @@ func (a *streamsAdapter) Close() error {
 	a.closeOnce.Do(func() {
 		b := a.b
 		b.mu.Lock()
-		if b.adapters[a.nsp.Name()] == a {
+		mine := b.adapters[a.nsp.Name()] == a
+		if mine {
 			delete(b.adapters, a.nsp.Name())
-			delete(b.counted, a.public)
 		}
 		b.mu.Unlock()
+		if mine {
+			b.nodes.watch(a.public, false)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), streamsAnswerTimeout)
 		defer cancel()
 		b.sub.unsubscribe(ctx, nil, []string{a.public, a.private})
