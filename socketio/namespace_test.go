@@ -64,3 +64,68 @@ func TestDynamicNamespaceSetupBeforeUse(t *testing.T) {
 		c.expect(`4/dyn,{"message":"closed"}`)
 	}
 }
+
+func TestEventMiddlewares(t *testing.T) {
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	ts := startServer(t, Config{}, func(srv *Server) {
+		n := of(t, srv, "/")
+		n.UseEvents(func(s *Socket, ev *Event) bool { note("mw1 " + ev.Name); return true })
+		n.UseEvents(func(s *Socket, ev *Event) bool {
+			note("mw2 " + ev.Name)
+			if ev.Name == "stop" {
+				ev.Ack("stopped")
+				return false
+			}
+			return true
+		})
+		n.OnEvent(func(s *Socket, ev *Event) {
+			note("handler " + ev.Name)
+			ev.Ack("handled")
+		})
+	})
+	c := ts.dial()
+	c.connect("/", "")
+	c.send(`21["go"]`, `22["stop"]`)
+	c.expect(`31["handled"]`, `32["stopped"]`)
+	mu.Lock()
+	defer mu.Unlock()
+	want := "mw1 go|mw2 go|handler go|mw1 stop|mw2 stop"
+	if got := strings.Join(order, "|"); got != want {
+		t.Fatalf("ran %s, want %s", got, want)
+	}
+}
+
+// TestHandlerPanic: a handler that panics loses its event; its socket, its connection and the
+// server go on.
+func TestHandlerPanic(t *testing.T) {
+	var rec *recorder
+	ts := startServer(t, Config{}, func(srv *Server) {
+		n := of(t, srv, "/")
+		rec = record(n)
+		n.UseEvents(func(s *Socket, ev *Event) bool {
+			if ev.Name == "boom" {
+				panic("boom")
+			}
+			return true
+		})
+		n.OnDisconnect(func(s *Socket, reason string) { panic("in OnDisconnect") })
+	})
+	c := ts.dial()
+	c.connect("/", "")
+	c.send(`2["boom"]`, `2["after"]`)
+	if ev := receive(t, "the next event", rec.events); ev.Name != "after" {
+		t.Fatalf("got %q", ev.Name)
+	}
+	c.roundTrip("/", 1)
+	c.send("1")
+	receive(t, "the disconnect", rec.disconnected)
+	other := ts.dial()
+	other.connect("/", "")
+	other.roundTrip("/", 2)
+}
