@@ -1,6 +1,126 @@
-// Package adapters holds the cluster backends of the Socket.IO server (package socketio): the
-// adapters that share rooms, broadcasts and requests between nodes through Redis, and the Redis
-// connection they hold (conn.go). The full description is written with the adapters.
+// Package adapters holds the room/broadcast backends of the Socket.IO server (package
+// socketio). New(Config) returns a Backend: the adapter factory of every namespace, presence,
+// the Redis command client and Status, for
+//
+//   - memory: one node, socketio's own adapter (it recovers sessions) and presence;
+//   - redis: Redis pub/sub, Node's createAdapter of @socket.io/redis-adapter 8.3 (redis.go);
+//   - redis-sharded: Redis 7 sharded pub/sub, Node's createShardedAdapter of the same package,
+//     for a Redis Cluster (sharded.go);
+//   - redis-streams: Redis Streams, @socket.io/redis-streams-adapter 0.3.1, the one that
+//     recovers sessions across nodes (streams*.go).
+//
+// Each cluster adapter embeds socketio's LocalAdapter (this node's sockets and rooms) and speaks
+// its Node counterpart's wire exactly, so Node servers, the Node emitter and Go nodes share one
+// cluster. The package also owns the Redis connection they hold (conn.go): its URL forms, its
+// outage detection, its fail-fast and its fenced calls. It is one package past 2,000 lines
+// because the backends share that connection, its fences and recovery hold, the subscriptions,
+// the wire helpers and the request bookkeeping; its files split by concept (conn, subscriber,
+// wire, requests, one or more per adapter, presence). Both pub/sub adapters have
+// ServerSideEmitWithAck(ctx, args) ([]any, error) beside socketio.Adapter (Node's
+// serverSideEmit with an ack: the first argument of each other node's answer).
+//
+// # Redis URLs
+//
+// redis://[user:password@]host:port[/db] or rediss:// (TLS) name one server. A Redis Cluster is
+// redis+cluster://[user:password@]host:port,host:port,... (rediss+cluster:// for TLS), or a
+// redis:// URL with several comma-separated addresses: they are seeds (the layout is read from
+// them), with database 0 only. Query options are go-redis's (dial_timeout=3s, ...).
+//
+// # Outages and their bounds (conn.go)
+//
+//   - Detection: a pinger asks every master the time every 250 ms and gives it 500 ms, so a Redis
+//     that stopped (SIGSTOP) or died is marked down within 750 ms; a command that loses its
+//     connection or times out marks it down at once.
+//   - While down, every command fails at once with ErrRedisDown, and the adapters answer
+//     socketio.ErrUnavailable for every call that would reach the cluster (broadcasts, acks,
+//     joins, leaves, disconnects, fetches, serverSideEmit, server count), delivering nothing,
+//     locally included: an error means nobody got it. A call in flight when Redis stops fails
+//     within 900 ms.
+//   - Fenced calls: what the adapters send for their callers runs in a Lua script that first
+//     checks Redis's clock against a deadline 250 ms after the call (in Redis's time base, from
+//     the pinger's measures): a command that Redis runs later (it stayed in a socket buffer
+//     through a SIGSTOP) does nothing, so a call answered as failed never takes effect after.
+//     Subscribers see the script's PUBLISH/SPUBLISH/XADD as Node's.
+//   - Recovery by itself: while down the pinger asks every 100 ms; once Redis answers, the
+//     connection waits (HoldRecovery) until as many nodes listen on each namespace as before the
+//     outage (NUMSUB or SHARDNUMSUB, counted every second while up), on two rounds 100 ms apart,
+//     at most 3 s: a broadcast answered as done right after an outage does not miss a node (Go
+//     or Node) that is still resubscribing. Until then calls still fail fast.
+//   - Logs: one error line when the outage begins, one info line when it ends (with its
+//     duration), component=adapter. Status: redis up/down (down while the recovery waits),
+//     downSince, outages, failures.
+//   - Order: sequential Broadcast calls keep their order on every node (one fenced publish, then
+//     local delivery; each node delivers what it receives in order), with one exception:
+//     redis-sharded on a Redis Cluster (below).
+//   - What no fence removes: a Redis that dies between answering a publish and writing it to
+//     its subscribers (microseconds) loses it for them; a process that stalls 650 ms while
+//     Redis's answer waits in its socket reports a call failed that took effect; a message
+//     published while a node's subscription is away (outside an outage this node saw) is lost
+//     for that node, as pub/sub is.
+//
+// # redis: @socket.io/redis-adapter 8.3.0 createAdapter on the wire
+//
+// P is the prefix (Config.Prefix, "socket.io" by default: Node's key), NSP the namespace.
+//
+//   - Each namespace PSUBSCRIBEs P#NSP#* (escaped), then SUBSCRIBEs P-request#NSP#,
+//     P-response#NSP# and P-response#NSP#<uid># on the backend's one subscription connection.
+//   - Broadcast: notepack-compatible msgpack [uid, {type: 2, data: [event, ...args], nsp},
+//     {rooms: [...], except: [...], flags: {volatile?}}] on P#NSP#<room># for exactly one room,
+//     P#NSP# otherwise; binary stays msgpack bin in data. Receivers skip a room channel without
+//     a local member before decoding, drop their own uid, take a missing nsp for /, accept rooms
+//     given as numbers.
+//   - Requests on P-request#NSP#, JSON (broadcast with ack: msgpack), both read on receipt:
+//     0 sockets, 1 all rooms, 2/3/4 join/leave/disconnect (with opts; also the 7.x form by sid,
+//     answered), 5 fetchSockets, 6 serverSideEmit (with requestId: acked, on the shared response
+//     channel), 7 broadcast with ack, answered by one type-8 client count (0 included) then one
+//     type-9 msgpack per client ack (its first argument). Joins, leaves and disconnects from the
+//     emitter carry no uid and are applied; ours are applied locally once Redis took them and
+//     their echo is skipped. Answers go to the shared P-response#NSP# (Node's default; Go
+//     listens on both). Reserved serverSideEmit names (connect, connection, new_namespace) are
+//     neither sent nor handed on.
+//   - Server count: PUBSUB NUMSUB P-request#NSP# summed over the masters; fetchSockets and
+//     serverSideEmit with ack wait for count-1 answers, 5 s at most (then what arrived and an
+//     error wrapping context.DeadlineExceeded); broadcasts with acks end once every counted
+//     node reported its count and every counted client acked, or when the caller's context ends
+//     (flags.timeout carries what is left of it).
+//
+// Interoperates (redis_test.go, with Node 20, socket.io 4.8.4, @socket.io/redis-adapter 8.3.0,
+// @socket.io/redis-emitter 5.1.0, node-redis 5): broadcasts every way (rooms, except, volatile,
+// socket ids, binary) between Go and Node servers and from the emitter; broadcasts with acks
+// started on either side; fetchSockets both ways (id, rooms, data as JSON, Node's handshake
+// object); socketsJoin, socketsLeave and disconnectSockets from Go, Node and the emitter;
+// serverSideEmit with and without ack both ways and from the emitter; the server count.
+// Differs: no connection state recovery (as Node's classic adapter); serverSideEmit is JSON, so
+// binary arrives as Node's Buffer JSON {"type":"Buffer","data":[...]} (as between Node
+// servers); the request timeout is Node's default, 5 s; never share a prefix with the sharded or
+// streams adapter (their channels match P#NSP#*).
+//
+// # redis-sharded: createShardedAdapter (8.3.0, subscriptionMode "dynamic") on the wire
+//
+//   - socket.io-adapter 2.5's ClusterAdapter messages {type, data, uid, nsp}: JSON, or one
+//     msgpack map when the data holds binary; both read on receipt. Types 3 broadcast (packet
+//     without nsp; with requestId: with ack), 4/5 join/leave, 6 disconnect, 7 fetch, 9
+//     serverSideEmit ({packet}, with requestId: with ack), answers 8, 10, 11, 12.
+//   - SSUBSCRIBE P#NSP# (everything), P#NSP#<uid># (answers to us) and P#NSP#<room># for every
+//     local room that is not a local socket's id, subscribed when it appears and left when it
+//     empties, in the background (as Node: a broadcast to a room published before a node's
+//     subscription is done misses it). A broadcast without ack to exactly one room goes to the
+//     room's channel unless the room is 20 UTF-16 units long (a socket id: Go's are 20 too);
+//     everything else to P#NSP#; answers to P#NSP#<requester>#.
+//   - Server count: PUBSUB SHARDNUMSUB P#NSP# summed over the masters.
+//   - On a Redis Cluster each channel is subscribed on its slot's master (one connection per
+//     master), channel by channel; a channel whose slot moves is subscribed again on its new
+//     master. The fenced SPUBLISH runs on the channel's master.
+//
+// Interoperates (sharded_test.go, Node peer with createShardedAdapter, on one Redis 7 and on a
+// Redis Cluster of three masters with node-redis's cluster client): every check of the classic
+// adapter but the emitter's, with binary serverSideEmit kept. Differs: only subscriptionMode
+// "dynamic" (Node servers must keep that default; "static" and "dynamic-private" route
+// socket-id and room broadcasts elsewhere); the emitter does not reach sharded nodes (it speaks
+// the classic protocol, in Node too); on a Redis Cluster, sequential broadcasts keep their order
+// per channel only (a broadcast to one room and one to several rooms go through different
+// masters), as in Node; Node's junk offsets with connection state recovery on ("" or null) are
+// not imitated.
 //
 // # redis-streams: @socket.io/redis-streams-adapter 0.3.1 on the wire
 //

@@ -1,10 +1,14 @@
 package adapters
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/socketio"
 )
@@ -136,5 +140,63 @@ func TestShardedCluster(t *testing.T) {
 		{"order", runOrder},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, startCluster3(t, tr)) })
+	}
+}
+
+// Closing the server and then the backend ends every goroutine both pub/sub backends started
+// (subscription readers, the pinger, the node counter, answer queues), after requests of every
+// kind went through.
+func TestBackendCloseLeavesNothing(t *testing.T) {
+	for _, name := range []string{"redis", "redis-sharded"} {
+		t.Run(name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			prefix := uniquePrefix(t)
+			var backends []Backend
+			var servers []*socketio.Server
+			var nsps []*socketio.Namespace
+			for range 2 {
+				b, err := New(Config{Name: name, RedisURL: localRedis, Prefix: prefix, Logger: zerolog.Nop()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv, err := socketio.NewServer(socketio.Config{Adapter: b.Adapter()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nsp, err := srv.Of("/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				nsp.OnServerSideEmit(func(args []any, ack func(...any)) {
+					if ack != nil {
+						ack("ok")
+					}
+				})
+				backends, servers, nsps = append(backends, b), append(servers, srv), append(nsps, nsp)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := nsps[0].To("r").Emit("e"); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := nsps[0].All().EmitWithAck(ctx, "e"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := nsps[0].All().FetchSockets(ctx); err != nil || len(got) != 0 {
+				t.Fatalf("fetch: %v, %v", got, err)
+			}
+			if res, err := nsps[0].Adapter().(acker).ServerSideEmitWithAck(ctx, []any{"x"}); err != nil || len(res) != 1 {
+				t.Fatalf("serverSideEmit: %v, %v", res, err)
+			}
+			if err := nsps[1].All().SocketsJoin(ctx, "j"); err != nil {
+				t.Fatal(err)
+			}
+			for i, srv := range servers {
+				srv.Close(ctx)
+				if err := backends[i].Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }
