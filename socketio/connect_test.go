@@ -272,3 +272,20 @@ func TestConnectTimeout(t *testing.T) {
 	// which has fired.
 	joined.roundTrip("/", 1)
 }
+
+func TestMaxNamespaces(t *testing.T) {
+	ts := startServer(t, Config{MaxNamespaces: 2}, func(srv *Server) {
+		for _, name := range []string{"/", "/a", "/b"} {
+			record(of(t, srv, name))
+		}
+	})
+	c := ts.dial()
+	c.connect("/", "")
+	c.connect("/a", "")
+	c.send("1/a,", "0/b,") // one left: there is room again
+	c.connected("/b")
+	c.send("0/a,")
+	if got := c.waitClosed(); len(got) != 0 {
+		t.Fatalf("got %q", got)
+	}
+}
