@@ -120,7 +120,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// runtimeYield lets other goroutines run between two polls without sleeping on a clock.
+// runtimeYield is the pause between two polls of a condition (waitFor's deadline bounds them).
 func runtimeYield() { <-time.After(time.Millisecond) }
 
 // receive waits for a value on ch.
