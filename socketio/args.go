@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-
 )
 
 // Args are the arguments of an event or of an ack as a client (or another node) sent them. They
@@ -232,4 +231,3 @@ func decodeMsgpackValue(b []byte) (any, error) {
 	}
 	return v, nil
 }
-
