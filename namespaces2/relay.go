@@ -73,6 +73,9 @@ func NewRelay(log zerolog.Logger, cfg RelayConfig, state RelayState, presence so
 	if cfg.Tick < 0 {
 		panic("namespaces: NewRelay expects a tick >= 0")
 	}
+	if state == nil || presence == nil {
+		panic("namespaces: NewRelay expects a state and a presence")
+	}
 	if cfg.Tick == 0 {
 		cfg.Tick = DefaultRelayTick
 	}

@@ -127,12 +127,28 @@ func TestRelayTickLoop(t *testing.T) {
 		defer r.mu.Unlock()
 		return !r.running && len(r.rooms) == 0
 	})
-	// Activity starts it again.
+	// Activity starts it again; Close ends it.
 	publish(t, a, "r", "v", 201, "k")
 	b.waitFor("a value after idling", func(log []rawEvent) bool {
 		ev := eventsOf(log, RelayMessageEvent)
 		return len(ev) > 0 && strings.Contains(string(ev[len(ev)-1]), `"data":201`)
 	})
+	r := env.relay
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	r.Close()
+	select {
+	case <-done:
+	default:
+		t.Fatalf("Close returned with the loop running")
+	}
+	publish(t, a, "r", "v", 202, "k") // after Close: taken, never ticked, no loop started
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done != done {
+		t.Fatalf("a loop started after Close")
+	}
 }
 
 // waitUntil polls cond until it holds.
