@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard/switchboard/engineio"
 )
 
 // Middleware runs for every socket connecting to a namespace, in the order they were added,
@@ -44,7 +46,7 @@ type Namespace struct {
 	onRoom       []func(s *Socket, room string, joined bool)
 	onOverflow   func(s *Socket, ev *Event)
 	onAck        func(s *Socket, ev *Event, args []any)
-	onEmitted    func(event string, recipients int)
+	onEmitted    []func(event string, recipients int)
 	onServerSide func(args []any, ack func(...any))
 
 	mu      sync.RWMutex
@@ -95,16 +97,46 @@ func (n *Namespace) OnRoom(fn func(s *Socket, room string, joined bool)) {
 // sent (for metrics).
 func (n *Namespace) OnAck(fn func(s *Socket, ev *Event, args []any)) { n.onAck = fn }
 
-// OnEmitted sets a function told of every event delivered by this node: its name and how many
+// OnEmitted adds a function told of every event delivered by this node: its name and how many
 // local sockets it was written to (for metrics; once per broadcast, not per recipient).
-func (n *Namespace) OnEmitted(fn func(event string, recipients int)) { n.onEmitted = fn }
+func (n *Namespace) OnEmitted(fn func(event string, recipients int)) {
+	n.onEmitted = append(n.onEmitted, fn)
+}
 
 func (n *Namespace) emitted(p *Packet, recipients int) {
-	if n.onEmitted == nil || recipients == 0 || p.Type != PacketEvent || len(p.Data) == 0 {
+	if len(n.onEmitted) == 0 || recipients == 0 || p.Type != PacketEvent || len(p.Data) == 0 {
 		return
 	}
 	name, _ := p.Data[0].(string)
-	n.onEmitted(name, recipients)
+	for _, fn := range n.onEmitted {
+		fn(name, recipients)
+	}
+}
+
+// Encoded is an event encoded at most once per parser, when a socket speaking that parser first
+// needs it, so that writing the same event to many sockets one by one (Socket.WriteVolatile)
+// costs one encoding per parser, as a broadcast does.
+type Encoded struct {
+	nsp *Namespace
+	p   *Packet
+
+	mu  sync.Mutex
+	enc [numParsers][]*engineio.Message
+	err [numParsers]error
+}
+
+// Encode prepares an event of this namespace for Socket.WriteVolatile.
+func (n *Namespace) Encode(event string, args ...any) *Encoded {
+	return &Encoded{nsp: n, p: &Packet{Type: PacketEvent, Nsp: n.name, ID: -1, Data: eventData(event, args)}}
+}
+
+func (e *Encoded) messages(k parserKind) ([]*engineio.Message, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.enc[k] == nil && e.err[k] == nil {
+		e.enc[k], e.err[k] = encode(k, e.p)
+	}
+	return e.enc[k], e.err[k]
 }
 
 // OnOverflow sets what happens to an event refused because its socket already has

@@ -254,6 +254,32 @@ func eventData(event string, args []any) []any {
 // ErrDisconnected is returned for a socket that is no longer connected.
 var ErrDisconnected = errors.New("socketio: socket disconnected")
 
+// WriteVolatile writes events encoded with Namespace.Encode to this socket in one volatile send:
+// all of them or none. It reports false when the socket is not connected or its transport cannot
+// take them at once (a websocket with writes waiting, a long-poll not waiting).
+func (s *Socket) WriteVolatile(evs ...*Encoded) bool {
+	if !s.Connected() || len(evs) == 0 {
+		return false
+	}
+	k := s.client.parser
+	var msgs []*engineio.Message
+	for _, e := range evs {
+		m, err := e.messages(k)
+		if err != nil {
+			s.nsp.srv.logEncodeError(e.p, err)
+			return false
+		}
+		msgs = append(msgs, m...)
+	}
+	if !s.client.write(msgs, true) {
+		return false
+	}
+	for _, e := range evs {
+		s.nsp.emitted(e.p, 1)
+	}
+	return true
+}
+
 // EmitWithAck sends an event and waits for the client's ack, until ctx ends.
 func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (*Args, error) {
 	if ReservedEvents[event] {
