@@ -109,8 +109,8 @@ func (*memoryBackend) Status() (Status, bool)       { return Status{}, false }
 func (*memoryBackend) Close() error                 { return nil }
 
 // redisBackend is the redis (classic pub/sub) and redis-sharded backends: one connection, one
-// subscriber shared by every namespace, and the server counts it keeps to hold a recovery back
-// until every node listens again.
+// subscriber shared by every namespace, and the node counts that hold a recovery back until
+// every node listens again (node_counter.go).
 type redisBackend struct {
 	cfg     Config
 	log     zerolog.Logger
@@ -122,13 +122,10 @@ type redisBackend struct {
 
 	presence nodePresence
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	hold   func()
+	nodes *nodeCounter // by the request channel (redis) or the main channel (redis-sharded)
 
-	mu      sync.Mutex
-	counted map[string]int64 // the channel NUMSUB counts nodes by → last count seen while up
+	ctx    context.Context // ends at Close: answers to other nodes and waits for subscriptions
+	cancel context.CancelFunc
 }
 
 func newRedisBackend(cfg Config, sharded bool) (*redisBackend, error) {
@@ -139,16 +136,13 @@ func newRedisBackend(cfg Config, sharded bool) (*redisBackend, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &redisBackend{
 		cfg: cfg, log: cfg.Logger.With().Str("component", "adapter").Logger(), prefix: prefixOf(cfg),
-		sharded: sharded, conn: conn, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		counted: map[string]int64{},
+		sharded: sharded, conn: conn, ctx: ctx, cancel: cancel, nodes: newNodeCounter(conn, sharded),
 	}
 	if sharded {
 		b.shard = newShardSub(conn)
 	} else {
 		b.classic = newClassicSub(conn)
 	}
-	b.hold = conn.HoldRecovery(b.everyNodeBack)
-	go b.countNodes()
 	return b, nil
 }
 
@@ -174,8 +168,7 @@ func (b *redisBackend) Status() (Status, bool) { return b.conn.Status(), true }
 // Close implements Backend.
 func (b *redisBackend) Close() error {
 	b.cancel()
-	<-b.done
-	b.hold()
+	b.nodes.close()
 	if b.classic != nil {
 		b.classic.close()
 	}
@@ -183,73 +176,4 @@ func (b *redisBackend) Close() error {
 		b.shard.close()
 	}
 	return errors.Join(b.presence.close(), b.conn.Close())
-}
-
-// countChannel registers (or, with add false, forgets) the channel by which NUMSUB counts the
-// nodes of a namespace.
-func (b *redisBackend) countChannel(channel string, add bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if add {
-		if _, ok := b.counted[channel]; !ok {
-			b.counted[channel] = 0
-		}
-	} else {
-		delete(b.counted, channel)
-	}
-}
-
-// countNodes keeps, every second while Redis is up, how many nodes listen on each namespace.
-func (b *redisBackend) countNodes() {
-	defer close(b.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !b.conn.Ready() {
-			continue
-		}
-		counts, err := b.numSub(b.ctx)
-		if err != nil {
-			continue
-		}
-		b.mu.Lock()
-		for ch, n := range counts {
-			if _, ok := b.counted[ch]; ok {
-				b.counted[ch] = n
-			}
-		}
-		b.mu.Unlock()
-	}
-}
-
-func (b *redisBackend) numSub(ctx context.Context) (map[string]int64, error) {
-	b.mu.Lock()
-	channels := make([]string, 0, len(b.counted))
-	for ch := range b.counted {
-		channels = append(channels, ch)
-	}
-	b.mu.Unlock()
-	return b.conn.NumSub(ctx, b.sharded, channels...)
-}
-
-// everyNodeBack is the recovery check: as many nodes listen on each namespace as before the
-// outage. A node that died meanwhile holds the recovery back until the connection's bound (3 s).
-func (b *redisBackend) everyNodeBack(ctx context.Context) bool {
-	counts, err := b.numSub(ctx)
-	if err != nil {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for ch, before := range b.counted {
-		if counts[ch] < before {
-			return false
-		}
-	}
-	return true
 }

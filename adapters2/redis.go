@@ -89,7 +89,7 @@ func (b *redisBackend) newClassic(nsp *socketio.Namespace) (socketio.Adapter, er
 	}
 	a.pattern = escapeGlob(a.channel) + "*"
 	a.specificChannel = a.responseChannel + a.uid + "#"
-	b.countChannel(a.requestChannel, true)
+	b.nodes.watch(a.requestChannel, true)
 	ctx, cancel := context.WithTimeout(b.ctx, subWait)
 	defer cancel()
 	b.classic.subscribe(ctx,
@@ -104,7 +104,7 @@ func (a *classicAdapter) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
 		defer cancel()
 		a.b.classic.unsubscribe(ctx, []string{a.pattern}, []string{a.requestChannel, a.responseChannel, a.specificChannel})
-		a.b.countChannel(a.requestChannel, false)
+		a.b.nodes.watch(a.requestChannel, false)
 		a.out.wait()
 		a.sse.wait()
 	})

@@ -476,6 +476,7 @@ func runRemoteRooms(t *testing.T, c *cluster3) {
 	if err := c.b.nsp.To("r2").SocketsLeave(ctx, "j1"); err != nil {
 		t.Fatal(err)
 	}
+	c.waitIn(t, "j1", false, "a2") // A applies B's request when it arrives, maybe after A's own broadcast
 	if got := reach("j1", "a1", "b1", "n1"); !slices.Equal(got, []string{"a1", "b1", "n1"}) {
 		t.Fatalf("go socketsLeave: j1 has %v", got)
 	}
@@ -895,10 +896,10 @@ func fault(kind string, srv *pausable, o *outageRun, clients ...*client) (faultA
 
 // countedNodes is what a Redis backend last counted on a namespace's channel.
 func countedNodes(b Backend, channel string) int64 {
-	rb := b.(*redisBackend)
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	return rb.counted[channel]
+	nc := b.(*redisBackend).nodes
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	return nc.counted[channel]
 }
 
 // A Redis stopped (SIGSTOP) then resumed, or killed then restarted, under broadcasts from A:

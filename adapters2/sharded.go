@@ -107,7 +107,7 @@ func (b *redisBackend) newSharded(nsp *socketio.Namespace) (socketio.Adapter, er
 	}
 	a.responseChannel = a.channel + a.uid + "#"
 	nsp.OnRoom(a.roomChanged)
-	b.countChannel(a.channel, true)
+	b.nodes.watch(a.channel, true)
 	ctx, cancel := context.WithTimeout(b.ctx, subWait)
 	defer cancel()
 	b.shard.subscribe(ctx, map[string]shardWant{
@@ -129,7 +129,7 @@ func (a *shardedAdapter) Close() error {
 	a.rmu.Unlock()
 	if first {
 		a.b.shard.unsubscribe(channels...)
-		a.b.countChannel(a.channel, false)
+		a.b.nodes.watch(a.channel, false)
 		a.out.wait()
 		a.sse.wait()
 	}
