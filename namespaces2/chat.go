@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +148,14 @@ const presenceTimeout = 5 * time.Second
 // are the users counted. Nothing lists sockets to answer either. Presence counts the rooms a
 // socket entered by chat:join (or got back by connection state recovery); rooms joined through
 // the HTTP API or a hook are rooms, not chat membership.
+//
+// Each member learns of each other exactly once: from the member list of its chat:join, or from
+// a chat:user-joined after it. On a node that holds because a room's presence work is done under
+// the room's lock: a join puts the socket in the room, counts it, reads the members and sends its
+// own announcement (whose recipients are chosen then) before the next one starts, so an
+// announcement either reaches a joiner or was counted before its member list. Across nodes the
+// announcement travels through the adapter and may arrive after a later joiner on another node
+// read its list: then that joiner hears of the member twice (README, "Running several nodes").
 type Chat struct {
 	log      zerolog.Logger
 	routes   *Routes[*socketio.Socket]
@@ -156,6 +163,8 @@ type Chat struct {
 	presence socketio.Presence
 	fallback Fallback
 	nsp      *socketio.Namespace
+
+	rooms keyedMutex // presence work, one room at a time
 
 	mu     sync.Mutex
 	counts map[*socketio.Socket][]string // the rooms presence counts each socket in
@@ -249,12 +258,15 @@ func (c *Chat) join(s *socketio.Socket, req RoomRequest) (JoinReply, error) {
 		return JoinReply{}, Errorf(CodeForbidden, "not allowed to join %q", req.Room)
 	}
 	ctx := s.Context()
+	unlock := c.rooms.Lock(req.Room)
 	if !c.counted(s, req.Room) {
 		if err := c.enter(ctx, s, id.User, req.Room); err != nil {
+			unlock()
 			return JoinReply{}, err
 		}
 	}
-	members, err := c.members(ctx, req.Room)
+	members, err := presentUsers(ctx, c.presence, req.Room)
+	unlock()
 	if err != nil {
 		return JoinReply{}, err
 	}
@@ -283,33 +295,13 @@ func (c *Chat) enter(ctx context.Context, s *socketio.Socket, u User, room strin
 	return nil
 }
 
-// members lists each user present in room once, sorted by name then id.
-func (c *Chat) members(ctx context.Context, room string) ([]User, error) {
-	infos, err := c.presence.Members(ctx, room)
-	if err != nil {
-		return nil, err
-	}
-	users := make([]User, 0, len(infos))
-	for _, info := range infos {
-		var u User
-		if json.Unmarshal(info, &u) == nil && u.ID != "" {
-			users = append(users, u)
-		}
-	}
-	sort.Slice(users, func(i, j int) bool {
-		if users[i].Name != users[j].Name {
-			return users[i].Name < users[j].Name
-		}
-		return users[i].ID < users[j].ID
-	})
-	return users, nil
-}
-
 func (c *Chat) leave(s *socketio.Socket, req RoomRequest) (LeaveReply, error) {
 	id := IdentityOf(s)
 	if req.Room == UserRoom(id.User.ID) {
 		return LeaveReply{}, Errorf(CodeForbidden, "the user room %q cannot be left", req.Room)
 	}
+	unlock := c.rooms.Lock(req.Room)
+	defer unlock()
 	s.Leave(req.Room)
 	if c.uncount(s, req.Room) {
 		if err := c.depart(s.Context(), s.ID(), id.User, req.Room); err != nil {
@@ -347,7 +339,10 @@ func (c *Chat) disconnected(s *socketio.Socket) {
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
 	for _, room := range rooms {
-		if err := c.depart(ctx, s.ID(), u, room); err != nil {
+		unlock := c.rooms.Lock(room)
+		err := c.depart(ctx, s.ID(), u, room)
+		unlock()
+		if err != nil {
 			c.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("presence on disconnect")
 		}
 	}
@@ -362,8 +357,10 @@ func (c *Chat) recovered(s *socketio.Socket) {
 		if !isChatRoom(room) || c.counted(s, room) {
 			continue
 		}
+		unlock := c.rooms.Lock(room)
 		ch, err := c.presence.Join(s.Context(), room, u.ID, userInfo(u))
 		if err != nil {
+			unlock()
 			c.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("presence on recovery")
 			continue
 		}
@@ -371,6 +368,7 @@ func (c *Chat) recovered(s *socketio.Socket) {
 		if ch.Member {
 			_ = c.nsp.To(room).Except(s.ID()).Emit("chat:user-joined", PresenceEvent{Room: room, User: u})
 		}
+		unlock()
 	}
 }
 
