@@ -224,5 +224,7 @@
 // than the timeout) finds its id gone at its next heartbeat and counts under a new id from then
 // on; its earlier sockets, reported gone, stay gone (their Leaves change nothing). A Leave that
 // fails (Redis down) is retried at each heartbeat; the departure it then makes goes to
-// OnExpired.
+// OnExpired. A Redis that loses its data (restarted without persistence, flushed) loses presence
+// with it: every node finds its id gone, counts under a new one, and no departure is reported
+// for the sockets it had (they count again when they next join).
 package adapters
