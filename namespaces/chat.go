@@ -2,13 +2,17 @@ package namespaces
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
-	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Chat limits (SPEC §4).
@@ -18,44 +22,6 @@ const (
 	DefaultHistoryLimit = 50
 	MaxHistoryLimit     = 100
 )
-
-// presenceTimeout bounds the adapter round trip of presence work that runs when a socket
-// disconnects, when no request context is left to bound it.
-const presenceTimeout = 5 * time.Second
-
-// Chat is the "/chat" namespace: rooms whose members talk, with presence, typing indicators and
-// bounded history.
-type Chat struct {
-	log      zerolog.Logger
-	routes   *Routes[*chatSocket]
-	history  History
-	presence *presence
-	// base is what every socket's context derives from; each is cancelled when its socket
-	// disconnects.
-	base context.Context
-}
-
-var _ Namespace = (*Chat)(nil)
-
-// NewChat returns the "/chat" namespace keeping messages in history.
-func NewChat(log zerolog.Logger, history History) *Chat {
-	routes := NewRoutes[*chatSocket](log, nil)
-	Route(routes, "chat:join", (*chatSocket).join)
-	Route(routes, "chat:leave", (*chatSocket).leave)
-	Route(routes, "chat:send", (*chatSocket).send)
-	Route(routes, "chat:typing", (*chatSocket).typing)
-	Route(routes, "chat:history", (*chatSocket).historyBefore)
-	return &Chat{
-		log:      log.With().Str("nsp", "/chat").Logger(),
-		routes:   routes,
-		history:  history,
-		presence: newPresence(),
-		base:     context.Background(),
-	}
-}
-
-// Name implements Namespace.
-func (*Chat) Name() string { return "/chat" }
 
 // RoomRequest is the payload of chat:join and chat:leave.
 type RoomRequest struct {
@@ -169,184 +135,250 @@ func ValidMessageID(id string) bool {
 	return err == nil
 }
 
-// chatSocket is one connected socket of the namespace with what its handlers share.
-type chatSocket struct {
-	*Chat
-	nsp socket.Namespace
-	s   *socket.Socket
-	ctx context.Context
-	m   member
+// presenceTimeout bounds the presence work that runs when a socket disconnects, when no request
+// context is left to bound it.
+const presenceTimeout = 5 * time.Second
+
+// Chat is the "/chat" namespace: rooms whose members talk, with presence, typing indicators and
+// bounded history.
+//
+// Presence is kept as sockets join and leave (socketio.Presence: in this process, or in Redis
+// for a cluster), counting each user's sockets per room: chat:user-joined goes out when a user's
+// count goes from 0 to 1, chat:user-left when it goes back to 0, and the members of chat:join
+// are the users counted. Nothing lists sockets to answer either. Presence counts the rooms a
+// socket entered by chat:join (or got back by connection state recovery); rooms joined through
+// the HTTP API or a hook are rooms, not chat membership.
+//
+// Each member learns of each other exactly once: from the member list of its chat:join, or from
+// a chat:user-joined after it. On a node that holds because a room's presence work is done under
+// the room's lock: a join puts the socket in the room, counts it, reads the members and sends its
+// own announcement (whose recipients are chosen then) before the next one starts, so an
+// announcement either reaches a joiner or was counted before its member list. Across nodes the
+// announcement travels through the adapter and may arrive after a later joiner on another node
+// read its list: then that joiner hears of the member twice (README, "Running several nodes").
+type Chat struct {
+	log      zerolog.Logger
+	routes   *Routes[*socketio.Socket]
+	history  History
+	presence socketio.Presence
+	fallback Fallback
+	nsp      *socketio.Namespace
+
+	rooms keyedMutex // presence work, one room at a time
+
+	mu     sync.Mutex
+	counts map[*socketio.Socket][]string // the rooms presence counts each socket in
 }
+
+var _ Namespace = (*Chat)(nil)
+
+// NewChat returns the "/chat" namespace keeping messages in history and presence in presence;
+// fallback gets the events it does not handle.
+func NewChat(log zerolog.Logger, history History, presence socketio.Presence, fallback Fallback) *Chat {
+	c := &Chat{
+		log:      log.With().Str("nsp", "/chat").Logger(),
+		history:  history,
+		presence: presence,
+		fallback: fallback,
+		counts:   map[*socketio.Socket][]string{},
+	}
+	routes := NewRoutes[*socketio.Socket](log)
+	Route(routes, "chat:join", c.join)
+	Route(routes, "chat:leave", c.leave)
+	Route(routes, "chat:send", c.send)
+	Route(routes, "chat:typing", c.typing)
+	Route(routes, "chat:history", c.historyBefore)
+	c.routes = routes
+	return c
+}
+
+// Name implements Namespace.
+func (*Chat) Name() string { return "/chat" }
+
+// Handles reports whether event is one of the namespace's own.
+func (c *Chat) Handles(event string) bool { return c.routes.Has(event) }
 
 // Register implements Namespace.
-func (c *Chat) Register(nsp socket.Namespace) {
-	onConnection(nsp, func(s *socket.Socket, _ Identity) {
-		ctx, cancel := context.WithCancel(c.base)
-		cs := &chatSocket{Chat: c, nsp: nsp, s: s, ctx: ctx}
-		_ = s.On("disconnecting", func(...any) { cs.disconnecting() })
-		_ = s.On("disconnect", func(...any) {
-			cancel()
-			c.presence.forget(s.Id())
-		})
-		if !s.Connected() {
-			// Gone before its listeners were in place: nothing to announce or to clean up.
-			cancel()
-			return
-		}
+func (c *Chat) Register(nsp *socketio.Namespace) {
+	c.nsp = nsp
+	nsp.Use(joinUserRoom)
+	nsp.OnConnection(func(s *socketio.Socket) {
 		if s.Recovered() {
-			cs.recovered()
+			c.recovered(s)
 		}
-		c.routes.Serve(s, cs)
 	})
+	nsp.OnEvent(func(s *socketio.Socket, ev *socketio.Event) {
+		if !c.routes.Handle(s, ev) && c.fallback != nil {
+			c.fallback(s, ev)
+		}
+	})
+	nsp.OnDisconnect(func(s *socketio.Socket, _ string) { c.disconnected(s) })
 }
 
-// isChatRoom tells the rooms presence is about from the socket's own id room and user rooms.
-func (cs *chatSocket) isChatRoom(room socket.Room) bool {
-	return room != socket.Room(cs.s.Id()) && !strings.HasPrefix(string(room), UserRoomPrefix)
+// isChatRoom tells the rooms presence is about from user rooms.
+func isChatRoom(room string) bool { return !strings.HasPrefix(room, UserRoomPrefix) }
+
+func (c *Chat) counted(s *socketio.Socket, room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.counts[s], room)
 }
 
-func (cs *chatSocket) in(room string) bool { return cs.s.Rooms().Has(socket.Room(room)) }
+func (c *Chat) count(s *socketio.Socket, room string) {
+	c.mu.Lock()
+	c.counts[s] = append(c.counts[s], room)
+	c.mu.Unlock()
+}
 
-func (cs *chatSocket) join(req RoomRequest) (JoinReply, error) {
-	id := IdentityOf(cs.s)
+func (c *Chat) uncount(s *socketio.Socket, room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rooms := c.counts[s]
+	i := slices.Index(rooms, room)
+	if i < 0 {
+		return false
+	}
+	rooms = slices.Delete(rooms, i, i+1)
+	if len(rooms) == 0 {
+		delete(c.counts, s)
+	} else {
+		c.counts[s] = rooms
+	}
+	return true
+}
+
+func userInfo(u User) []byte {
+	b, _ := json.Marshal(u)
+	return b
+}
+
+func (c *Chat) join(s *socketio.Socket, req RoomRequest) (JoinReply, error) {
+	id := IdentityOf(s)
 	if !id.MayJoin(req.Room) {
 		return JoinReply{}, Errorf(CodeForbidden, "not allowed to join %q", req.Room)
 	}
-	if err := cs.enter(id, req.Room); err != nil {
-		return JoinReply{}, err
+	ctx := s.Context()
+	unlock := c.rooms.Lock(req.Room)
+	if !c.counted(s, req.Room) {
+		if err := c.enter(ctx, s, id.User, req.Room); err != nil {
+			unlock()
+			return JoinReply{}, err
+		}
 	}
-	members, err := cs.presence.members(cs.ctx, cs.nsp, req.Room)
+	members, err := presentUsers(ctx, c.presence, req.Room)
+	unlock()
 	if err != nil {
 		return JoinReply{}, err
 	}
-	history, err := cs.history.Before(cs.ctx, req.Room, "", JoinHistoryLimit)
+	history, err := c.history.Before(ctx, req.Room, "", JoinHistoryLimit)
 	if err != nil {
 		return JoinReply{}, err
 	}
 	return JoinReply{Room: req.Room, Members: members, History: history}, nil
 }
 
-// enter puts the socket in room and tells the room when it is the user's first socket there.
-// Joining a room the socket is already in changes nothing.
-func (cs *chatSocket) enter(id Identity, room string) error {
-	cs.m.mu.Lock()
-	defer cs.m.mu.Unlock()
-	if cs.m.gone {
-		return Errorf(CodeForbidden, "the socket is disconnecting")
-	}
-	if cs.in(room) {
-		return nil
-	}
-	unlock := cs.presence.lock(room, id.User.ID)
-	defer unlock()
-	cs.s.Join(socket.Room(room))
-	alone, err := cs.presence.alone(cs.ctx, cs.nsp, room, id.User.ID, cs.s.Id())
+// enter puts s in room and counts it; the room hears chat:user-joined when this is the user's
+// first socket there.
+func (c *Chat) enter(ctx context.Context, s *socketio.Socket, u User, room string) error {
+	s.Join(room)
+	ch, err := c.presence.Join(ctx, room, u.ID, userInfo(u))
 	if err != nil {
-		cs.s.Leave(socket.Room(room))
+		s.Leave(room)
 		return err
 	}
-	if alone {
-		_ = cs.nsp.To(socket.Room(room)).Except(socket.Room(cs.s.Id())).Emit("chat:user-joined", PresenceEvent{Room: room, User: id.User})
+	c.count(s, room)
+	if ch.Member {
+		if err := c.nsp.To(room).Except(s.ID()).Emit("chat:user-joined", PresenceEvent{Room: room, User: u}); err != nil {
+			c.log.Warn().Err(err).Str("room", room).Msg("announce a member")
+		}
 	}
 	return nil
 }
 
-func (cs *chatSocket) leave(req RoomRequest) (LeaveReply, error) {
-	id := IdentityOf(cs.s)
+func (c *Chat) leave(s *socketio.Socket, req RoomRequest) (LeaveReply, error) {
+	id := IdentityOf(s)
 	if req.Room == UserRoom(id.User.ID) {
 		return LeaveReply{}, Errorf(CodeForbidden, "the user room %q cannot be left", req.Room)
 	}
-	cs.m.mu.Lock()
-	defer cs.m.mu.Unlock()
-	if cs.m.gone || !cs.in(req.Room) {
-		return LeaveReply{Room: req.Room}, nil
-	}
-	unlock := cs.presence.lock(req.Room, id.User.ID)
+	unlock := c.rooms.Lock(req.Room)
 	defer unlock()
-	cs.s.Leave(socket.Room(req.Room))
-	if err := cs.announceLeft(cs.ctx, id, req.Room); err != nil {
-		return LeaveReply{}, err
+	s.Leave(req.Room)
+	if c.uncount(s, req.Room) {
+		if err := c.depart(s.Context(), s.ID(), id.User, req.Room); err != nil {
+			return LeaveReply{}, err
+		}
 	}
 	return LeaveReply{Room: req.Room}, nil
 }
 
-// announceLeft sends chat:user-left to room when no other socket of the user is present in it.
-// The caller holds the (room, user) lock.
-func (cs *chatSocket) announceLeft(ctx context.Context, id Identity, room string) error {
-	alone, err := cs.presence.alone(ctx, cs.nsp, room, id.User.ID, cs.s.Id())
+// depart uncounts a socket of u in room; the room hears chat:user-left when it was the user's
+// last.
+func (c *Chat) depart(ctx context.Context, sid string, u User, room string) error {
+	ch, err := c.presence.Leave(ctx, room, u.ID)
 	if err != nil {
 		return err
 	}
-	if alone {
-		_ = cs.nsp.To(socket.Room(room)).Except(socket.Room(cs.s.Id())).Emit("chat:user-left", PresenceEvent{Room: room, User: id.User})
+	if ch.Member {
+		if err := c.nsp.To(room).Except(sid).Emit("chat:user-left", PresenceEvent{Room: room, User: u}); err != nil {
+			c.log.Warn().Err(err).Str("room", room).Msg("announce a departure")
+		}
 	}
 	return nil
 }
 
-// disconnecting runs while the socket is still in its rooms: a user whose last socket in a room
-// this was has left it.
-//
-// It runs once per socket: the library can close a socket twice at once (its namespace DISCONNECT
-// and its transport closing both pass the socket's connected check), and the second run must not
-// mark the socket departed again after "disconnect" has forgotten it.
-func (cs *chatSocket) disconnecting() {
-	cs.m.mu.Lock()
-	defer cs.m.mu.Unlock()
-	if cs.m.gone {
+// disconnected uncounts a socket from every room it was counted in.
+func (c *Chat) disconnected(s *socketio.Socket) {
+	c.mu.Lock()
+	rooms := c.counts[s]
+	delete(c.counts, s)
+	c.mu.Unlock()
+	if len(rooms) == 0 {
 		return
 	}
-	cs.m.gone = true
-	id := IdentityOf(cs.s)
-	ctx, cancel := context.WithTimeout(cs.base, presenceTimeout)
+	u := IdentityOf(s).User
+	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
-	for _, room := range cs.s.Rooms().Keys() {
-		if !cs.isChatRoom(room) {
-			continue
-		}
-		unlock := cs.presence.lock(string(room), id.User.ID)
-		// Departed first: a member list asked for once chat:user-left is out must not hold it.
-		cs.presence.depart(cs.s.Id(), id.User.ID, string(room))
-		err := cs.announceLeft(ctx, id, string(room))
+	for _, room := range rooms {
+		unlock := c.rooms.Lock(room)
+		err := c.depart(ctx, s.ID(), u, room)
 		unlock()
 		if err != nil {
-			cs.log.Warn().Err(err).Str("sid", string(cs.s.Id())).Str("room", string(room)).Msg("presence on disconnect")
+			c.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("presence on disconnect")
 		}
 	}
 }
 
-// recovered announces a socket that connection state recovery put back in its rooms: its
-// disconnection announced chat:user-left where it was the user's last socket, so the same rooms
-// now hear chat:user-joined.
-func (cs *chatSocket) recovered() {
-	cs.m.mu.Lock()
-	defer cs.m.mu.Unlock()
-	if cs.m.gone {
-		return
-	}
-	id := IdentityOf(cs.s)
-	for _, room := range cs.s.Rooms().Keys() {
-		if !cs.isChatRoom(room) {
+// recovered counts a socket that connection state recovery put back in its rooms: its
+// disconnection uncounted it, so the rooms where it is the user's first socket again hear
+// chat:user-joined.
+func (c *Chat) recovered(s *socketio.Socket) {
+	u := IdentityOf(s).User
+	for _, room := range s.Rooms() {
+		if !isChatRoom(room) || c.counted(s, room) {
 			continue
 		}
-		unlock := cs.presence.lock(string(room), id.User.ID)
-		alone, err := cs.presence.alone(cs.ctx, cs.nsp, string(room), id.User.ID, cs.s.Id())
-		if err == nil && alone {
-			_ = cs.nsp.To(room).Except(socket.Room(cs.s.Id())).Emit("chat:user-joined", PresenceEvent{Room: string(room), User: id.User})
+		unlock := c.rooms.Lock(room)
+		ch, err := c.presence.Join(s.Context(), room, u.ID, userInfo(u))
+		if err != nil {
+			unlock()
+			c.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("presence on recovery")
+			continue
+		}
+		c.count(s, room)
+		if ch.Member {
+			_ = c.nsp.To(room).Except(s.ID()).Emit("chat:user-joined", PresenceEvent{Room: room, User: u})
 		}
 		unlock()
-		if err != nil {
-			cs.log.Warn().Err(err).Str("sid", string(cs.s.Id())).Str("room", string(room)).Msg("presence on recovery")
-		}
 	}
 }
 
-func (cs *chatSocket) send(req SendRequest) (SendReply, error) {
-	if !cs.in(req.Room) {
+func (c *Chat) send(s *socketio.Socket, req SendRequest) (SendReply, error) {
+	if !s.In(req.Room) {
 		return SendReply{}, Errorf(CodeForbidden, "not a member of %q", req.Room)
 	}
-	msg := Message{Room: req.Room, User: IdentityOf(cs.s).User, Text: *req.Text, TS: time.Now().UnixMilli()}
-	to := cs.nsp.To(socket.Room(req.Room))
-	msg, err := cs.history.Append(cs.ctx, msg, func(m Message) { _ = to.Emit("chat:message", m) })
+	msg := Message{Room: req.Room, User: IdentityOf(s).User, Text: *req.Text, TS: time.Now().UnixMilli()}
+	to := c.nsp.To(req.Room)
+	msg, err := c.history.Append(s.Context(), msg, func(m Message) error { return to.Emit("chat:message", m) })
 	if err != nil {
 		return SendReply{}, err
 	}
@@ -355,18 +387,18 @@ func (cs *chatSocket) send(req SendRequest) (SendReply, error) {
 
 // typing tells the room's other users, not the sender's other tabs; volatile, as a lost
 // indicator is soon replaced by the next.
-func (cs *chatSocket) typing(req TypingRequest) (struct{}, error) {
-	if !cs.in(req.Room) {
+func (c *Chat) typing(s *socketio.Socket, req TypingRequest) (struct{}, error) {
+	if !s.In(req.Room) {
 		return struct{}{}, Errorf(CodeForbidden, "not a member of %q", req.Room)
 	}
-	id := IdentityOf(cs.s)
-	_ = cs.nsp.To(socket.Room(req.Room)).Except(socket.Room(UserRoom(id.User.ID)), socket.Room(cs.s.Id())).Volatile().
+	id := IdentityOf(s)
+	err := c.nsp.To(req.Room).Except(UserRoom(id.User.ID), s.ID()).Volatile().
 		Emit("chat:typing", TypingEvent{Room: req.Room, User: id.User, Typing: *req.Typing})
-	return struct{}{}, nil
+	return struct{}{}, err
 }
 
-func (cs *chatSocket) historyBefore(req HistoryRequest) (HistoryReply, error) {
-	if !cs.in(req.Room) {
+func (c *Chat) historyBefore(s *socketio.Socket, req HistoryRequest) (HistoryReply, error) {
+	if !s.In(req.Room) {
 		return HistoryReply{}, Errorf(CodeForbidden, "not a member of %q", req.Room)
 	}
 	limit, before := DefaultHistoryLimit, ""
@@ -376,7 +408,7 @@ func (cs *chatSocket) historyBefore(req HistoryRequest) (HistoryReply, error) {
 	if req.Before != nil {
 		before = *req.Before
 	}
-	msgs, err := cs.history.Before(cs.ctx, req.Room, before, limit)
+	msgs, err := c.history.Before(s.Context(), req.Room, before, limit)
 	if err != nil {
 		return HistoryReply{}, err
 	}

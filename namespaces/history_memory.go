@@ -58,7 +58,7 @@ func NewMemoryHistory(perRoom, maxRooms int) *MemoryHistory {
 }
 
 // Append implements History.
-func (h *MemoryHistory) Append(ctx context.Context, msg Message, deliver func(Message)) (Message, error) {
+func (h *MemoryHistory) Append(ctx context.Context, msg Message, deliver func(Message) error) (Message, error) {
 	if err := ctx.Err(); err != nil {
 		return Message{}, err
 	}
@@ -71,7 +71,6 @@ func (h *MemoryHistory) Append(ctx context.Context, msg Message, deliver func(Me
 		msg.TS = r.lastTS
 	}
 	r.lastTS = msg.TS
-	r.push(msg, h.perRoom)
 	prev, done := r.tail, make(chan struct{})
 	r.tail = done
 	r.inflight++
@@ -84,7 +83,12 @@ func (h *MemoryHistory) Append(ctx context.Context, msg Message, deliver func(Me
 		h.mu.Unlock()
 	}()
 	<-prev
-	deliver(msg)
+	if err := deliver(msg); err != nil {
+		return Message{}, err
+	}
+	h.mu.Lock()
+	r.push(msg, h.perRoom)
+	h.mu.Unlock()
 	return msg, nil
 }
 

@@ -14,7 +14,7 @@ func appendN(t *testing.T, h *MemoryHistory, room string, n int) []Message {
 	t.Helper()
 	out := make([]Message, n)
 	for i := range n {
-		m, err := h.Append(t.Context(), Message{Room: room, Text: fmt.Sprint(i + 1), TS: int64(i)}, func(Message) {})
+		m, err := h.Append(t.Context(), Message{Room: room, Text: fmt.Sprint(i + 1), TS: int64(i)}, func(Message) error { return nil })
 		if err != nil {
 			t.Fatalf("Append: %v", err)
 		}
@@ -80,7 +80,7 @@ func TestMemoryHistoryKeepsNone(t *testing.T) {
 	h := NewMemoryHistory(0, 10)
 	delivered := 0
 	for i := range 3 {
-		m, err := h.Append(t.Context(), Message{Room: "r"}, func(Message) { delivered++ })
+		m, err := h.Append(t.Context(), Message{Room: "r"}, func(Message) error { delivered++; return nil })
 		if err != nil || m.ID != strconv.Itoa(i+1) {
 			t.Fatalf("Append = %+v, %v; want id %d", m, err, i+1)
 		}
@@ -93,8 +93,8 @@ func TestMemoryHistoryKeepsNone(t *testing.T) {
 
 func TestMemoryHistoryTimestampsNeverGoBack(t *testing.T) {
 	h := NewMemoryHistory(5, 10)
-	a, _ := h.Append(t.Context(), Message{Room: "r", TS: 100}, func(Message) {})
-	b, _ := h.Append(t.Context(), Message{Room: "r", TS: 90}, func(Message) {})
+	a, _ := h.Append(t.Context(), Message{Room: "r", TS: 100}, func(Message) error { return nil })
+	b, _ := h.Append(t.Context(), Message{Room: "r", TS: 90}, func(Message) error { return nil })
 	if a.TS != 100 || b.TS != 100 {
 		t.Fatalf("ts = %d, %d; want 100, 100", a.TS, b.TS)
 	}
@@ -131,7 +131,7 @@ func TestMemoryHistoryCancelledContext(t *testing.T) {
 	h := NewMemoryHistory(5, 10)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := h.Append(ctx, Message{Room: "r"}, func(Message) { t.Error("delivered") }); err == nil {
+	if _, err := h.Append(ctx, Message{Room: "r"}, func(Message) error { t.Error("delivered"); return nil }); err == nil {
 		t.Fatal("Append with a cancelled context succeeded")
 	}
 }
@@ -155,12 +155,13 @@ func TestMemoryHistoryConcurrentAppends(t *testing.T) {
 			for i := range each {
 				r := (s + i) % rooms
 				st := state[r]
-				_, err := h.Append(t.Context(), Message{Room: fmt.Sprint("room", r)}, func(m Message) {
+				_, err := h.Append(t.Context(), Message{Room: fmt.Sprint("room", r)}, func(m Message) error {
 					if st.busy.Add(1) != 1 {
 						t.Errorf("room %d: overlapping deliveries", r)
 					}
 					st.delivered = append(st.delivered, m.ID)
 					st.busy.Add(-1)
+					return nil
 				})
 				if err != nil {
 					t.Errorf("Append: %v", err)

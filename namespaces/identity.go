@@ -1,28 +1,32 @@
 package namespaces
 
 import (
+	"encoding/json"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/switchboard/switchboard/socketio"
 )
 
-// User is who a socket belongs to: the JWT subject, or the socket itself when anonymous.
+// User is who a socket belongs to: the JWT subject, the app backend's choice (connect hook), or
+// the socket itself when anonymous.
 type User struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 }
 
-// Identity is what Switchboard keeps about a socket in the library's socket data. It travels with
-// the socket's session (connection state recovery) and to other nodes (fetchSockets), so it is
-// stored as a plain JSON-shaped map and read back from one.
+// Identity is what Switchboard keeps about a socket, as the socket's data: it travels with the
+// socket's session (connection state recovery) and to other nodes (FetchSockets), where it
+// arrives as a map and is read back by IdentityFromData.
 type Identity struct {
-	User User
+	User User `json:"user"`
 	// Rooms holds the patterns of the token's rooms claim; nil means no claim (any room but
 	// others' user rooms), an empty non-nil slice allows none.
-	Rooms []string
-	// Exp is the token's expiry in Unix seconds; 0 for anonymous sockets.
-	Exp int64
+	Rooms []string `json:"rooms"`
+	// Exp is the token's expiry in Unix seconds; 0 for a socket without a token.
+	Exp int64 `json:"exp,omitempty"`
+	// Data is what the app backend's connect hook attached (SPEC §8.1), handed to later hooks.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // UserRoomPrefix starts the reserved per-user rooms.
@@ -31,74 +35,37 @@ const UserRoomPrefix = "user:"
 // UserRoom is the room every socket of a user is in.
 func UserRoom(userID string) string { return UserRoomPrefix + userID }
 
-// Data is the socket data form of the identity.
-func (id Identity) Data() map[string]any {
-	d := map[string]any{"user": map[string]any{"id": id.User.ID, "name": id.User.Name}}
-	if id.Rooms != nil {
-		rooms := make([]any, len(id.Rooms))
-		for i, r := range id.Rooms {
-			rooms[i] = r
-		}
-		d["rooms"] = rooms
-	}
-	if id.Exp != 0 {
-		d["exp"] = id.Exp
-	}
-	return d
-}
+// SetIdentity stores id as s's identity.
+func SetIdentity(s *socketio.Socket, id Identity) { s.SetData(&id) }
 
-// IdentityFromData reads an identity back from socket data, whether it is the map Data built or
-// the same map after a round trip through JSON or msgpack (another node, a stored session).
-func IdentityFromData(data any) (Identity, bool) {
-	m, ok := data.(map[string]any)
-	if !ok {
-		return Identity{}, false
-	}
-	u, ok := m["user"].(map[string]any)
-	if !ok {
-		return Identity{}, false
-	}
-	var id Identity
-	id.User.ID, _ = u["id"].(string)
-	id.User.Name, _ = u["name"].(string)
-	if id.User.ID == "" {
-		return Identity{}, false
-	}
-	switch rooms := m["rooms"].(type) {
-	case []any:
-		id.Rooms = make([]string, 0, len(rooms))
-		for _, r := range rooms {
-			if s, ok := r.(string); ok {
-				id.Rooms = append(id.Rooms, s)
-			}
-		}
-	case []string:
-		id.Rooms = append([]string{}, rooms...)
-	}
-	switch exp := m["exp"].(type) {
-	case int64:
-		id.Exp = exp
-	case float64:
-		id.Exp = int64(exp)
-	case int:
-		id.Exp = int64(exp)
-	case uint64:
-		id.Exp = int64(exp)
-	case int32:
-		id.Exp = int64(exp)
-	case uint32:
-		id.Exp = int64(exp)
-	}
-	return id, true
-}
-
-// IdentityOf returns the socket's identity; a socket that went through no identifying middleware
-// is anonymous.
-func IdentityOf(s *socket.Socket) Identity {
+// IdentityOf returns the socket's identity; a socket no middleware identified is anonymous.
+func IdentityOf(s *socketio.Socket) Identity {
 	if id, ok := IdentityFromData(s.Data()); ok {
 		return id
 	}
-	return Anonymous(string(s.Id()), s.Handshake().Auth)
+	return Anonymous(s.ID(), s.Handshake().Auth)
+}
+
+// IdentityFromData reads an identity from socket data: the *Identity SetIdentity stored, or the
+// same after a round trip through msgpack or JSON (a recovered session, another node).
+func IdentityFromData(data any) (Identity, bool) {
+	switch d := data.(type) {
+	case *Identity:
+		return *d, d != nil && d.User.ID != ""
+	case Identity:
+		return d, d.User.ID != ""
+	case map[string]any:
+		b, err := json.Marshal(d)
+		if err != nil {
+			return Identity{}, false
+		}
+		var id Identity
+		if json.Unmarshal(b, &id) != nil || id.User.ID == "" {
+			return Identity{}, false
+		}
+		return id, true
+	}
+	return Identity{}, false
 }
 
 // Anonymous is the identity of a socket without a token: its id is the socket id, its name is

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"strings"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Validator is implemented by request payloads that check their own limits after decoding.
@@ -17,13 +17,7 @@ type Validator interface {
 	Validate() error
 }
 
-// Handler is a typed request handler: it gets the decoded, validated payload and returns the ack
-// data or an error (an *Error for the client, anything else becomes "internal").
-type Handler[Req, Res any] func(req Req) (Res, error)
-
-// dataReply and errorReply are the two ack payloads, {"data": …} and {"error": …}. Structs, not
-// map[string]any: encoding/json encodes a struct from its cached field list, a map by reflecting,
-// sorting its keys and growing the stack of the ack's fresh goroutine (~10% of echo CPU).
+// dataReply and errorReply are the two ack payloads, {"data": …} and {"error": …}.
 type dataReply[T any] struct {
 	Data T `json:"data"`
 }
@@ -32,7 +26,7 @@ type errorReply struct {
 	Error *Error `json:"error"`
 }
 
-// Reply is implemented by the ack payloads handle sends, for observers of acks (metrics):
+// Reply is implemented by the ack payloads the routes send, for observers of acks (metrics):
 // ReplyCode is "" for {"data": …} and the error's code for {"error": …}.
 type Reply interface {
 	ReplyCode() string
@@ -44,76 +38,99 @@ func (dataReply[T]) ReplyCode() string { return "" }
 // ReplyCode implements Reply.
 func (r errorReply) ReplyCode() string { return r.Error.Code }
 
+// DataReply is {"data": v}.
+func DataReply(v any) any { return dataReply[any]{Data: v} }
+
+// ErrorReply is {"error": e}.
+func ErrorReply(e *Error) any { return errorReply{Error: e} }
+
+// Routes is a namespace's table of request events, built once: every socket's events are looked
+// up here, not registered per socket. T is the per-socket state the handlers get.
+type Routes[T any] struct {
+	log    zerolog.Logger
+	events map[string]func(st T, ev *socketio.Event)
+}
+
+// NewRoutes returns an empty table whose failed requests are logged to log.
+func NewRoutes[T any](log zerolog.Logger) *Routes[T] {
+	return &Routes[T]{log: log, events: map[string]func(T, *socketio.Event){}}
+}
+
+// Route adds a request event. It is the one place where an event's arguments become a typed
+// payload: the first argument is decoded into Req and validated, the handler runs, and the ack
+// (when the client asked for one) is called exactly once with {"data": …} or
+// {"error": {"code", "message"}}.
+func Route[T, Req, Res any](r *Routes[T], event string, h func(st T, req Req) (Res, error)) {
+	r.events[event] = func(st T, ev *socketio.Event) {
+		res, err := run(ev, func(req Req) (Res, error) { return h(st, req) })
+		if err != nil {
+			ce := asClientError(err)
+			if ce.Code == CodeInternal {
+				r.log.Error().Str("nsp", ev.Socket().Namespace().Name()).Str("sid", ev.Socket().ID()).
+					Str("event", ev.Name).Err(err).Msg("request failed")
+			}
+			ev.Ack(errorReply{Error: ce})
+			return
+		}
+		ev.Ack(dataReply[Res]{Data: res})
+	}
+}
+
+// Has reports whether event is one of r's.
+func (r *Routes[T]) Has(event string) bool {
+	_, ok := r.events[event]
+	return ok
+}
+
+// Handle answers ev when it is one of r's and reports whether it was.
+func (r *Routes[T]) Handle(st T, ev *socketio.Event) bool {
+	h, ok := r.events[ev.Name]
+	if !ok {
+		return false
+	}
+	h(st, ev)
+	return true
+}
+
 // run decodes, validates and calls h, turning a panic into an internal error so that nothing a
 // client sends can take the process down.
-func run[Req, Res any](args []any, h Handler[Req, Res]) (res Res, err error) {
+func run[Req, Res any](ev *socketio.Event, h func(Req) (Res, error)) (res Res, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
 	var req Req
-	if len(args) == 0 {
-		return res, Errorf(CodeBadRequest, "payload must be a JSON object")
-	}
-	if err := Decode(args[0], &req); err != nil {
+	if err := Decode(ev.Args, &req); err != nil {
 		return res, err
-	}
-	// Decode validated &req; when Req is itself a pointer (*RoomsRequest), that is a **T, so
-	// the payload's own Validate has to be called here.
-	if v, ok := any(req).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return res, err
-		}
 	}
 	return h(req)
 }
 
-// splitAck separates a trailing ack callback from the event arguments.
-func splitAck(args []any) (socket.Ack, []any) {
-	if n := len(args); n > 0 {
-		if ack, ok := args[n-1].(socket.Ack); ok {
-			return ack, args[:n-1]
-		}
-		if ack, ok := args[n-1].(func([]any, error)); ok {
-			return ack, args[:n-1]
-		}
-	}
-	return nil, args
-}
-
-// Decode turns one event argument (as the library decoded it from JSON: map[string]any, []any,
-// float64, string, bool or nil) into a typed payload and validates it. Unknown fields are ignored,
-// so clients may send more than the contract needs; a wrong type names the field. Binary
-// attachments are not JSON and are refused wherever they are.
-func Decode(arg any, into any) error {
-	m, ok := arg.(map[string]any)
-	if !ok {
+// Decode decodes the first argument of args into a typed payload and validates it. Unknown
+// fields are ignored, so clients may send more than the contract needs; a wrong type names the
+// field. Binary data is refused wherever it is: requests are JSON.
+func Decode(args *socketio.Args, into any) error {
+	if args.Len() == 0 {
 		return Errorf(CodeBadRequest, "payload must be a JSON object")
 	}
-	plain, depth := plainJSON(arg, 1)
-	if !plain {
+	if args.HasBinary() {
 		return Errorf(CodeBadRequest, "payload must be plain JSON (no binary attachments)")
 	}
-	// The direct path (decode_direct.go) for shallow payloads; deep ones go to encoding/json,
-	// which refuses nesting beyond its limit.
-	if d, ok := into.(mapDecoder); ok && depth <= maxDirectDepth && d.decodeMap(m) {
-		return validate(into)
+	raw, err := args.JSON(0)
+	if err != nil || len(raw) == 0 || raw[0] != '{' {
+		return Errorf(CodeBadRequest, "payload must be a JSON object")
 	}
-	if err := decodeJSON(arg, into); err != nil {
+	if err := decodeJSON(raw, into); err != nil {
 		return err
 	}
 	return validate(into)
 }
 
-// decodeJSON decodes arg into into through encoding/json (marshal, then unmarshal).
-func decodeJSON(arg any, into any) error {
-	raw, err := json.Marshal(arg)
-	if err != nil {
-		return Errorf(CodeBadRequest, "payload is not JSON")
-	}
+// decodeJSON decodes raw into into, naming the field of a type error.
+func decodeJSON(raw []byte, into any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(into); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			field := te.Field
@@ -127,56 +144,12 @@ func decodeJSON(arg any, into any) error {
 	return nil
 }
 
-// validate calls Validate on into, or on what into points to: handlers may take their payload
-// by value (into is *Req) or by pointer (into is **Req).
+// validate calls Validate on into, or on what into points to.
 func validate(into any) error {
 	if v, ok := into.(Validator); ok {
 		return v.Validate()
 	}
-	rv := reflect.ValueOf(into)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
-		if v, ok := rv.Elem().Interface().(Validator); ok && !isNilPointer(rv.Elem()) {
-			return v.Validate()
-		}
-	}
 	return nil
-}
-
-func isNilPointer(v reflect.Value) bool {
-	return v.Kind() == reflect.Pointer && v.IsNil()
-}
-
-// maxDirectDepth is the deepest payload decoded without encoding/json (whose limit is 10,000).
-const maxDirectDepth = 64
-
-// plainJSON reports whether v holds only what a JSON decoder produces, and how deep it nests
-// (depth is v's own level).
-func plainJSON(v any, depth int) (bool, int) {
-	deepest := depth
-	switch v := v.(type) {
-	case nil, string, float64, bool, json.Number:
-		return true, depth
-	case map[string]any:
-		for _, e := range v {
-			ok, d := plainJSON(e, depth+1)
-			if !ok {
-				return false, d
-			}
-			deepest = max(deepest, d)
-		}
-		return true, deepest
-	case []any:
-		for _, e := range v {
-			ok, d := plainJSON(e, depth+1)
-			if !ok {
-				return false, d
-			}
-			deepest = max(deepest, d)
-		}
-		return true, deepest
-	default:
-		return false, depth
-	}
 }
 
 func jsonTypeName(kind string) string {

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zishang520/socket.io/v3/pkg/types"
+	"github.com/switchboard/switchboard/socketio"
 )
+
+// args wraps one decoded value as event arguments.
+func args(v any) *socketio.Args { return socketio.ValuesArgs([]any{v}) }
 
 // deep returns a JSON object nested n levels deep: {"a":{"a":…}}.
 func deep(n int) any {
@@ -55,7 +58,7 @@ func TestDecodeRejectsHostilePayloads(t *testing.T) {
 		{"room an array", map[string]any{"room": []any{"a"}}, func() any { return new(RoomRequest) }},
 		{"room deeply nested", map[string]any{"room": deep(5000)}, func() any { return new(RoomRequest) }},
 		{"deep unknown field", map[string]any{"room": "a", "x": deep(20000)}, func() any { return new(RoomRequest) }},
-		{"binary room", map[string]any{"room": types.NewBytesBuffer([]byte("a"))}, func() any { return new(RoomRequest) }},
+		{"binary room", map[string]any{"room": []byte("a")}, func() any { return new(RoomRequest) }},
 		{"text missing", map[string]any{"room": "a"}, func() any { return new(SendRequest) }},
 		{"text null", map[string]any{"room": "a", "text": nil}, func() any { return new(SendRequest) }},
 		{"text empty", map[string]any{"room": "a", "text": ""}, func() any { return new(SendRequest) }},
@@ -78,7 +81,7 @@ func TestDecodeRejectsHostilePayloads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Decode(tt.arg, tt.into())
+			err := Decode(args(tt.arg), tt.into())
 			var e *Error
 			if !errors.As(err, &e) || e.Code != CodeBadRequest {
 				t.Fatalf("Decode = %v, want a bad_request", err)
@@ -106,7 +109,7 @@ func TestDecodeAcceptsValidPayloads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := Decode(tt.arg, tt.into); err != nil {
+			if err := Decode(args(tt.arg), tt.into); err != nil {
 				t.Fatalf("Decode = %v", err)
 			}
 			got, _ := json.Marshal(tt.into)
@@ -128,12 +131,12 @@ func toStrings(v []any) []string {
 	return out
 }
 
-// TestRunValidatesPointerPayloadsAndRecovers checks the decode step of the ack helper without a
-// connection.
-func TestRunValidatesPointerPayloadsAndRecovers(t *testing.T) {
-	t.Run("pointer payload is validated", func(t *testing.T) {
+// TestRunValidatesAndRecovers checks the decode step of the ack helper without a connection.
+func TestRunValidatesAndRecovers(t *testing.T) {
+	event := func(v ...any) *socketio.Event { return &socketio.Event{Name: "x", Args: socketio.ValuesArgs(v)} }
+	t.Run("payload is validated before the handler", func(t *testing.T) {
 		called := false
-		_, err := run([]any{map[string]any{"rooms": []any{}}}, func(*RoomsRequest) (RoomsReply, error) {
+		_, err := run(event(map[string]any{"rooms": []any{}}), func(RoomsRequest) (RoomsReply, error) {
 			called = true
 			return RoomsReply{}, nil
 		})
@@ -142,21 +145,27 @@ func TestRunValidatesPointerPayloadsAndRecovers(t *testing.T) {
 		}
 	})
 	t.Run("no payload", func(t *testing.T) {
-		_, err := run(nil, func(RoomRequest) (struct{}, error) { return struct{}{}, nil })
+		_, err := run(event(), func(RoomRequest) (struct{}, error) { return struct{}{}, nil })
 		if asClientError(err).Code != CodeBadRequest {
 			t.Fatalf("run = %v, want bad_request", err)
 		}
 	})
 	t.Run("a panic is internal", func(t *testing.T) {
-		_, err := run([]any{map[string]any{"room": "a"}}, func(RoomRequest) (struct{}, error) { panic("boom") })
+		_, err := run(event(map[string]any{"room": "a"}), func(RoomRequest) (struct{}, error) { panic("boom") })
 		ce := asClientError(err)
 		if ce.Code != CodeInternal || strings.Contains(ce.Message, "boom") {
 			t.Fatalf("client error = %+v, want internal without the panic text", ce)
 		}
 	})
+	t.Run("the cluster being down is unavailable", func(t *testing.T) {
+		_, err := run(event(map[string]any{"room": "a"}), func(RoomRequest) (struct{}, error) { return struct{}{}, socketio.ErrUnavailable })
+		if ce := asClientError(err); ce.Code != CodeUnavailable {
+			t.Fatalf("client error = %+v, want unavailable", ce)
+		}
+	})
 }
 
-// FuzzDecode feeds event payloads, as the library decodes them from JSON, to every request type:
+// FuzzDecode feeds event payloads to every request type:
 // nothing may panic, and a refusal is always a bad_request.
 func FuzzDecode(f *testing.F) {
 	seeds := []string{
@@ -187,7 +196,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		for _, into := range []any{new(RoomsRequest), new(RoomRequest), new(SendRequest), new(TypingRequest), new(HistoryRequest)} {
-			err := Decode(arg, into)
+			err := Decode(args(arg), into)
 			if err == nil {
 				if v, ok := into.(Validator); ok && v.Validate() != nil {
 					t.Fatalf("Decode accepted %s into %T, which does not validate", data, into)

@@ -7,10 +7,9 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // API error codes (SPEC §6); the status is what the HTTP client branches on first.
@@ -24,6 +23,7 @@ const (
 	codePayloadTooLarge      = "payload_too_large"
 	codeRequestTimeout       = "request_timeout"
 	codeUnsupportedMediaType = "unsupported_media_type"
+	codeUnavailable          = namespaces.CodeUnavailable
 )
 
 // apiError is an HTTP API failure: the status and the coded error the body carries.
@@ -88,7 +88,11 @@ func (s *Server) apiHandler(log zerolog.Logger, h func(http.ResponseWriter, *htt
 		res, err := h(w, r)
 		if err != nil {
 			var ae *apiError
-			if !errors.As(err, &ae) {
+			switch {
+			case errors.As(err, &ae):
+			case errors.Is(err, socketio.ErrUnavailable):
+				ae = apiErrorf(http.StatusServiceUnavailable, codeUnavailable, "the cluster cannot take it now (Redis is unreachable); nothing was done, try again")
+			default:
 				log.Error().Err(err).Str("req_id", middleware.GetReqID(r.Context())).Msg("api request failed")
 				ae = apiErrorf(http.StatusInternalServerError, codeInternal, "internal error")
 			}
@@ -126,7 +130,7 @@ func apiRecoverer(log zerolog.Logger) func(http.Handler) http.Handler {
 }
 
 // namespace returns the served namespace called name ("" means "/"); an unknown one is a 400.
-func (s *Server) namespace(field, name string) (socket.Namespace, error) {
+func (s *Server) namespace(field, name string) (*socketio.Namespace, error) {
 	if name == "" {
 		name = "/"
 	}
@@ -145,38 +149,20 @@ type target struct {
 	Except    []string `json:"except"`
 }
 
-// selection validates the selection and returns its namespace.
-func (s *Server) selection(t target) (socket.Namespace, error) {
+// operator validates the selection and returns its broadcast operator, which goes through the
+// namespace's adapter (so it reaches every node when the adapter is Redis).
+func (s *Server) operator(t target) (*socketio.Namespace, *socketio.BroadcastOperator, error) {
 	nsp, err := s.namespace("namespace", t.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRoomList("rooms", t.Rooms, false); err != nil {
-		return nil, err
-	}
-	if err := checkRoomList("except", t.Except, false); err != nil {
-		return nil, err
-	}
-	return nsp, nil
-}
-
-// operator validates the selection and returns the library's broadcast operator for it, which
-// goes through the namespace's adapter (so it reaches every node when the adapter is Redis).
-func (s *Server) operator(t target) (socket.Namespace, *socket.BroadcastOperator, error) {
-	nsp, err := s.selection(t)
 	if err != nil {
 		return nil, nil, err
 	}
-	return nsp, nsp.To(toRooms(t.Rooms)...).Except(toRooms(t.Except)...), nil
-}
-
-// broadcastOptions is the selection as the adapter takes it, with flags.
-func (t target) broadcastOptions(flags *socket.BroadcastFlags) *socket.BroadcastOptions {
-	return &socket.BroadcastOptions{
-		Rooms:  types.NewSet(toRooms(t.Rooms)...),
-		Except: types.NewSet(toRooms(t.Except)...),
-		Flags:  flags,
+	if err := checkRoomList("rooms", t.Rooms, false); err != nil {
+		return nil, nil, err
 	}
+	if err := checkRoomList("except", t.Except, false); err != nil {
+		return nil, nil, err
+	}
+	return nsp, nsp.To(t.Rooms...).Except(t.Except...), nil
 }
 
 // checkRoomList validates room names, naming the offending element; required lists must not be
@@ -191,12 +177,4 @@ func checkRoomList(field string, rooms []string, required bool) error {
 		}
 	}
 	return nil
-}
-
-func toRooms(names []string) []socket.Room {
-	out := make([]socket.Room, len(names))
-	for i, n := range names {
-		out[i] = socket.Room(n)
-	}
-	return out
 }

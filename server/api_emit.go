@@ -1,13 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"time"
 
-	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
-	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Bounds of emitRequest.AckTimeoutMs.
@@ -17,11 +16,8 @@ const (
 )
 
 // reservedEvents are the event names Socket.IO keeps for itself; a client would take an emit of
-// one for the library's own signal.
-var reservedEvents = map[string]bool{
-	"connect": true, "connect_error": true, "disconnect": true,
-	"disconnecting": true, "newListener": true, "removeListener": true,
-}
+// one for its own signal.
+var reservedEvents = socketio.ReservedEvents
 
 // emitRequest is the body of POST /api/v1/emit: the Socket.IO broadcast operator as JSON.
 type emitRequest struct {
@@ -37,8 +33,10 @@ type emitRequest struct {
 
 // emitAcks is the answer of an emit that waited for acknowledgements.
 type emitAcks struct {
-	// Acks holds the first argument of each client's ack that arrived in time.
-	Acks []any `json:"acks"`
+	// Acks holds the first argument of each client's ack that arrived in time (binary data as
+	// {"type":"Buffer","data":[...]}, the JSON of Node's Buffer; null for an ack without
+	// arguments).
+	Acks []json.RawMessage `json:"acks"`
 	// TimedOut says the timeout ended the wait before every matching client acked.
 	TimedOut bool `json:"timedOut"`
 }
@@ -70,19 +68,9 @@ func (req *emitRequest) args() ([]any, error) {
 	}
 }
 
-// flags are the request's broadcast flags, with the ack timeout when it waits for acks.
-func (req *emitRequest) flags(timeout *time.Duration) *socket.BroadcastFlags {
-	flags := &socket.BroadcastFlags{Timeout: timeout}
-	flags.Volatile = req.Volatile
-	return flags
-}
-
-// emit broadcasts an event to the selected sockets: 202 at once, or with ackTimeoutMs 200 once
-// every matching client acked or the timeout passed.
-//
-// It hands the packet to the namespace's adapter itself, as the library's BroadcastOperator.Emit
-// does after its checks (args already made them): building the operator with To and Except
-// copies the room sets three times over, for nothing the adapter needs.
+// emit broadcasts an event to the selected sockets: 202 once the cluster took it, or with
+// ackTimeoutMs 200 once every matching client acked or the timeout passed. While the cluster
+// cannot take it (Redis down) it fails at once with 503 and nothing is delivered.
 func (s *Server) emit(w http.ResponseWriter, r *http.Request) (apiReply, error) {
 	req, err := decodeBody[emitRequest](w, r, s.cfg.MaxPayload, s.cfg.bodyReadTimeout())
 	if err != nil {
@@ -92,90 +80,33 @@ func (s *Server) emit(w http.ResponseWriter, r *http.Request) (apiReply, error) 
 	if err != nil {
 		return apiReply{}, err
 	}
-	nsp, err := s.selection(req.target)
+	nsp, op, err := s.operator(req.target)
 	if err != nil {
 		return apiReply{}, err
 	}
+	if req.Volatile {
+		op = op.Volatile()
+	}
 	if req.AckTimeoutMs == nil {
-		packet := &parser.Packet{Type: parser.EVENT, Data: append([]any{req.Event}, args...)}
-		nsp.Adapter().Broadcast(packet, req.broadcastOptions(req.flags(nil)))
+		if err := op.Emit(req.Event, args...); err != nil {
+			return apiReply{}, err
+		}
 		return apiReply{http.StatusAccepted, okBody}, nil
 	}
-	timeout := time.Duration(*req.AckTimeoutMs) * time.Millisecond
-	res := emitWithAcks(r, nsp, req, args, timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(*req.AckTimeoutMs)*time.Millisecond)
+	defer cancel()
+	acks, timedOut, err := op.EmitWithAck(ctx, req.Event, args...)
+	if err != nil {
+		return apiReply{}, err
+	}
+	res := emitAcks{Acks: make([]json.RawMessage, 0, len(acks)), TimedOut: timedOut}
+	for _, a := range acks {
+		first, err := a.JSON(0)
+		if err != nil {
+			first = json.RawMessage("null") // an ack without arguments
+		}
+		res.Acks = append(res.Acks, first)
+	}
+	s.metrics.ObserveAcks(nsp.Name(), len(acks), timedOut)
 	return apiReply{http.StatusOK, res}, nil
-}
-
-// emitWithAcks broadcasts through the namespace's adapter and collects one value per client ack:
-// the first argument. It is the library's BroadcastOperator.Emit with an ack, except that
-// operator flattens every argument of every ack into one list, where the API promises one entry
-// per client. Like the operator it is complete when every server the adapter counts reported how
-// many clients it reached and that many acks arrived, and it forgets the pending acks of local
-// sockets when the timeout (or the HTTP client leaving) ends the wait.
-func emitWithAcks(r *http.Request, nsp socket.Namespace, req *emitRequest, args []any, timeout time.Duration) emitAcks {
-	adapter := nsp.Adapter()
-	packet := &parser.Packet{Type: parser.EVENT, Data: append([]any{req.Event}, args...)}
-	opts := req.broadcastOptions(req.flags(&timeout))
-
-	var (
-		mu      sync.Mutex
-		acks    = []any{}
-		servers int64
-		clients uint64
-		done    = make(chan struct{})
-		// complete: every expected ack arrived; closed: no more acks are taken.
-		complete, closed bool
-	)
-	expected := int64(-1)
-	// check closes done once the collection is complete; mu is held.
-	check := func() {
-		if !closed && expected >= 0 && servers == expected && uint64(len(acks)) == clients {
-			complete, closed = true, true
-			close(done)
-		}
-	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	adapter.BroadcastWithAck(packet, opts, func(n uint64) {
-		mu.Lock()
-		defer mu.Unlock()
-		servers++
-		clients += n
-		check()
-	}, func(res []any, _ error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return
-		}
-		var first any
-		if len(res) > 0 {
-			first = res[0]
-		}
-		acks = append(acks, first)
-		check()
-	})
-	mu.Lock()
-	expected = adapter.ServerCount()
-	check()
-	mu.Unlock()
-
-	select {
-	case <-done:
-	case <-timer.C:
-	case <-r.Context().Done():
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !closed {
-		closed = true
-		if packet.Id != nil {
-			id := *packet.Id
-			nsp.Sockets().Range(func(_ socket.SocketId, s *socket.Socket) bool {
-				s.Acks().Delete(id)
-				return true
-			})
-		}
-	}
-	return emitAcks{Acks: append([]any{}, acks...), TimedOut: !complete}
 }

@@ -7,10 +7,8 @@ import (
 	"net/url"
 	"sort"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
-
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // joinRequest is the body of POST /api/v1/sockets/join.
@@ -48,7 +46,9 @@ func (s *Server) socketsJoin(w http.ResponseWriter, r *http.Request) (apiReply, 
 	if err != nil {
 		return apiReply{}, err
 	}
-	op.SocketsJoin(toRooms(req.Join)...)
+	if err := op.SocketsJoin(r.Context(), req.Join...); err != nil {
+		return apiReply{}, err
+	}
 	return okReply, nil
 }
 
@@ -65,7 +65,9 @@ func (s *Server) socketsLeave(w http.ResponseWriter, r *http.Request) (apiReply,
 	if err != nil {
 		return apiReply{}, err
 	}
-	op.SocketsLeave(toRooms(req.Leave)...)
+	if err := op.SocketsLeave(r.Context(), req.Leave...); err != nil {
+		return apiReply{}, err
+	}
 	return okReply, nil
 }
 
@@ -80,7 +82,9 @@ func (s *Server) socketsDisconnect(w http.ResponseWriter, r *http.Request) (apiR
 	if err != nil {
 		return apiReply{}, err
 	}
-	op.DisconnectSockets(req.Close)
+	if err := op.DisconnectSockets(r.Context(), req.Close); err != nil {
+		return apiReply{}, err
+	}
 	return okReply, nil
 }
 
@@ -130,7 +134,7 @@ func checkQuery(q url.Values, allowed map[string]bool) error {
 
 // fetchSockets validates t and returns the matching sockets of every node. roomsField names the
 // rooms in errors ("rooms" in bodies, "room" in the query).
-func (s *Server) fetchSockets(ctx context.Context, t target, roomsField string) ([]*socket.RemoteSocket, error) {
+func (s *Server) fetchSockets(ctx context.Context, t target, roomsField string) ([]socketio.RemoteSocket, error) {
 	nsp, err := s.namespace("namespace", t.Namespace)
 	if err != nil {
 		return nil, err
@@ -138,49 +142,29 @@ func (s *Server) fetchSockets(ctx context.Context, t target, roomsField string) 
 	if err := checkRoomList(roomsField, t.Rooms, false); err != nil {
 		return nil, err
 	}
-	type result struct {
-		sockets []*socket.RemoteSocket
-		err     error
+	sockets, err := nsp.To(t.Rooms...).FetchSockets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("api: fetch sockets of %s: %w", nsp.Name(), err)
 	}
-	got := make(chan result, 1)
-	nsp.To(toRooms(t.Rooms)...).FetchSockets()(func(sockets []*socket.RemoteSocket, err error) {
-		got <- result{sockets, err}
-	})
-	select {
-	case res := <-got:
-		if res.err != nil {
-			return nil, fmt.Errorf("api: fetch sockets of %s: %w", nsp.Name(), res.err)
-		}
-		return res.sockets, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("api: fetch sockets of %s: %w", nsp.Name(), ctx.Err())
-	}
+	return sockets, nil
 }
 
 // describeSocket reads a socket's user and rooms; a socket without identity data (none should
 // exist) is described as anonymous.
-func describeSocket(rs *socket.RemoteSocket) socketInfo {
-	id := string(rs.Id())
-	ident, ok := namespaces.IdentityFromData(rs.Data())
+func describeSocket(rs socketio.RemoteSocket) socketInfo {
+	ident, ok := namespaces.IdentityFromData(rs.Data)
 	if !ok {
-		var auth map[string]any
-		if h := rs.Handshake(); h != nil {
-			auth = h.Auth
-		}
-		ident = namespaces.Anonymous(id, auth)
+		ident = namespaces.Anonymous(rs.ID, rs.Handshake.Auth)
 	}
-	return socketInfo{ID: id, User: ident.User, Rooms: ownRoomsExcluded(id, rs.Rooms())}
+	return socketInfo{ID: rs.ID, User: ident.User, Rooms: ownRoomsExcluded(rs.ID, rs.Rooms)}
 }
 
 // ownRoomsExcluded lists rooms, sorted, without the socket's own id room.
-func ownRoomsExcluded(id string, rooms *types.Set[socket.Room]) []string {
-	out := []string{}
-	if rooms == nil {
-		return out
-	}
-	for _, r := range rooms.Keys() {
-		if string(r) != id {
-			out = append(out, string(r))
+func ownRoomsExcluded(id string, rooms []string) []string {
+	out := make([]string, 0, len(rooms))
+	for _, r := range rooms {
+		if r != id {
+			out = append(out, r)
 		}
 	}
 	sort.Strings(out)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"maps"
 	"net/http"
 	"slices"
@@ -35,7 +36,7 @@ func (s *Server) stats(_ http.ResponseWriter, r *http.Request) (apiReply, error)
 	}
 	res := statsReply{
 		Namespaces:    make(map[string]namespaceStats, len(s.nsps)),
-		Nodes:         s.serverCount(),
+		Nodes:         s.serverCount(r.Context()),
 		UptimeSeconds: int64(time.Since(s.started) / time.Second),
 		Version:       Version,
 	}
@@ -46,7 +47,7 @@ func (s *Server) stats(_ http.ResponseWriter, r *http.Request) (apiReply, error)
 		}
 		rooms := map[string]struct{}{}
 		for _, rs := range sockets {
-			for _, room := range ownRoomsExcluded(string(rs.Id()), rs.Rooms()) {
+			for _, room := range ownRoomsExcluded(rs.ID, rs.Rooms) {
 				rooms[room] = struct{}{}
 			}
 		}
@@ -59,12 +60,20 @@ func (s *Server) stats(_ http.ResponseWriter, r *http.Request) (apiReply, error)
 // serverCount is how many servers the adapter sees, this one included. Every namespace's adapter
 // sees the same cluster; "/" is asked when this node serves it (it may not: conformance mode
 // serves other namespaces), and a node serving none counts itself.
-func (s *Server) serverCount() int64 {
-	if nsp, ok := s.nsps["/"]; ok {
-		return nsp.Adapter().ServerCount()
+func (s *Server) serverCount(ctx context.Context) int64 {
+	nsp, ok := s.nsps["/"]
+	if !ok {
+		for _, name := range slices.Sorted(maps.Keys(s.nsps)) {
+			nsp = s.nsps[name]
+			break
+		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(s.nsps)) {
-		return s.nsps[name].Adapter().ServerCount()
+	if nsp == nil {
+		return 1
 	}
-	return 1
+	n, err := nsp.Adapter().ServerCount(ctx)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return int64(n)
 }

@@ -9,18 +9,18 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Leeway is the clock-skew allowance for a token's nbf: a token minted on a clock a few seconds
@@ -56,6 +56,9 @@ type Authenticator struct {
 	// timers counts the expiry timers armed and not yet stopped or fired, so tests can check
 	// that disconnecting releases them.
 	timers atomic.Int64
+
+	sessions sync.Map // *socketio.Socket → *session, for sockets with a token
+	refresh  *namespaces.Routes[*session]
 }
 
 // NewAuthenticator builds the authenticator cfg asks for, reading the public key file. A bad key
@@ -243,7 +246,7 @@ func identityFromClaims(claims jwt.MapClaims) (namespaces.Identity, bool) {
 
 // tokenFrom finds the token of a handshake: auth.token, else an "Authorization: Bearer" header.
 // ok is false when there is none. A "Bearer " prefix inside auth.token is tolerated.
-func tokenFrom(auth map[string]any, header http.Header) (token string, ok bool) {
+func tokenFrom(auth map[string]any, authorization string) (token string, ok bool) {
 	if s, isString := auth["token"].(string); isString {
 		if t := strings.TrimSpace(s); t != "" {
 			if rest, bearer := cutBearer(t); bearer {
@@ -254,10 +257,8 @@ func tokenFrom(auth map[string]any, header http.Header) (token string, ok bool) 
 			}
 		}
 	}
-	for _, h := range header.Values("Authorization") {
-		if t, bearer := cutBearer(strings.TrimSpace(h)); bearer && t != "" {
-			return t, true
-		}
+	if t, bearer := cutBearer(strings.TrimSpace(authorization)); bearer && t != "" {
+		return t, true
 	}
 	return "", false
 }
@@ -278,35 +279,33 @@ func cutBearer(s string) (string, bool) {
 // Middleware is the namespace middleware that gives every connecting socket its identity: the
 // verified token's user, or an anonymous one when no key is configured. It runs again when a
 // socket recovers its session, so a token that expired meanwhile is refused.
-func (a *Authenticator) Middleware(s *socket.Socket, next func(*socket.ExtendedError)) {
-	hs := s.Handshake()
+func (a *Authenticator) Middleware(s *socketio.Socket) error {
+	auth := s.Handshake().Auth
 	if a.Anonymous() {
-		s.SetData(namespaces.Anonymous(string(s.Id()), hs.Auth).Data())
-		next(nil)
-		return
+		namespaces.SetIdentity(s, namespaces.Anonymous(s.ID(), auth))
+		return nil
 	}
-	id, err := a.identify(hs.Auth, hs.Headers.Header())
+	id, err := a.identify(auth, s.Header("authorization"))
 	if err != nil {
-		a.log.Debug().Str("nsp", s.Nsp().Name()).Str("sid", string(s.Id())).Str("reason", err.code).Msg("connection refused")
-		next(socket.NewExtendedError(namespaces.CodeUnauthorized, map[string]any{"code": err.code}))
-		return
+		a.log.Debug().Str("nsp", s.Namespace().Name()).Str("sid", s.ID()).Str("reason", err.code).Msg("connection refused")
+		return &socketio.ConnectError{Message: namespaces.CodeUnauthorized, Data: map[string]any{"code": err.code}}
 	}
 	if s.Recovered() {
 		// The session's rooms were restored before this check: keep only those the token allows
 		// (another user's token must not inherit the previous user's room).
-		for _, r := range s.Rooms().Keys() {
-			if string(r) != string(s.Id()) && !id.MayJoin(string(r)) {
+		for _, r := range s.Rooms() {
+			if !id.MayJoin(r) {
 				s.Leave(r)
 			}
 		}
 	}
-	s.SetData(id.Data())
-	next(nil)
+	namespaces.SetIdentity(s, id)
+	return nil
 }
 
 // identify extracts and verifies the handshake's token.
-func (a *Authenticator) identify(auth map[string]any, header http.Header) (namespaces.Identity, *tokenError) {
-	token, ok := tokenFrom(auth, header)
+func (a *Authenticator) identify(auth map[string]any, authorization string) (namespaces.Identity, *tokenError) {
+	token, ok := tokenFrom(auth, authorization)
 	if !ok {
 		return namespaces.Identity{}, &tokenError{TokenMissing}
 	}

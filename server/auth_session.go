@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Events of a socket's token lifetime (SPEC §5).
@@ -43,7 +43,7 @@ type RefreshReply struct {
 // none (a nil *session).
 type session struct {
 	a      *Authenticator
-	s      *socket.Socket
+	s      *socketio.Socket
 	userID string
 
 	mu    sync.Mutex
@@ -52,25 +52,46 @@ type session struct {
 	over  bool   // expired or disconnected: nothing is armed again and refresh is refused
 }
 
-// refreshRoutes is the auth:refresh request, answered for every socket by the node's socket
-// middleware (sockets.go).
-func (a *Authenticator) refreshRoutes() *namespaces.Routes[*session] {
-	r := namespaces.NewRoutes(a.log, func(ss *session, e *zerolog.Event) *zerolog.Event {
-		if ss == nil {
-			return e
+// install gives every socket of nsp with a token its lifetime (a timer disconnecting it at exp)
+// and answers auth:refresh on it, before the namespace's own handlers see events.
+func (a *Authenticator) install(nsp *socketio.Namespace) {
+	if a.refresh == nil {
+		a.refresh = namespaces.NewRoutes[*session](a.log)
+		namespaces.Route(a.refresh, EventAuthRefresh, (*session).refreshToken)
+	}
+	nsp.OnConnection(func(s *socketio.Socket) {
+		if ss := a.session(s); ss != nil {
+			a.sessions.Store(s, ss)
+			if !s.Connected() { // gone before it was stored: the disconnect callback missed it
+				a.end(s)
+			}
 		}
-		return e.Str("user_id", ss.userID)
 	})
-	namespaces.Route(r, EventAuthRefresh, (*session).refresh)
-	return r
+	nsp.OnDisconnect(func(s *socketio.Socket, _ string) { a.end(s) })
+	nsp.UseEvents(func(s *socketio.Socket, ev *socketio.Event) bool {
+		if ev.Name != EventAuthRefresh {
+			return true
+		}
+		var ss *session
+		if v, ok := a.sessions.Load(s); ok {
+			ss = v.(*session)
+		}
+		a.refresh.Handle(ss, ev)
+		return false
+	})
+}
+
+// end stops the lifetime of s.
+func (a *Authenticator) end(s *socketio.Socket) {
+	if v, ok := a.sessions.LoadAndDelete(s); ok {
+		v.(*session).stop()
+	}
 }
 
 // session starts the token lifetime of a socket that connected (or recovered its session): a
 // timer disconnects it when its token expires. It returns nil on an anonymous server, where
-// tokens are not used. The caller stops the session when the socket disconnects, and must listen
-// for that before calling: a socket that closed in between has its timer stopped either by the
-// listener or by the check here.
-func (a *Authenticator) session(s *socket.Socket) *session {
+// tokens are not used.
+func (a *Authenticator) session(s *socketio.Socket) *session {
 	if a.Anonymous() {
 		return nil
 	}
@@ -79,9 +100,6 @@ func (a *Authenticator) session(s *socket.Socket) *session {
 	ss.mu.Lock()
 	ss.armLocked(id.Exp)
 	ss.mu.Unlock()
-	if !s.Connected() {
-		ss.stop()
-	}
 	return ss
 }
 
@@ -92,7 +110,7 @@ func (ss *session) logDebug() *zerolog.Event {
 	if !e.Enabled() {
 		return e
 	}
-	return e.Str("nsp", ss.s.Nsp().Name()).Str("sid", string(ss.s.Id())).Str("user_id", ss.userID)
+	return e.Str("nsp", ss.s.Namespace().Name()).Str("sid", ss.s.ID()).Str("user_id", ss.userID)
 }
 
 // armLocked replaces the timer with one that fires at exp (Unix seconds; 0 = never).
@@ -137,10 +155,10 @@ func (ss *session) stop() {
 	ss.over = true
 }
 
-// refresh replaces the socket's token with a newer one of the same user: its exp re-arms the
-// timer, its rooms claim governs later subscribe/chat:join (rooms already joined are kept) and
-// its name is the one others see from now on. ss is nil on an anonymous server.
-func (ss *session) refresh(req *RefreshRequest) (RefreshReply, error) {
+// refreshToken replaces the socket's token with a newer one of the same user: its exp re-arms
+// the timer, its rooms claim governs later subscribe/chat:join (rooms already joined are kept)
+// and its name is the one others see from now on. ss is nil on an anonymous server.
+func (ss *session) refreshToken(req RefreshRequest) (RefreshReply, error) {
 	if ss == nil {
 		return RefreshReply{}, namespaces.Errorf(namespaces.CodeBadRequest, "this server does not use tokens")
 	}
@@ -161,7 +179,8 @@ func (ss *session) refresh(req *RefreshRequest) (RefreshReply, error) {
 		// Refreshes that cross on the wire must not shorten the life the later one gave.
 		return RefreshReply{}, namespaces.Errorf(namespaces.CodeUnauthorized, "the token expires before the current one")
 	}
-	ss.s.SetData(withIdentity(ss.s.Data(), id))
+	id.Data = cur.Data // what the connect hook attached stays
+	namespaces.SetIdentity(ss.s, id)
 	ss.armLocked(id.Exp)
 	ss.logDebug().Int64("exp", id.Exp).Msg("token refreshed")
 	var reply RefreshReply
@@ -182,19 +201,4 @@ func expiresBefore(next, cur int64) bool {
 	default:
 		return next < cur
 	}
-}
-
-// withIdentity is the socket data old with id's fields replaced and whatever else it holds kept.
-func withIdentity(old any, id namespaces.Identity) map[string]any {
-	data := id.Data()
-	if m, ok := old.(map[string]any); ok {
-		for k, v := range m {
-			switch k {
-			case "user", "rooms", "exp": // what Identity.Data writes
-			default:
-				data[k] = v
-			}
-		}
-	}
-	return data
 }

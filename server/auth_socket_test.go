@@ -12,7 +12,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/switchboard/switchboard/namespaces"
 )
@@ -200,7 +199,7 @@ func TestAuthIdentityAndRooms(t *testing.T) {
 			return ch
 		}
 		n1, n2, nb := notes(tab1), notes(tab2), notes(bob)
-		nsp := ts.IO().Of("/", nil)
+		nsp := ts.IO().Namespace("/")
 		if err := nsp.To("user:alice").Emit("note", "for alice"); err != nil {
 			t.Fatal(err)
 		}
@@ -219,18 +218,15 @@ func TestAuthIdentityAndRooms(t *testing.T) {
 	})
 
 	t.Run("socket data carries the user", func(t *testing.T) {
-		got := make(chan []*socket.RemoteSocket, 1)
-		ts.IO().Of("/", nil).FetchSockets()(func(ss []*socket.RemoteSocket, err error) {
-			if err != nil {
-				t.Error(err)
-			}
-			got <- ss
-		})
+		sockets, err := ts.IO().Namespace("/").All().FetchSockets(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
 		var users []string
-		for _, rs := range receive(t, "fetchSockets", got) {
-			id, ok := namespaces.IdentityFromData(rs.Data())
+		for _, rs := range sockets {
+			id, ok := namespaces.IdentityFromData(rs.Data)
 			if !ok {
-				t.Fatalf("socket %s has no identity", rs.Id())
+				t.Fatalf("socket %s has no identity", rs.ID)
 			}
 			users = append(users, id.User.ID+"/"+id.User.Name)
 		}
@@ -290,7 +286,7 @@ func TestAuthExpiry(t *testing.T) {
 	if time.Now().Before(time.Unix(exp, 0)) {
 		t.Fatalf("disconnected before exp")
 	}
-	waitFor(t, "the socket to leave the namespace", func() bool { return ts.IO().Of("/", nil).Sockets().Len() == 0 })
+	waitFor(t, "the socket to leave the namespace", func() bool { return ts.IO().Namespace("/").Len() == 0 })
 	eq(t, ts.auth.timers.Load(), int64(0))
 }
 
@@ -341,8 +337,8 @@ func TestAuthRefresh(t *testing.T) {
 	if got := call(t, c, "subscribe", map[string]any{"rooms": []any{"sports"}}); got["data"] == nil {
 		t.Fatalf("sports after the refresh = %v", got)
 	}
-	sock, ok := ts.IO().Of("/", nil).Sockets().Load(socket.SocketId(c.Id()))
-	if !ok {
+	sock := ts.IO().Namespace("/").Socket(c.Id())
+	if sock == nil {
 		t.Fatal("server lost the socket")
 	}
 	id := namespaces.IdentityOf(sock)

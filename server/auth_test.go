@@ -347,11 +347,10 @@ func TestTokenFrom(t *testing.T) {
 		{name: "header without a token", header: hdr("Bearer"), ok: false},
 		{name: "header Bearer and spaces only", header: hdr("Bearer    "), ok: false},
 		{name: "header without a space", header: hdr("Bearerdef"), ok: false},
-		{name: "second header", header: hdr("Basic x", "Bearer def"), want: "def", ok: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := tokenFrom(tt.auth, tt.header)
+			got, ok := tokenFrom(tt.auth, tt.header.Get("Authorization"))
 			if got != tt.want || ok != tt.ok {
 				t.Fatalf("tokenFrom = %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
 			}
@@ -367,9 +366,7 @@ func FuzzTokenFrom(f *testing.F) {
 	f.Add(" ", "Bearer ")
 	f.Add("\x00", "Bearer \xff\xfe")
 	f.Fuzz(func(t *testing.T, authToken, header string) {
-		h := http.Header{}
-		h.Set("Authorization", header)
-		got, ok := tokenFrom(map[string]any{"token": authToken}, h)
+		got, ok := tokenFrom(map[string]any{"token": authToken}, header)
 		if ok != (got != "") {
 			t.Fatalf("tokenFrom = %q, %v: ok must mean a token", got, ok)
 		}

@@ -200,12 +200,11 @@ func TestBadQueryParameters(t *testing.T) {
 		code   int    // Engine.IO error code in the 400 body
 		msg    string // and its message
 	}{
-		// The library answers code 4 where Node's engine.io uses 5 for the protocol version;
-		// clients only look at the status.
-		{"EIO missing", "GET", "transport=polling", 4, "Unsupported protocol version"},
-		{"EIO not a number", "GET", "EIO=abc&transport=polling", 4, "Unsupported protocol version"},
-		{"EIO 3 (not enabled)", "GET", "EIO=3&transport=polling", 4, "Unsupported protocol version"},
-		{"EIO from the future", "GET", "EIO=5&transport=polling", 4, "Unsupported protocol version"},
+		// Code 5, as Node's engine.io (UNSUPPORTED_PROTOCOL_VERSION).
+		{"EIO missing", "GET", "transport=polling", 5, "Unsupported protocol version"},
+		{"EIO not a number", "GET", "EIO=abc&transport=polling", 5, "Unsupported protocol version"},
+		{"EIO 3 (not enabled)", "GET", "EIO=3&transport=polling", 5, "Unsupported protocol version"},
+		{"EIO from the future", "GET", "EIO=5&transport=polling", 5, "Unsupported protocol version"},
 		{"transport missing", "GET", "EIO=4", 0, "Transport unknown"},
 		{"transport unknown", "GET", "EIO=4&transport=abc", 0, "Transport unknown"},
 		{"sid unknown on GET", "GET", "EIO=4&transport=polling&sid=nope", 1, "Session ID unknown"},
@@ -258,8 +257,7 @@ func TestAbortedRequests(t *testing.T) {
 	sessionGone := func(t *testing.T, sid string) {
 		t.Helper()
 		waitFor(t, "the session to close", func() bool {
-			_, ok := ts.IO().Engine().Clients().Load(sid)
-			return !ok
+			return ts.IO().Engine().Conn(sid) == nil
 		})
 	}
 	tests := []struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // event is one server event a test client received.
@@ -79,11 +80,11 @@ func userOf(v any) (id, name string) {
 // sharedUsers makes /chat sockets that send auth.uid belong to that user, as a token's sub will:
 // several sockets, one user.
 func sharedUsers(ts *testServer) {
-	ts.IO().Of("/chat", nil).Use(func(s *socket.Socket, next func(*socket.ExtendedError)) {
+	ts.IO().Namespace("/chat").Use(func(s *socketio.Socket) error {
 		if uid, ok := s.Handshake().Auth["uid"].(string); ok {
-			s.SetData(namespaces.Identity{User: namespaces.User{ID: uid, Name: uid}}.Data())
+			namespaces.SetIdentity(s, namespaces.Identity{User: namespaces.User{ID: uid, Name: uid}})
 		}
-		next(nil)
+		return nil
 	})
 }
 
@@ -95,12 +96,12 @@ func dialReady(t *testing.T, ts *testServer, nsp string, transports []eio.Transp
 	c := dial(t, ts.URL, dialOptions{nsp: nsp, transports: transports, auth: auth})
 	id := c.Id()
 	waitFor(t, "the server's connection handler", func() bool {
-		rooms := ts.IO().Of(nsp, nil).Adapter().SocketRooms(socket.SocketId(id))
-		if rooms == nil {
+		s := ts.IO().Namespace(nsp).Socket(id)
+		if s == nil {
 			return false
 		}
-		for _, r := range rooms.Keys() {
-			if strings.HasPrefix(string(r), namespaces.UserRoomPrefix) {
+		for _, r := range s.Rooms() {
+			if strings.HasPrefix(r, namespaces.UserRoomPrefix) {
 				return true
 			}
 		}
@@ -121,8 +122,7 @@ func waitGone(t *testing.T, ts *testServer, id string) {
 		t.Fatal("waitGone: no socket id")
 	}
 	waitFor(t, "socket "+id+" removed", func() bool {
-		_, ok := ts.IO().Of("/chat", nil).Sockets().Load(socket.SocketId(id))
-		return !ok
+		return ts.IO().Namespace("/chat").Socket(id) == nil
 	})
 }
 

@@ -1,14 +1,12 @@
 package server
 
 import (
-	"io"
+	"fmt"
+	"net/http"
 	"time"
 
-	"github.com/zishang520/socket.io/servers/engine/v3"
-	"github.com/zishang520/socket.io/servers/engine/v3/config"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-
-	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/engineio"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // The settings the official protocol test suites hard-code (docs/engine.io-protocol/v4-current.md
@@ -34,57 +32,60 @@ func conformanceConfig(cfg Config) Config {
 	return cfg
 }
 
-// conformanceOptions adds the settings that only conformance mode changes.
-func conformanceOptions(opts *socket.ServerOptions) {
-	opts.SetConnectTimeout(conformanceConnectTimeout)
+// connectTimeout is how long a connection may go without joining a namespace.
+func (s *Server) connectTimeout() time.Duration {
+	if s.cfg.Conformance {
+		return conformanceConnectTimeout
+	}
+	return 45 * time.Second
 }
 
-// referenceNamespaces are the handlers of the reference server both suites expect: "/" greets with
-// the handshake auth and echoes "message" as "message-back" and "message-with-ack" through its
-// ack; "/custom" only greets. They replace the product namespaces in conformance mode.
-func referenceNamespaces() []namespaces.Namespace {
-	return []namespaces.Namespace{referenceMain{}, referenceCustom{}}
-}
-
-type referenceMain struct{}
-
-func (referenceMain) Name() string { return "/" }
-
-func (referenceMain) Register(nsp socket.Namespace) {
-	_ = nsp.On("connection", func(args ...any) {
-		s, ok := namespaces.SocketArg(args)
-		if !ok {
+// serveReference registers the reference handlers both suites expect instead of the product
+// namespaces: "/" greets with the handshake auth and echoes "message" as "message-back" and
+// "message-with-ack" through its ack; "/custom" only greets. It also starts the bare Engine.IO
+// echo server that routes mounts at /engine.io/.
+func (s *Server) serveReference() error {
+	main, err := s.io.Of("/")
+	if err != nil {
+		return err
+	}
+	main.OnConnection(greet)
+	main.OnEvent(func(sock *socketio.Socket, ev *socketio.Event) {
+		args, err := ev.Values()
+		if err != nil {
 			return
 		}
-		greet(s)
-		_ = s.On("message", func(args ...any) {
-			_ = s.Emit("message-back", args...)
-		})
-		_ = s.On("message-with-ack", func(args ...any) {
-			if len(args) == 0 {
-				return
-			}
-			if ack, ok := args[len(args)-1].(socket.Ack); ok {
-				ack(args[:len(args)-1], nil)
-			}
-		})
-	})
-}
-
-type referenceCustom struct{}
-
-func (referenceCustom) Name() string { return "/custom" }
-
-func (referenceCustom) Register(nsp socket.Namespace) {
-	_ = nsp.On("connection", func(args ...any) {
-		if s, ok := namespaces.SocketArg(args); ok {
-			greet(s)
+		switch ev.Name {
+		case "message":
+			_ = sock.Emit("message-back", args...)
+		case "message-with-ack":
+			ev.Ack(args...)
 		}
 	})
+	custom, err := s.io.Of("/custom")
+	if err != nil {
+		return err
+	}
+	custom.OnConnection(greet)
+	s.nsps["/"], s.nsps["/custom"] = main, custom // what the HTTP API serves, as for the product
+	echo, err := engineio.NewServer(engineio.Config{
+		PingInterval: s.cfg.PingInterval,
+		PingTimeout:  s.cfg.PingTimeout,
+		MaxPayload:   s.cfg.MaxPayload,
+		CORSOrigins:  s.cfg.CORSOrigins,
+		WriteTimeout: s.cfg.Limits.WriteTimeout,
+		Open:         func(*engineio.Conn, *http.Request) engineio.Receiver { return echoReceiver{} },
+	})
+	if err != nil {
+		return fmt.Errorf("server: start the Engine.IO echo server: %w", err)
+	}
+	s.echo = echo
+	s.log.Warn().Msg("conformance mode: serving the protocol test suites' reference handlers, not the product namespaces")
+	return nil
 }
 
 // greet emits the handshake auth back, as the reference server does on every connection.
-func greet(s *socket.Socket) {
+func greet(s *socketio.Socket) {
 	auth := s.Handshake().Auth
 	if auth == nil {
 		auth = map[string]any{}
@@ -92,51 +93,16 @@ func greet(s *socket.Socket) {
 	_ = s.Emit("auth", auth)
 }
 
-// newEchoEngine is the bare Engine.IO server of the Engine.IO suite: every message goes back as
-// it came, text as text and binary as binary. It has no namespaces, no rooms and no state.
-func newEchoEngine(cfg Config) engine.Server {
-	opts := config.DefaultServerOptions()
-	opts.SetPingInterval(cfg.PingInterval)
-	opts.SetPingTimeout(cfg.PingTimeout)
-	opts.SetMaxHttpBufferSize(cfg.MaxPayload)
-	opts.SetCors(corsOptions(cfg.CORSOrigins))
-	opts.SetTransports(engineTransports(&websocketBuilder{
-		timeout:  cfg.Limits.WriteTimeout,
-		timedOut: func() {},
-		frames:   newFrameCache(),
-	}, newUpgrades()))
-	eio := engine.New(opts)
-	guardHeartbeat(eio, conformancePongReplayDelay, cfg.PingTimeout)
-	_ = eio.On("connection", func(args ...any) {
-		sock, ok := args[0].(engine.Socket)
-		if !ok {
-			return
-		}
-		_ = sock.On("data", func(args ...any) {
-			if data, ok := args[0].(io.Reader); ok {
-				sock.Send(data, nil, nil)
-			}
-		})
-	})
-	return eio
+// echoReceiver is the Engine.IO suite's server: every message goes back as it came, text as
+// text and binary as binary.
+type echoReceiver struct{}
+
+func (echoReceiver) OnMessage(c *engineio.Conn, data []byte, binary bool) {
+	if binary {
+		_ = c.Send(engineio.NewBinaryMessage(data))
+	} else {
+		_ = c.Send(engineio.NewTextMessage(string(data)))
+	}
 }
 
-// serveReference registers the reference handlers instead of the product namespaces and starts
-// the Engine.IO echo server that routes mounts at /engine.io/.
-func (s *Server) serveReference() {
-	for _, ns := range referenceNamespaces() {
-		nsp := s.of(ns.Name())
-		s.nsps[ns.Name()] = nsp // what the HTTP API serves, as for the product namespaces
-		ns.Register(nsp)
-	}
-	s.echo = newEchoEngine(s.cfg)
-	s.log.Warn().Msg("conformance mode: serving the protocol test suites' reference handlers, not the product namespaces")
-}
-
-// pongReplayDelay is the heartbeat guard's delay for this node's mode.
-func (s *Server) pongReplayDelay() time.Duration {
-	if s.cfg.Conformance {
-		return conformancePongReplayDelay
-	}
-	return pongReplayDelay
-}
+func (echoReceiver) OnClose(*engineio.Conn, string) {}

@@ -4,16 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
-
-	"github.com/switchboard/switchboard/adapters"
 )
 
 // healthz answers 200 while the process runs: a node whose Redis is down still serves its own
 // clients. With a Redis adapter it says how Redis is ("redis": "up" or "down", and since when).
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	body := map[string]any{"status": "ok"}
-	if r, ok := s.backend.(adapters.Reporter); ok {
-		st := r.Status()
+	if st, ok := s.backend.Status(); ok {
 		body["redis"] = st.Redis
 		if !st.DownSince.IsZero() {
 			body["redisDownSince"] = st.DownSince.UTC().Format(time.RFC3339)

@@ -56,14 +56,12 @@ func AdminUIDir() string {
 // landing is the node as the page at "/" shows it. It is filled after the namespaces are set up.
 func (s *Server) landing() Landing {
 	l := Landing{
-		Version:    Version,
-		Adapter:    s.cfg.Adapter,
-		Namespaces: slices.Sorted(mapKeys(s.nsps)),
-		JWT:        !s.auth.Anonymous(),
-		API:        len(s.cfg.APIKeys) > 0,
-		Connections: func() int {
-			return int(s.io.Engine().ClientsCount())
-		},
+		Version:     Version,
+		Adapter:     s.cfg.Adapter,
+		Namespaces:  slices.Sorted(mapKeys(s.nsps)),
+		JWT:         !s.auth.Anonymous(),
+		API:         len(s.cfg.APIKeys) > 0,
+		Connections: s.io.Connections,
 	}
 	if AdminUIDir() != "" {
 		l.AdminUI = AdminUIPath

@@ -1,15 +1,14 @@
 package server
 
 import (
-	"context"
 	"flag"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/zishang520/socket.io/servers/engine/v3"
 	"golang.org/x/time/rate"
 )
 
@@ -37,7 +36,7 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// MaxWriteBuffer bounds the bytes queued for one connection while its transport is busy (a
 	// websocket write in progress, or no long-polling request waiting); each packet counts its
-	// encoded size plus packetOverhead. Beyond it the connection is dropped.
+	// encoded size. Beyond it the connection is dropped.
 	MaxWriteBuffer int64
 }
 
@@ -45,33 +44,15 @@ type Limits struct {
 // server exists.
 func (s *Server) setupLimits() {
 	l := s.cfg.Limits
-	s.conns = &connTracker{
-		metrics:     s.metrics,
-		log:         s.log.With().Str("component", "limits").Logger(),
-		maxBuffer:   l.MaxWriteBuffer,
-		pongDelay:   s.pongReplayDelay(),
-		pingTimeout: s.cfg.PingTimeout, // the engine's (socketOptions)
-	}
 	s.admission = &admission{
 		max:     l.MaxConnections,
-		clients: func() uint64 { return s.io.Engine().ClientsCount() },
+		clients: s.io.Connections,
 		refused: s.metrics.Limited,
 	}
 	if l.ConnRate > 0 {
 		s.admission.perIP = newIPLimiter(l.ConnRate, l.ConnBurst, time.Now)
 	}
 	s.guard = &eventGuard{limits: l, metrics: s.metrics, log: s.log.With().Str("component", "limits").Logger()}
-}
-
-// watchConnections follows every Engine.IO connection (transport, write queue); the engine exists
-// once routes has built the handler.
-func (s *Server) watchConnections() {
-	_ = s.io.Engine().On("connection", func(args ...any) {
-		if conn, ok := args[0].(engine.Socket); ok {
-			settleAdmission(conn)
-			s.conns.watch(conn)
-		}
-	})
 }
 
 // abuseWindow is the period EventAbuse counts rejected events over.
@@ -140,12 +121,12 @@ func (l Limits) validate(bad func(setting, format string, args ...any) error) er
 // handshakes (requests without a sid): the requests of an established session always pass.
 type admission struct {
 	max     int
-	clients func() uint64 // the engine's current connection count
-	perIP   *ipLimiter    // nil when --conn-rate is 0
+	clients func() int // the engine's current connection count
+	perIP   *ipLimiter // nil when --conn-rate is 0
 	refused func(limit string)
 
 	mu       sync.Mutex
-	inFlight int // handshakes being served, not yet in clients()
+	inFlight int // handshakes being served
 }
 
 // middleware wraps the Engine.IO handler. A refused handshake gets the Engine.IO error JSON
@@ -153,7 +134,7 @@ type admission struct {
 // socket.io-client reports it as connect_error and retries with its backoff.
 func (a *admission) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Has("sid") {
+		if strings.Contains(r.URL.RawQuery, "sid=") {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -167,48 +148,26 @@ func (a *admission) middleware(next http.Handler) http.Handler {
 			refuseHandshake(w, http.StatusServiceUnavailable, "server is at its connection limit")
 			return
 		}
-		t := &admissionTicket{a: a}
-		defer t.settle()
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admissionTicketKey{}, t)))
+		defer a.release()
+		next.ServeHTTP(w, r)
 	})
 }
 
 // reserve takes a slot for one handshake. A handshake in flight counts against the limit until
-// the engine counts its connection ("connection", see settleAdmission) or it is served without
-// one: the limit is never exceeded. (Released only when the handler returned, a connection was
-// counted twice until then, and a client quick to connect again could be refused below the
-// limit: the engine writes the open packet before its handler returns.)
+// its handler returns (by then the engine counts its connection, if it made one), so the limit
+// is never exceeded; for the instant between the two it counts twice, which can only refuse a
+// handshake early, never admit one too many.
 func (a *admission) reserve() bool {
 	if a.max <= 0 {
 		return true
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if int(a.clients())+a.inFlight >= a.max {
+	if a.clients()+a.inFlight >= a.max {
 		return false
 	}
 	a.inFlight++
 	return true
-}
-
-// admissionTicket is one reserved handshake; it rides in the request's context, which the engine
-// keeps with the connection.
-type admissionTicket struct {
-	a    *admission
-	once sync.Once
-}
-
-type admissionTicketKey struct{}
-
-// settle gives the handshake's slot back, once: the engine counts the connection from now on, or
-// there is none.
-func (t *admissionTicket) settle() { t.once.Do(t.a.release) }
-
-// settleAdmission settles the ticket of the handshake that made conn, if it had one.
-func settleAdmission(conn engine.Socket) {
-	if t, ok := conn.Request().Context().Value(admissionTicketKey{}).(*admissionTicket); ok {
-		t.settle()
-	}
 }
 
 func (a *admission) release() {

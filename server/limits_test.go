@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/switchboard/switchboard/socketio"
 
 	"github.com/switchboard/switchboard/namespaces"
 )
@@ -118,9 +118,9 @@ func TestMaxConnections(t *testing.T) {
 	}
 	// A slot frees when a client leaves.
 	clients[0].close()
-	waitFor(t, "the engine to count the close", func() bool { return ts.IO().Engine().ClientsCount() == 2 })
+	waitFor(t, "the engine to count the close", func() bool { return ts.IO().Connections() == 2 })
 	mustRawDial(t, ts, "/")
-	if got := ts.IO().Engine().ClientsCount(); got != 3 {
+	if got := ts.IO().Connections(); got != 3 {
 		t.Fatalf("engine counts %d connections, want 3", got)
 	}
 }
@@ -154,7 +154,7 @@ func TestMaxConnectionsUnderConcurrentHandshakes(t *testing.T) {
 	if n := len(accepted); n < 1 || n > 10 {
 		t.Fatalf("%d connections accepted, want 1..10", n)
 	}
-	if got := ts.IO().Engine().ClientsCount(); got > 10 {
+	if got := ts.IO().Connections(); got > 10 {
 		t.Fatalf("engine counts %d connections, limit 10", got)
 	}
 }
@@ -171,7 +171,8 @@ func TestEventRateLimit(t *testing.T) {
 	disconnected := make(chan struct{})
 	flooderSid := flooder.sid
 	waitFor(t, "the flooder's socket", func() bool { return serverSocket(ts, flooderSid) != nil })
-	_ = serverSocket(ts, flooderSid).Once("disconnect", func(...any) { close(disconnected) })
+	flooderCtx := serverSocket(ts, flooderSid).Context()
+	go func() { <-flooderCtx.Done(); close(disconnected) }()
 
 	// The burst passes; then every event is dropped with rate_limited.
 	for i := range 5 {
@@ -287,9 +288,8 @@ func TestRoomsPerSocketPipelined(t *testing.T) {
 }
 
 // serverSocket finds a socket of "/" by id.
-func serverSocket(ts *testServer, sid string) *socket.Socket {
-	s, _ := ts.IO().Sockets().Sockets().Load(socket.SocketId(sid))
-	return s
+func serverSocket(ts *testServer, sid string) *socketio.Socket {
+	return ts.IO().Namespace("/").Socket(sid)
 }
 
 // counterValue reads one series of a counter or gauge from the node's registry; labels are
@@ -324,10 +324,10 @@ func counterValue(t *testing.T, m *Metrics, name string, labels ...string) float
 }
 
 // roomCount is how many rooms s is in, its own id room and its user room not counted.
-func roomCount(s *socket.Socket) int {
+func roomCount(s *socketio.Socket) int {
 	n := 0
-	for _, r := range s.Rooms().Keys() {
-		if r != socket.Room(s.Id()) && r != socket.Room(namespaces.UserRoom(namespaces.IdentityOf(s).User.ID)) {
+	for _, r := range s.Rooms() {
+		if r != namespaces.UserRoom(namespaces.IdentityOf(s).User.ID) {
 			n++
 		}
 	}

@@ -7,12 +7,10 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
-
-	"github.com/switchboard/switchboard/server/internal/liblog"
 )
 
 // NewLogger builds the root logger: JSON, or human-readable console output when format is
-// "console", or "auto" and out is a terminal. The Socket.IO library's own output is routed into it.
+// "console", or "auto" and out is a terminal.
 func NewLogger(out io.Writer, level zerolog.Level, format string) zerolog.Logger {
 	if format == "auto" {
 		format = "json"
@@ -23,7 +21,5 @@ func NewLogger(out io.Writer, level zerolog.Level, format string) zerolog.Logger
 	if format == "console" {
 		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
 	}
-	l := zerolog.New(out).Level(level).With().Timestamp().Logger()
-	liblog.SetLogger(l)
-	return l
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }

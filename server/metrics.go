@@ -1,7 +1,6 @@
 package server
 
 import (
-	"github.com/switchboard/switchboard/adapters"
 	"net/http"
 	"strconv"
 	"sync"
@@ -13,17 +12,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
-	"github.com/zishang520/socket.io/servers/engine/v3/transports"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
+	"github.com/switchboard/switchboard/adapters"
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Event names of the contract. Metrics label events by these names only, everything else as
 // "other", so a client inventing event names cannot blow up the number of series.
 var (
-	contractReceived = []string{"subscribe", "unsubscribe", "chat:join", "chat:leave", "chat:send", "chat:typing", "chat:history", "auth:refresh"}
-	contractEmitted  = []string{"chat:message", "chat:user-joined", "chat:user-left", "chat:typing", "auth:expired"}
+	contractReceived = []string{"subscribe", "unsubscribe", "chat:join", "chat:leave", "chat:send", "chat:typing", "chat:history", "auth:refresh",
+		"relay:join", "relay:leave", "relay:publish"}
+	contractEmitted = []string{"chat:message", "chat:user-joined", "chat:user-left", "chat:typing", "auth:expired",
+		"relay:message", "relay:user-joined", "relay:user-left"}
 	// disconnectReasons are the reasons the library reports; anything else is "other".
 	disconnectReasons = []string{
 		"transport close", "transport error", "ping timeout", "parse error", "forced close",
@@ -31,7 +32,7 @@ var (
 		"server shutting down",
 	}
 	ackResults = []string{"ok", namespaces.CodeBadRequest, namespaces.CodeUnauthorized, namespaces.CodeForbidden,
-		namespaces.CodeNotFound, namespaces.CodeRateLimited, namespaces.CodeInternal}
+		namespaces.CodeNotFound, namespaces.CodeRateLimited, namespaces.CodeUnavailable, namespaces.CodeInternal}
 	httpMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
 )
 
@@ -43,7 +44,9 @@ const otherLabel = "other"
 type Metrics struct {
 	reg *prometheus.Registry
 
-	sockets       *prometheus.GaugeVec
+	sockets       *prometheus.Desc
+	socketsMu     sync.Mutex
+	socketsOf     []*socketio.Namespace
 	connects      *prometheus.CounterVec
 	disconnects   *prometheus.CounterVec
 	received      *prometheus.CounterVec
@@ -55,6 +58,9 @@ type Metrics struct {
 	httpDuration  *prometheus.HistogramVec
 	adapterErrors *prometheus.CounterVec
 	limited       *prometheus.CounterVec
+	relayIn       *prometheus.CounterVec
+	relayOut      prometheus.Counter
+	relayGone     *prometheus.CounterVec
 
 	// httpSeries caches the children of httpRequests and httpDuration by httpSeriesKey. Routes
 	// are chi patterns, methods and statuses closed sets, so it stays small.
@@ -81,14 +87,13 @@ func NewMetrics() *Metrics {
 		m.reg.MustRegister(c)
 		return c
 	}
-	m.sockets = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "switchboard", Name: "sockets_connected", Help: "Sockets connected now, by namespace and current transport.",
-	}, []string{"namespace", "transport"})
+	m.sockets = prometheus.NewDesc("switchboard_sockets_connected", "Sockets connected now, by namespace and current transport.",
+		[]string{"namespace", "transport"}, nil)
 	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "switchboard", Name: "http_request_duration_seconds", Help: "Latency of HTTP requests outside Socket.IO, by route.",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route", "method"})
-	m.reg.MustRegister(m.sockets, m.httpDuration,
+	m.reg.MustRegister(socketsCollector{m}, m.httpDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.connects = counter("connects_total", "Sockets connected (recovered ones included), by namespace and transport.", "namespace", "transport")
@@ -101,6 +106,11 @@ func NewMetrics() *Metrics {
 	m.httpRequests = counter("http_requests_total", "HTTP requests outside Socket.IO, by route pattern, method and status.", "route", "method", "status")
 	m.adapterErrors = counter("adapter_errors_total", "Errors the adapter backend logged, by adapter.", "adapter")
 	m.limited = counter("limit_rejections_total", "Handshakes, events and connections refused or dropped by a limit, by limit.", "limit")
+	m.relayIn = counter("relay_published_total", "relay:publish messages accepted, by keyed (true: state, coalesced per tick) or not.", "keyed")
+	m.relayOut = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "switchboard", Name: "relay_delivered_total",
+		Help: "Keyed relay:message frames written to this node's sockets (unkeyed ones are counted in events_emitted_total)."})
+	m.reg.MustRegister(m.relayOut)
+	m.relayGone = counter("relay_coalesced_total", "Keyed relay values never delivered because a newer one replaced them, by stage (tick: on the publishing node; slow_reader: for one reader).", "stage")
 	return m
 }
 
@@ -190,8 +200,7 @@ func newEventCounters(vec *prometheus.CounterVec, nsp string, names []string) ev
 	return ec
 }
 
-func (ec eventCounters) inc(event any) {
-	name, _ := event.(string)
+func (ec eventCounters) inc(name string) {
 	if c, ok := ec.known[name]; ok {
 		c.Inc()
 		return
@@ -199,42 +208,27 @@ func (ec eventCounters) inc(event any) {
 	ec.other.Inc()
 }
 
-// nspMetrics are one namespace's socket counters, resolved once; the per-socket hooks
-// (sockets.go) report to them.
-//
-// Emitted events are counted per recipient with the socket's outgoing-any listener: the library
-// calls it for direct emits and for every recipient of a broadcast, before the packet is written,
-// and it costs a map lookup and an atomic add per delivery (well under 1% of the ~45 µs a
-// delivery costs). Counting at the adapter instead would see broadcasts, not deliveries, and miss
-// the emits to one socket.
+// nspMetrics are one namespace's counters, resolved once; the namespace's hooks (sockets.go)
+// report to them.
 type nspMetrics struct {
 	m        *Metrics
 	name     string
 	received eventCounters
+	emittedC eventCounters
 	acks     map[string]prometheus.Counter
-	// countEmitted is the outgoing-any listener of every socket of the namespace: one func
-	// shared by all of them rather than a closure each.
-	countEmitted func(args ...any)
 }
 
 // namespace resolves the counters of the namespace name.
 func (m *Metrics) namespace(name string) *nspMetrics {
-	nm := &nspMetrics{m: m, name: name, received: newEventCounters(m.received, name, contractReceived)}
-	emitted := newEventCounters(m.emitted, name, contractEmitted)
-	nm.countEmitted = func(args ...any) {
-		if len(args) > 0 {
-			emitted.inc(args[0])
-		}
+	nm := &nspMetrics{m: m, name: name,
+		received: newEventCounters(m.received, name, contractReceived),
+		emittedC: newEventCounters(m.emitted, name, contractEmitted),
 	}
 	nm.acks = make(map[string]prometheus.Counter, len(ackResults)+1)
 	for _, r := range ackResults {
 		nm.acks[r] = m.acksSent.WithLabelValues(name, r)
 	}
 	nm.acks[otherLabel] = m.acksSent.WithLabelValues(name, otherLabel)
-	// Export 0 rather than nothing before the first socket connects.
-	for _, tr := range []string{transports.POLLING, transports.WEBSOCKET} {
-		m.sockets.WithLabelValues(name, tr)
-	}
 	return nm
 }
 
@@ -243,18 +237,13 @@ func (nm *nspMetrics) connected(transport string) {
 	nm.m.connects.WithLabelValues(nm.name, transport).Inc()
 }
 
-// event counts an event a socket sent and, when it carries an ack callback, replaces the
-// callback with one that counts the ack's result.
-func (nm *nspMetrics) event(event []any) {
-	if len(event) > 0 {
-		nm.received.inc(event[0])
+// emitted counts an event delivered to recipients sockets.
+func (nm *nspMetrics) emitted(event string, recipients int) {
+	c, ok := nm.emittedC.known[event]
+	if !ok {
+		c = nm.emittedC.other
 	}
-	if ack, i := trailingAck(event); ack != nil {
-		event[i] = socket.Ack(func(args []any, err error) {
-			nm.acks[ackResult(args)].Inc()
-			ack(args, err)
-		})
-	}
+	c.Add(float64(recipients))
 }
 
 // disconnected counts a socket's disconnection by reason.
@@ -262,21 +251,34 @@ func (nm *nspMetrics) disconnected(reason string) {
 	nm.m.disconnects.WithLabelValues(nm.name, closedLabel(reason, disconnectReasons)).Inc()
 }
 
-// connected moves one socket of nsp onto transport (delta +1) or off it (-1).
-func (m *Metrics) connected(nsp, transport string, delta float64) {
-	m.sockets.WithLabelValues(nsp, transport).Add(delta)
+// watchSockets has the sockets_connected gauge count nsp's sockets by transport at scrape time.
+func (m *Metrics) watchSockets(nsp *socketio.Namespace) {
+	m.socketsMu.Lock()
+	m.socketsOf = append(m.socketsOf, nsp)
+	m.socketsMu.Unlock()
 }
 
-// trailingAck returns the client's ack callback at the end of an event's arguments and its index.
-func trailingAck(event []any) (socket.Ack, int) {
-	n := len(event)
-	if n < 2 {
-		return nil, -1
+// socketsCollector reports sockets_connected: counted when scraped, so that a socket moving from
+// long-polling to websocket needs no bookkeeping.
+type socketsCollector struct{ m *Metrics }
+
+func (c socketsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.sockets }
+
+func (c socketsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.socketsMu.Lock()
+	nsps := append([]*socketio.Namespace(nil), c.m.socketsOf...)
+	c.m.socketsMu.Unlock()
+	for _, nsp := range nsps {
+		counts := map[string]int{"polling": 0, "websocket": 0}
+		for _, s := range nsp.Sockets() {
+			if s.Connected() {
+				counts[s.Transport()]++
+			}
+		}
+		for tr, n := range counts {
+			ch <- prometheus.MustNewConstMetric(c.m.sockets, prometheus.GaugeValue, float64(n), nsp.Name(), tr)
+		}
 	}
-	if ack, ok := event[n-1].(socket.Ack); ok {
-		return ack, n - 1
-	}
-	return nil, -1
 }
 
 // ackResult is "ok" for a {"data"} ack and the error code for an {"error"} one.
@@ -319,7 +321,11 @@ func closedLabel(v string, allowed []string) string {
 
 // watchBackend exports the health of a backend that depends on Redis: whether it is reachable,
 // how many outages it had and how many commands failed. Read at scrape time.
-func (m *Metrics) watchBackend(adapter string, r adapters.Reporter) {
+func (m *Metrics) watchBackend(adapter string, b adapters.Backend) {
+	if _, ok := b.Status(); !ok {
+		return // nothing outside the process to watch
+	}
+	r := statusOf{b}
 	labels := prometheus.Labels{"adapter": adapter}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -340,4 +346,27 @@ func (m *Metrics) watchBackend(adapter string, r adapters.Reporter) {
 			Help: "Redis commands and dials of the adapter that failed.",
 		}, func() float64 { return float64(r.Status().Failures) }),
 	)
+}
+
+// statusOf reads a backend's Status for the metrics above.
+type statusOf struct{ b adapters.Backend }
+
+func (s statusOf) Status() adapters.Status {
+	st, _ := s.b.Status()
+	return st
+}
+
+// relay is the /relay namespace's observer.
+func (m *Metrics) relay() namespaces.RelayObserver { return relayMetrics{m} }
+
+type relayMetrics struct{ m *Metrics }
+
+func (r relayMetrics) RelayPublished(keyed bool) {
+	r.m.relayIn.WithLabelValues(strconv.FormatBool(keyed)).Inc()
+}
+
+func (r relayMetrics) RelayDelivered(n int) { r.m.relayOut.Add(float64(n)) }
+
+func (r relayMetrics) RelayCoalesced(stage namespaces.RelayStage, n int) {
+	r.m.relayGone.WithLabelValues(string(stage)).Add(float64(n))
 }

@@ -78,7 +78,7 @@ func (c *rawClient) join(nsp string) error {
 		return err
 	}
 	c.sid, _ = answer["sid"].(string)
-	return c.waitRegistered(nsp)
+	return waitRegistered(c.ts, c.engine, nsp)
 }
 
 // awaitConnect reads until the server answers a CONNECT to nsp and returns the answer's payload
@@ -105,24 +105,16 @@ func (c *rawClient) awaitConnect(nsp string) (map[string]any, []string, error) {
 	}
 }
 
-// waitRegistered polls, with a deadline, until the server's connection handlers ran for the
-// client's socket in nsp.
-func (c *rawClient) waitRegistered(nsp string) error { return waitRegistered(c.ts, c.engine, nsp) }
-
-// waitRegistered polls, with a deadline, until the server's connection handlers ran for the
-// socket in nsp of the Engine.IO session engineID.
+// waitRegistered polls, with a deadline, until the socket in nsp of the Engine.IO session
+// engineID is connected on the server.
 func waitRegistered(ts *testServer, engineID, nsp string) error {
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		if st := ts.conns.stateByID(engineID); st != nil {
-			st.mu.Lock()
-			n := 0
-			if ns := st.find(nsp); ns != nil {
-				n = ns.n
-			}
-			st.mu.Unlock()
-			if n > 0 {
-				return nil
+		if n := ts.IO().Namespace(nsp); n != nil {
+			for _, s := range n.Sockets() {
+				if s.ConnID() == engineID && s.Connected() {
+					return nil
+				}
 			}
 		}
 		if time.Now().After(deadline) {

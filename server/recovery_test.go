@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
 // connectWith joins nsp over c with a CONNECT carrying payload (JSON) and returns the CONNECT
@@ -67,8 +65,7 @@ func TestRecoveryReplaysWhatWasMissed(t *testing.T) {
 	}
 	c.close()
 	waitFor(t, "the server to see the socket go", func() bool {
-		_, ok := ts.IO().Of("/", nil).Sockets().Load(socket.SocketId(sid))
-		return !ok
+		return ts.IO().Namespace("/").Socket(sid) == nil
 	})
 
 	for i := 1; i <= 3; i++ {

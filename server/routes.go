@@ -18,7 +18,7 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 
 	if s.echo != nil {
-		r.Handle("/engine.io/*", releaseAfterHijack(s.echo)) // conformance mode only; hijack.go, as /socket.io
+		r.Handle("/engine.io/*", s.echo) // conformance mode only
 	}
 
 	r.Group(func(r chi.Router) {
@@ -33,15 +33,12 @@ func (s *Server) routes() http.Handler {
 	})
 	r.NotFound(s.web.ServeHTTP) // the demo page answers only what no route claims
 
-	engine := s.admission.middleware(releaseAfterHijack(s.io.ServeHandler(nil))) // hijack.go
-	return socketIOBeside(engine, r)
+	return socketIOBeside(s.admission.middleware(s.io), r)
 }
 
 // socketIOBeside sends /socket.io and /socket.io/… to engine, before chi sees them, and the rest
-// to router. chi hands its handlers a copy of the request carrying its route context and path
-// values, and the engine keeps its request for the whole life of a connection: past chi, every
-// idle websocket held both (about 600 bytes). The paths are matched as chi would match them
-// (the raw path when the URL has one).
+// to router: chi would hand the engine a copy of each request with its route context, for
+// nothing. The paths are matched as chi would match them (the raw path when the URL has one).
 func socketIOBeside(engine, router http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.RawPath

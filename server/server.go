@@ -1,5 +1,7 @@
-// Package server is Switchboard's HTTP surface and lifecycle: configuration, the chi routes, the
-// Socket.IO engine, authentication, the HTTP API, health and shutdown.
+// Package server is Switchboard the product: its configuration, HTTP routes, authentication, the
+// HTTP API for backends, metrics, health, limits and lifecycle, around the Socket.IO server of
+// package socketio and the namespaces of package namespaces. Start reading at New (what a node
+// is made of) and routes (what it serves).
 package server
 
 import (
@@ -12,40 +14,36 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/zishang520/socket.io/servers/engine/v3"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/switchboard/switchboard/adapters"
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Version is reported by the stats endpoint and the startup log.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Server is one Switchboard node.
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
-	io      *socket.Server
-	echo    engine.Server // the bare Engine.IO echo server at /engine.io/, in conformance mode only
+	io      *socketio.Server
+	echo    http.Handler // the bare Engine.IO echo server at /engine.io/, in conformance mode only
 	backend adapters.Backend
 	auth    *Authenticator
 	handler http.Handler
 	web     *webPage
 	// nsps holds the namespaces this node serves by name; the HTTP API looks them up here so that
-	// it never creates one (Server.Of would).
-	nsps    map[string]socket.Namespace
+	// it never creates one.
+	nsps    map[string]*socketio.Namespace
 	started time.Time
 	// ready is false while starting and while draining (/readyz answers 503).
 	ready atomic.Bool
 
 	metrics   *Metrics
-	conns     *connTracker
 	admission *admission
 	guard     *eventGuard
-	warm      *warmPool
-	upgrades  *upgrades // polling→websocket upgrades in progress (upgrade.go)
-	gates     connectGates
+	relay     *namespaces.Relay
 }
 
 // New builds a node from cfg. It does not listen yet: Run or Serve does.
@@ -56,73 +54,69 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if cfg.Conformance {
 		cfg = conformanceConfig(cfg)
 	}
-	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: NewMetrics()}
+	s := &Server{cfg: cfg, log: log, started: time.Now(), metrics: NewMetrics(), nsps: map[string]*socketio.Namespace{}}
 	auth, err := NewAuthenticator(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	s.auth = auth
-	web, err := newWebPage(cfg.WebDir, log)
-	if err != nil {
+	if s.web, err = newWebPage(cfg.WebDir, log); err != nil {
 		return nil, err
 	}
-	s.web = web
-
-	backend, err := adapters.New(adapters.Config{
-		Name:     cfg.Adapter,
-		RedisURL: cfg.RedisURL,
-		Recovery: cfg.RecoveryWindow > 0,
-		Logger:   log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger().Hook(s.metrics.adapterErrorHook(cfg.Adapter)),
-		Direct:   directWriter,
+	s.backend, err = adapters.New(adapters.Config{
+		Name:           cfg.Adapter,
+		RedisURL:       cfg.RedisURL,
+		RecoveryWindow: cfg.RecoveryWindow,
+		Logger:         log.With().Str("component", "adapter").Str("adapter", cfg.Adapter).Logger().Hook(s.metrics.adapterErrorHook(cfg.Adapter)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start adapter: %w", err)
 	}
-	s.backend = backend
-	if r, ok := backend.(adapters.Reporter); ok {
-		s.metrics.watchBackend(cfg.Adapter, r)
+	s.metrics.watchBackend(cfg.Adapter, s.backend)
+	if s.io, err = socketio.NewServer(s.socketConfig()); err != nil {
+		_ = s.backend.Close()
+		return nil, fmt.Errorf("server: start Socket.IO: %w", err)
 	}
-	s.warm = newWarmPool()
-	s.upgrades = newUpgrades()
-	s.io = socket.NewServer(nil, s.socketOptions())
 	s.setupLimits()
-
-	s.nsps = map[string]socket.Namespace{}
 	if cfg.Conformance {
-		s.serveReference()
+		err = s.serveReference()
 	} else {
-		for _, ns := range s.namespaces() {
-			nsp := s.of(ns.Name())
-			s.nsps[ns.Name()] = nsp
-			nsp.Use(s.auth.Middleware)
-			s.warm.enter(nsp) // first and last socket middlewares (warm.go)
-			s.instrument(nsp)
-			ns.Register(nsp)
-			s.warm.dispatch(nsp)
-		}
+		err = s.serveNamespaces(s.namespaces())
+	}
+	if err != nil {
+		_ = s.backend.Close()
+		return nil, err
 	}
 	s.web.landing = s.landing() // the page at "/" (landing.go)
 	s.handler = s.routes()
-	s.watchConnections()
 	return s, nil
 }
 
 // namespaces is the explicit list of namespaces this node serves.
 func (s *Server) namespaces() []namespaces.Namespace {
 	nlog := s.log.With().Str("component", "namespace").Logger()
+	s.relay = namespaces.NewRelay(nlog, namespaces.RelayConfig{Tick: s.cfg.RelayTick, Observer: s.metrics.relay()},
+		s.relayState(), s.backend.Presence("/relay"), nil)
 	return []namespaces.Namespace{
-		namespaces.NewRoot(nlog),
-		namespaces.NewChat(nlog, s.chatHistory()),
+		namespaces.NewRoot(nlog, nil),
+		namespaces.NewChat(nlog, s.chatHistory(), s.backend.Presence("/chat"), nil),
+		s.relay,
 	}
 }
 
-// chatHistory is shared by every node through Redis when the backend offers it (the Redis
-// adapters), and kept in this process otherwise.
+// relayState keeps /relay's room state in Redis with a Redis adapter, in this process otherwise.
+func (s *Server) relayState() namespaces.RelayState {
+	if rdb := s.backend.Redis(); rdb != nil {
+		return namespaces.NewRedisRelayState(rdb, "switchboard:relay", 0)
+	}
+	return namespaces.NewMemoryRelayState()
+}
+
+// chatHistory is shared by every node through Redis with a Redis adapter, and kept in this
+// process otherwise.
 func (s *Server) chatHistory() namespaces.History {
-	if rb, ok := s.backend.(interface {
-		History(perRoom int) *adapters.RedisHistory
-	}); ok {
-		return rb.History(s.cfg.ChatHistory)
+	if rdb := s.backend.Redis(); rdb != nil {
+		return namespaces.NewRedisHistory(rdb, "switchboard:chat", s.cfg.ChatHistory)
 	}
 	return namespaces.NewMemoryHistory(s.cfg.ChatHistory, namespaces.DefaultHistoryRooms)
 }
@@ -130,8 +124,8 @@ func (s *Server) chatHistory() namespaces.History {
 // Handler is the node's whole HTTP surface, for tests that mount it on httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// IO is the library's Socket.IO server, for tests and the HTTP API.
-func (s *Server) IO() *socket.Server { return s.io }
+// IO is the node's Socket.IO server, for tests.
+func (s *Server) IO() *socketio.Server { return s.io }
 
 // Run listens on the configured address and serves until ctx is cancelled, then drains.
 func (s *Server) Run(ctx context.Context) error {
@@ -148,14 +142,19 @@ func (s *Server) Run(ctx context.Context) error {
 const (
 	// headerTimeout bounds the wait for a request's head, as net/http's ReadHeaderTimeout.
 	headerTimeout = 10 * time.Second
-	// idleTimeout closes an HTTP keep-alive connection idle that long between requests.
-	idleTimeout = 2 * time.Minute
+	// idleTimeout closes an HTTP keep-alive connection idle that long between requests. A
+	// long-polling client's connection is used at least every ping interval; an API client's
+	// pool keeps its connections warm; an idle one costs its goroutine and buffers (~12 KiB).
+	idleTimeout = 30 * time.Second
+	// lingerShutdown bounds the wait, at shutdown, for long-polling clients to collect their
+	// close packet (so that they see "transport close" and reconnect elsewhere).
+	lingerShutdown = time.Second
 )
 
 // Serve serves on ln until ctx is cancelled, then shuts down: readiness goes 503 while the rest
-// is still served for the drain delay, then new connections are refused, every socket is closed
-// with the "server shutting down" reason (so clients reconnect, elsewhere, and recover their
-// session), and HTTP drains within the grace period. It returns nil after a clean drain.
+// is still served for the drain delay, then every socket is closed with the "server shutting
+// down" reason (so clients reconnect, elsewhere, and recover their session), and HTTP drains
+// within the grace period. It returns nil after a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stopPprof, err := s.startPprof()
 	if err != nil {
@@ -173,9 +172,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          newStdLogger(httpLog),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	door := newFrontDoor(ln, s.handler, base, headerTimeout, httpLog, s.warm.do) // frontdoor.go
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(door) }()
+	go func() { served <- srv.Serve(ln) }()
 	s.ready.Store(true)
 	s.log.Info().Str("addr", ln.Addr().String()).Str("url", listenURL(ln.Addr())).Str("adapter", s.cfg.Adapter).Str("version", Version).Msg("listening")
 
@@ -192,14 +190,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	s.log.Info().Dur("grace", s.cfg.ShutdownGrace).Msg("shutting down: draining")
+	s.closeSockets()
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 	defer cancel()
-	shutdown := make(chan error, 1)
-	go func() { shutdown <- srv.Shutdown(drainCtx) }()
-	s.closeSockets()
-
-	err = <-shutdown
-	if err != nil {
+	if err := srv.Shutdown(drainCtx); err != nil {
 		s.log.Warn().Err(err).Msg("grace period over: closing the remaining connections")
 		_ = srv.Close()
 	}
@@ -229,15 +223,19 @@ func (s *Server) drainDelay(served <-chan error) error {
 	}
 }
 
-// closeSockets disconnects every socket with the "server shutting down" reason, closes the
-// engine and then the adapter backend.
+// closeSockets disconnects every socket with the "server shutting down" reason (websockets get
+// a close frame, pending polls a close packet), then closes the adapter backend.
 func (s *Server) closeSockets() {
-	done := make(chan struct{})
-	s.io.Close(func(error) { close(done) })
-	<-done
-	s.warm.close()
-	if s.echo != nil {
-		s.echo.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), min(lingerShutdown, s.cfg.ShutdownGrace))
+	defer cancel()
+	s.io.Close(ctx)
+	if s.relay != nil {
+		s.relay.Close()
+	}
+	if e, ok := s.echo.(interface {
+		Shutdown(ctx interface{ Done() <-chan struct{} })
+	}); ok {
+		e.Shutdown(ctx)
 	}
 	if err := s.backend.Close(); err != nil {
 		s.log.Error().Err(err).Msg("close adapter")

@@ -99,7 +99,7 @@ func TestSlowConsumer(t *testing.T) {
 			}
 			stuckSock := serverSocket(ts, stuck.sid)
 			dropped := make(chan struct{})
-			_ = stuckSock.Once("disconnect", func(...any) { close(dropped) })
+			go func(done <-chan struct{}) { <-done; close(dropped) }(stuckSock.Context().Done())
 			baseline := heapInuse()
 			goodDone := readTicks(good)
 
@@ -116,7 +116,7 @@ func TestSlowConsumer(t *testing.T) {
 			deadline := time.Now().Add(waitTimeout)
 			for extra := -1; extra < afterDrop; sent++ {
 				<-pace
-				ts.IO().To("feed").Emit("tick", sent, tickPayload)
+				ts.IO().Namespace("/").To("feed").Emit("tick", sent, tickPayload)
 				if extra < 0 {
 					select {
 					case <-dropped:
@@ -130,7 +130,7 @@ func TestSlowConsumer(t *testing.T) {
 					extra++
 				}
 			}
-			ts.IO().To("feed").Emit("end", sent)
+			ts.IO().Namespace("/").To("feed").Emit("end", sent)
 			if err := receive(t, "every tick at the good client", goodDone); err != nil {
 				t.Fatal(err)
 			}
@@ -166,19 +166,12 @@ func TestPausedReaderGetsEverythingInOrder(t *testing.T) {
 		t.Fatalf("subscribe: %v", got)
 	}
 	sock := serverSocket(ts, c.sid)
-	tr, ok := sock.Conn().Transport().(*deadlineWebsocket)
-	if !ok {
-		t.Fatalf("transport is %T", sock.Conn().Transport())
-	}
-	busy := func() bool {
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		return tr.busy
-	}
+	conn := ts.IO().Engine().Conn(sock.ConnID())
+	busy := func() bool { return !conn.Writable() }
 	sent := 0
 	send := func() {
 		if sent%2 == 0 {
-			ts.IO().To("feed").Emit("tick", sent, tickPayload)
+			ts.IO().Namespace("/").To("feed").Emit("tick", sent, tickPayload)
 		} else {
 			sock.Emit("tick", sent, tickPayload)
 		}
@@ -193,7 +186,7 @@ func TestPausedReaderGetsEverythingInOrder(t *testing.T) {
 	for range 100 { // queued behind the writer goroutine
 		send()
 	}
-	ts.IO().To("feed").Emit("end", sent)
+	ts.IO().Namespace("/").To("feed").Emit("end", sent)
 	if err := receive(t, "every tick, in order", readTicks(c)); err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func TestChurnSoak(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 
 	settled := func() bool {
-		return ts.IO().Engine().ClientsCount() == 0 && ts.conns.size() == 0 &&
+		return ts.IO().Connections() == 0 &&
 			counterValue(t, ts.metrics, "switchboard_sockets_connected", "namespace=/", "transport=websocket") == 0 &&
 			counterValue(t, ts.metrics, "switchboard_sockets_connected", "namespace=/", "transport=polling") == 0
 	}

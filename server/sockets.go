@@ -1,73 +1,78 @@
 package server
 
 import (
-	"sync/atomic"
+	"fmt"
 
-	"github.com/zishang520/socket.io/servers/socket/v3"
-
+	"github.com/switchboard/switchboard/engineio"
 	"github.com/switchboard/switchboard/namespaces"
+	"github.com/switchboard/switchboard/socketio"
 )
 
-// socketHooks is what the node adds to every socket of a namespace: metrics, the event limits and
-// the token session (auth:refresh and the expiry timer). It is installed before the namespace's
-// own handlers, as one middleware, one "disconnect" listener and one outgoing listener (shared by
-// the namespace's sockets), so that an idle socket holds one small struct for all of them: the
-// library keeps every listener of an event in a concurrent map entry with its own slice, and
-// listeners were the largest share of an idle connection's heap after the library's own.
-type socketHooks struct {
-	srv     *Server
-	metrics *nspMetrics
-	refresh *namespaces.Routes[*session]
-
-	s       *socket.Socket
-	session atomic.Pointer[session] // nil on an anonymous server; "disconnect" may read it from another goroutine
-	limits  socketLimits
+// socketConfig maps the configuration onto the Socket.IO and Engine.IO servers.
+func (s *Server) socketConfig() socketio.Config {
+	l := s.cfg.Limits
+	headers := []string{"authorization", "origin", "user-agent"}
+	for _, h := range s.cfg.HookHeaders {
+		headers = append(headers, h)
+	}
+	return socketio.Config{
+		Engine: engineio.Config{
+			PingInterval:   s.cfg.PingInterval,
+			PingTimeout:    s.cfg.PingTimeout,
+			MaxPayload:     s.cfg.MaxPayload,
+			BodyTimeout:    s.cfg.bodyReadTimeout(),
+			WriteTimeout:   l.WriteTimeout,
+			MaxWriteBuffer: int(l.MaxWriteBuffer),
+			CORSOrigins:    s.cfg.CORSOrigins,
+			OnWriteTimeout: func() { s.metrics.Limited("write_timeout") },
+			OnSlowClient:   func() { s.metrics.Limited("write_buffer") },
+		},
+		Parser:             socketio.ParserMode(s.cfg.Parser),
+		ConnectTimeout:     s.connectTimeout(),
+		RecoveryWindow:     s.cfg.RecoveryWindow,
+		RecoveryMaxBytes:   s.cfg.RecoveryMaxMiB << 20,
+		Adapter:            s.backend.Adapter(),
+		Headers:            headers,
+		MaxRefusedConnects: maxRefusedConnects,
+		Logger:             s.log.With().Str("component", "socketio").Logger(),
+		OnProtocolError:    func() { s.metrics.Limited("protocol_error") },
+		OnRefusedConnect:   func() { s.metrics.Limited("refused_connect") },
+	}
 }
 
-// instrument installs the hooks on every socket that connects to nsp (or recovers its session).
-func (s *Server) instrument(nsp socket.Namespace) {
-	metrics := s.metrics.namespace(nsp.Name())
-	refresh := s.auth.refreshRoutes()
-	_ = nsp.On("connection", func(args ...any) {
-		sock, ok := namespaces.SocketArg(args)
-		if !ok {
-			return
+// maxRefusedConnects is how many refused namespace CONNECTs (unknown namespace, bad token) one
+// connection may make before it is closed; a refusal keeps nothing.
+const maxRefusedConnects = 32
+
+// serveNamespaces registers the product namespaces, each behind the node's own middlewares:
+// authentication first, then (for events) metrics, limits and the token's lifetime, then the
+// namespace's handlers.
+func (s *Server) serveNamespaces(list []namespaces.Namespace) error {
+	for _, ns := range list {
+		nsp, err := s.io.Of(ns.Name())
+		if err != nil {
+			return fmt.Errorf("server: namespace %s: %w", ns.Name(), err)
 		}
-		h := &socketHooks{srv: s, metrics: metrics, refresh: refresh, s: sock}
-		metrics.connected(s.conns.join(sock.Conn(), nsp.Name()))
-		sock.Use(h.middleware)
-		sock.OnAnyOutgoing(metrics.countEmitted)
-		// Before the session is armed: see Authenticator.session.
-		_ = sock.On("disconnect", h.disconnected)
-		h.session.Store(s.auth.session(sock))
+		s.nsps[ns.Name()] = nsp
+		nsp.Use(s.auth.Middleware)
+		s.instrument(nsp)
+		s.guard.install(nsp)
+		s.auth.install(nsp)
+		ns.Register(nsp)
+	}
+	return nil
+}
+
+// instrument counts a namespace's sockets, events and acks.
+func (s *Server) instrument(nsp *socketio.Namespace) {
+	nm := s.metrics.namespace(nsp.Name())
+	nsp.OnConnection(func(sock *socketio.Socket) { nm.connected(sock.Transport()) })
+	nsp.OnDisconnect(func(_ *socketio.Socket, reason string) { nm.disconnected(reason) })
+	nsp.UseEvents(func(_ *socketio.Socket, ev *socketio.Event) bool {
+		nm.received.inc(ev.Name)
+		return true
 	})
-}
-
-// middleware counts the event (and its ack), applies the limits, and answers auth:refresh; the
-// namespace's events go on to its own middleware.
-func (h *socketHooks) middleware(event []any, next func(error)) {
-	h.metrics.event(event)
-	reserved, ok := h.srv.guard.admit(h.s, &h.limits, event)
-	if !ok {
-		return
-	}
-	if !h.refresh.Handle(h.s, h.session.Load(), event) {
-		next(nil)
-	}
-	if reserved != nil {
-		// The handler has run by now (namespaces.Routes.Handle and warmPool.dispatch run it in the
-		// chain); where the library's own dispatch queued it instead, this task runs right after.
-		h.s.Enqueue(func() { h.limits.rooms.release(reserved) })
-	}
-}
-
-// disconnected is the socket's "disconnect" listener.
-func (h *socketHooks) disconnected(args ...any) {
-	var reason string
-	if len(args) > 0 {
-		reason, _ = args[0].(string)
-	}
-	h.metrics.disconnected(reason)
-	h.srv.conns.leave(h.s.Conn(), h.metrics.name)
-	h.session.Load().stop()
+	nsp.OnAck(func(_ *socketio.Socket, _ *socketio.Event, args []any) { nm.acks[ackResult(args)].Inc() })
+	nsp.OnEmitted(nm.emitted)
+	s.metrics.watchSockets(nsp)
 }

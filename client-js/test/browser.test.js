@@ -146,7 +146,7 @@ test("the landing page at / says what runs and links to the demo", { timeout: 60
   try {
     await page.goto(server.url + "/");
     assert.match(await page.locator("#adapter").innerText(), /^memory$/);
-    assert.match(await page.locator("#namespaces").innerText(), /^\/, \/chat$/);
+    assert.match(await page.locator("#namespaces").innerText(), /^\/, \/chat, \/relay$/);
     assert.ok((await page.locator("#snippet").innerText()).includes(`io("${server.url}/chat")`), "the snippet connects to this server's /chat");
     await page.click("#demo a");
     await page.waitForURL(server.url + "/demo/", { timeout: wait });

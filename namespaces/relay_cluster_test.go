@@ -15,7 +15,7 @@ import (
 
 // relayBus links the "/relay" namespaces of in-process nodes as a cluster adapter does:
 // broadcasts and server-side emits reach the other nodes, synchronously and in order. (The
-// Redis adapters of adapters2 replace it in the two-node test of phase 2.)
+// Redis adapters of package adapters are used by the two-node test in relay_redis_test.go.)
 type relayBus struct {
 	mu    sync.Mutex
 	nodes []*socketio.Namespace

@@ -8,10 +8,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	adapters "github.com/switchboard/switchboard/adapters2"
+	"github.com/switchboard/switchboard/adapters"
 )
 
-// relayNode starts a relay node on a Redis backend of adapters2 (the classic adapter, presence
+// relayNode starts a relay node on a Redis backend of package adapters (the classic adapter, presence
 // on Redis, the relay state in the backend's Redis), on the machine's Redis under prefix.
 func relayNode(t *testing.T, prefix string) *relayEnv {
 	t.Helper()
@@ -40,7 +40,7 @@ func keyedFrom(log []rawEvent, user, key string) []any {
 	return out
 }
 
-// Two nodes on Redis (adapters2's redis backend) see the same members, state and messages.
+// Two nodes on Redis (the adapters package's redis backend) see the same members, state and messages.
 func TestRelayTwoNodesOnRedis(t *testing.T) {
 	prefix := "sbt-relay-" + rand.Text()[:8]
 	n1, n2 := relayNode(t, prefix), relayNode(t, prefix)
