@@ -8,6 +8,13 @@
 // lives in one timer heap (timers.go). Nothing of the handshake request is kept: the layer above
 // reads what it needs during Config.Open. Outgoing packets are framed once (Message) and written
 // from the sending goroutine with non-blocking system calls, in the order they were sent.
+//
+// It is one package past 2,000 lines because its parts share a session's lock and state: the
+// long-polling and websocket transports, the upgrade that moves a session from one to the other,
+// the heartbeat the timer heap fires and the poller that reads the websockets all act on a Conn
+// under its mutex. Its files split by concept: server (handshakes, routing, CORS), conn (the
+// session), polling, websocket (handshake, writes, reads), wsframe (the frame codec), timers,
+// poller_* (per platform), message, packet.
 package engineio
 
 import (

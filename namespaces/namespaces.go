@@ -1,8 +1,14 @@
 // Package namespaces holds what each of Switchboard's Socket.IO namespaces does with the events
-// its sockets send: "/" (rooms that backends publish to) and "/chat" (rooms whose members talk),
-// with chat history and presence. It knows nothing of HTTP, flags or process lifecycle, and
-// speaks only package socketio's API; the server registers the list it is given, after its own
-// middlewares (authentication, limits).
+// its sockets send: "/" (rooms that backends publish to), "/chat" (rooms whose members talk,
+// with history and presence) and "/relay" (members messaging each other, with state and per-tick
+// coalescing). It knows nothing of HTTP, flags or process lifecycle, and speaks only package
+// socketio's API; the server registers the list it is given, after its own middlewares
+// (authentication, limits).
+//
+// It is one package past 2,000 lines because the namespaces share their contract's rules and
+// helpers: the typed decode+ack helper (request.go), identity and the user rooms, room names and
+// claims, presence conventions. /relay is the largest part (relay*.go); each namespace's files
+// stand on their own.
 package namespaces
 
 import (

@@ -12,6 +12,13 @@
 //
 // Lock order: Socket.mu is never held while taking another lock but for the engine's send;
 // LocalAdapter.mu may be held while taking Namespace.mu; client.mu is taken alone.
+//
+// It is one package past 2,000 lines because a socket's state is shared by the types users know
+// as one: the client decodes and routes, the socket queues and runs, the namespace connects and
+// dispatches, the local adapter keeps the socket's rooms under its own lock and delivers, the
+// recovery store keeps what a socket missed; splitting them would export their internals. Files
+// split by concept: server, client, namespace, socket, broadcast, adapter (+ adapter_local),
+// recovery, presence, queue, parser (+ msgpack), args, binary, packet.
 package socketio
 
 import (
