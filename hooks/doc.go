@@ -10,7 +10,8 @@
 //   - Forward sends a client event to the backend (§8.2): one request at a time per key (a socket),
 //     in the order Forward was called, keys in parallel up to Config.MaxInFlight requests, and at
 //     most Config.MaxQueued events waiting per key (ErrBackpressure beyond). A key's queue and
-//     goroutine exist only while it has work.
+//     goroutine exist only while it has work. ForwardFunc is Forward with the request built when
+//     it is sent, after the key's previous answer was applied.
 //   - Notify queues a lifecycle event for the events webhook (§8.3) and never blocks: events are
 //     batched, posted in order one batch at a time, retried with backoff until a 2xx, and kept in a
 //     bounded queue that drops its oldest events (counted, logged at most once a minute) when full.

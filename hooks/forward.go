@@ -66,8 +66,9 @@ type keyQueue struct {
 }
 
 type forwardItem struct {
-	body []byte
-	done func(EventResult, error)
+	body  []byte              // the request, encoded by Forward
+	build func() EventRequest // or the request, built when it is sent (ForwardFunc)
+	done  func(EventResult, error)
 }
 
 // Forward queues an event for the backend under key (a socket's id): events of one key are sent
@@ -88,6 +89,24 @@ func (c *Client) Forward(key string, req EventRequest, done func(EventResult, er
 	if err != nil {
 		return fmt.Errorf("hooks: encode event: %w", err)
 	}
+	return c.enqueue(key, forwardItem{body: body, done: done})
+}
+
+// ForwardFunc is Forward for a request that is built when it is sent rather than when it is
+// queued: build is called on the key's goroutine right before the request goes out, after the
+// done of the key's previous event returned. So a socket's next event reports the rooms its
+// previous answer joined, however soon the client sent it. An Arg or Data of build's request
+// that is not JSON ends in done with a CodeInternal *Error instead of a Forward error. It panics
+// on a nil build or done.
+func (c *Client) ForwardFunc(key string, build func() EventRequest, done func(EventResult, error)) error {
+	if build == nil || done == nil {
+		panic("hooks: ForwardFunc expects a build and a done func")
+	}
+	return c.enqueue(key, forwardItem{build: build, done: done})
+}
+
+// enqueue adds an item to key's queue, starting the key's goroutine when it has none.
+func (c *Client) enqueue(key string, item forwardItem) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -104,7 +123,7 @@ func (c *Client) Forward(key string, req EventRequest, done func(EventResult, er
 		c.m.rejected.Inc()
 		return ErrBackpressure
 	}
-	q.items = append(q.items, forwardItem{body: body, done: done})
+	q.items = append(q.items, item)
 	c.mu.Unlock()
 	if start {
 		go c.runKey(key, q)
@@ -126,6 +145,19 @@ func (c *Client) runKey(key string, q *keyQueue) {
 		q.items = q.items[1:]
 		c.mu.Unlock()
 
+		if it.build != nil {
+			var err error
+			if it.body, err = encodeEvent(it.build()); err != nil {
+				c.release()
+				herr := &Error{Code: CodeInternal, Message: "internal error", outcome: outcomeInvalid, cause: fmt.Errorf("encode event: %w", err)}
+				c.log.failed(hookEvent, outcomeInvalid, 0, herr)
+				it.done(EventResult{}, herr)
+				if c.forget(key, q) {
+					return
+				}
+				continue
+			}
+		}
 		start := time.Now()
 		resp, herr := c.post(c.ctx, hookEvent, it.body)
 		c.release()
@@ -138,15 +170,22 @@ func (c *Client) runKey(key string, q *keyQueue) {
 		} else {
 			it.done(res, nil)
 		}
-
-		c.mu.Lock()
-		if len(q.items) == 0 {
-			delete(c.keys, key)
-			c.mu.Unlock()
+		if c.forget(key, q) {
 			return
 		}
-		c.mu.Unlock()
 	}
+}
+
+// forget removes key once its queue is empty and reports whether it did: the key's goroutine
+// then ends, and the key's next Forward starts another.
+func (c *Client) forget(key string, q *keyQueue) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(q.items) == 0 {
+		delete(c.keys, key)
+		return true
+	}
+	return false
 }
 
 // failKey ends the key's waiting events with ErrClosed, once Close gave up.

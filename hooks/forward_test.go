@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -532,5 +533,64 @@ func TestForwardCloseWaitsForQueued(t *testing.T) {
 	}
 	if n := ok.Load(); n != 50 {
 		t.Errorf("%d of 50 queued events answered by Close's end", n)
+	}
+}
+
+// TestForwardFuncBuildsWhenSent: a request queued behind another is built only once the other's
+// done returned, so it sees what that done changed; a build whose args are not JSON ends in an
+// internal error for that event alone.
+func TestForwardFuncBuildsWhenSent(t *testing.T) {
+	bodies := make(chan string, 4)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request, hook string, body []byte) {
+		bodies <- string(body)
+		answer(w, 200, `{"join":["r1"]}`)
+	})
+	c := newClient(t, b, Config{})
+
+	var mu sync.Mutex
+	rooms := []string{}
+	build := func() EventRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return EventRequest{Socket: Socket{ID: "s1", Rooms: slices.Clone(rooms)}, Event: "e"}
+	}
+	results := make(chan error, 3)
+	done := func(res EventResult, err error) {
+		mu.Lock()
+		rooms = append(rooms, res.Join...)
+		mu.Unlock()
+		results <- err
+	}
+	bad := func() EventRequest {
+		return EventRequest{Socket: Socket{ID: "s1"}, Event: "e", Args: []json.RawMessage{json.RawMessage(`{`)}}
+	}
+	// All three are queued before the first answer can arrive: the key's goroutine starts with
+	// the first, and the backend answers only after it read a body.
+	for i, f := range []func() EventRequest{build, bad, build} {
+		if err := c.ForwardFunc("s1", f, done); err != nil {
+			t.Fatalf("ForwardFunc #%d: %v", i, err)
+		}
+	}
+	for i := range 3 {
+		err := <-results
+		var herr *Error
+		switch {
+		case i == 1 && (!errors.As(err, &herr) || herr.Code != CodeInternal):
+			t.Errorf("event with bad args: %v, want a %s *Error", err, CodeInternal)
+		case i != 1 && err != nil:
+			t.Errorf("event #%d: %v", i, err)
+		}
+	}
+	first, second := <-bodies, <-bodies
+	if !strings.Contains(first, `"rooms":[]`) {
+		t.Errorf("first body %s: want no rooms", first)
+	}
+	if !strings.Contains(second, `"rooms":["r1"]`) {
+		t.Errorf("second body %s: want the room the first answer joined", second)
+	}
+	select {
+	case extra := <-bodies:
+		t.Errorf("the event with bad args was sent: %s", extra)
+	default:
 	}
 }
