@@ -50,6 +50,8 @@ type Relay struct {
 	tick     time.Duration
 	nsp      *socketio.Namespace
 	single   bool // the adapter is a plain LocalAdapter: there are no other nodes to tell
+	// encode prepares a keyed value for every reader (nsp.Encode; tests count the calls).
+	encode func(event string, args ...any) *socketio.Encoded
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -114,6 +116,9 @@ func (r *Relay) Handles(event string) bool { return r.routes.Has(event) }
 // nodes' keyed batches).
 func (r *Relay) Register(nsp *socketio.Namespace) {
 	r.nsp = nsp
+	if r.encode == nil {
+		r.encode = nsp.Encode
+	}
 	_, r.single = nsp.Adapter().(*socketio.LocalAdapter)
 	nsp.Use(joinUserRoom)
 	nsp.OnConnection(func(s *socketio.Socket) {
@@ -366,7 +371,8 @@ func (r *Relay) disconnected(s *socketio.Socket) {
 
 // recovered counts a socket that connection state recovery put back in its rooms (its
 // disconnection uncounted it) and hands it the rooms' state, since the keyed values it missed
-// were volatile: it hears relay:user-joined where it is its user's first socket again.
+// were volatile; then the room hears relay:user-joined where it is its user's first socket
+// again (after the state is in the socket's backlog: the next tick writes it).
 func (r *Relay) recovered(s *socketio.Socket) {
 	u := IdentityOf(s).User
 	for _, room := range s.Rooms() {
@@ -379,11 +385,11 @@ func (r *Relay) recovered(s *socketio.Socket) {
 			continue
 		}
 		r.count(s, room)
-		if ch.Member {
-			_ = r.nsp.To(room).Except(s.ID()).Emit(RelayUserJoinedEvent, PresenceEvent{Room: room, User: u})
-		}
 		if err := r.resync(s.Context(), s, room, u.ID); err != nil {
 			r.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("state on recovery")
+		}
+		if ch.Member {
+			_ = r.nsp.To(room).Except(s.ID()).Emit(RelayUserJoinedEvent, PresenceEvent{Room: room, User: u})
 		}
 	}
 }

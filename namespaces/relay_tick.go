@@ -22,22 +22,24 @@ package namespaces
 // only the node holding the connection can keep. Two tabs of one user on two nodes publishing
 // the same key are coalesced per node: members may then get one message per node per tick.
 //
-// Slow readers. Every keyed value is written to each socket with Socket.EmitVolatile: the engine
-// writes it only if the transport can take it at once (a websocket with nothing queued, a
-// long-poll waiting) and refuses it otherwise. When a socket refuses one, it gets a backlog: the
-// newest value per (user, key) it has not received. Later values replace what the backlog holds
-// (RelayStageSlowReader) instead of queuing behind it, and each tick the backlog is written again
-// as far as the transport takes it. So a reader that stops reading costs the server, whatever
-// the publish rate and however long it stalls, at most one entry per (user, key) of the room (a
-// pointer; the data is shared with every other reader) and, in the engine, at most the unwritten
-// tail of one frame (a volatile write is never queued whole) — TestRelaySlowReader measures both
-// — and when it reads again it gets the present, not the past. A plain Emit would have queued
-// every value (a backlog that grows until the engine drops the client); a plain volatile one
-// would lose the last value of a burst. A long-polling transport takes a volatile write only
-// while a poll waits, and the first write answers it: so once a tick's first value went to such a
-// socket, the rest of that tick's go plainly, joining that poll or the next (send). A socket whose
-// relay:join is being answered is treated as slow until the answer is written, so that no value
-// reaches it before the state in the answer.
+// Slow readers. Each tick's values go to each socket in one Socket.WriteVolatile (in chunks of
+// about relayWriteChunk bytes): the engine writes a chunk only if the transport can take it at
+// once (a websocket with nothing queued, a long-poll waiting), all of it or none, and refuses it
+// otherwise. A value is encoded once per parser for every reader (Namespace.Encode), not once
+// per socket. When a socket refuses a chunk, it gets a backlog: the newest value per (user, key)
+// it has not received. Later values replace what the backlog holds (RelayStageSlowReader)
+// instead of queuing behind it, and each tick the backlog is written again as far as the
+// transport takes it. So a reader that stops reading costs the server, whatever the publish rate
+// and however long it stalls, at most one entry per (user, key) of the room (a pointer; the data
+// and its encodings are shared with every other reader) and, in the engine, at most the
+// unwritten tail of one chunk (a volatile write is refused while anything is queued) —
+// TestRelaySlowReader measures both — and when it reads again it gets the present, not the past.
+// A plain Emit would have queued every value (a backlog that grows until the engine drops the
+// client); a plain volatile one would lose the last value of a burst. A long-polling transport
+// takes a write only while a poll waits, and the write answers it: a tick's values going as one
+// write is what lets such a reader get them all in one poll rather than one value per poll. A
+// socket whose relay:join is being answered is treated as slow until the answer is written, so
+// that no value reaches it before the state in the answer.
 //
 // Nothing is kept for idle rooms: a room's relayRoom exists while it has keyed work here (values
 // to send, backlogs, a join being answered) and goes relayIdleTicks ticks after that ended; the
@@ -59,6 +61,14 @@ const (
 	relayIdleTicks = 20
 	// relayStoreTimeout bounds a tick's RelayState and cluster calls.
 	relayStoreTimeout = 2 * time.Second
+	// relayWriteChunk is about how many bytes of values go to a socket in one volatile write. A
+	// chunk is written whole or not at all, so it bounds what the engine may hold for a slow
+	// reader (the unwritten tail of one chunk) and keeps a tick of large values (up to 100 keys
+	// of 16 KiB per user) far below the write buffer limit that would drop the client.
+	relayWriteChunk = 64 << 10
+	// relayFrameOverhead is what a relay:message frame adds to its data, roughly (the event,
+	// room and user around it), for counting chunks.
+	relayFrameOverhead = 96
 )
 
 type relayKey struct{ user, key string }
@@ -71,17 +81,23 @@ type relayEntry struct {
 	key     string
 	event   string
 	data    json.RawMessage
-	dropped bool          // its user left the room: it is not delivered
-	msg     *RelayMessage // the relay:message argument, decoded once
+	dropped bool              // its user left the room: it is not delivered
+	enc     *socketio.Encoded // the relay:message, encoded once per parser for every reader
 }
 
-func (e *relayEntry) message(room string) *RelayMessage {
-	if e.msg == nil {
+// encoded is the entry's relay:message, prepared the first time a reader needs it.
+func (r *Relay) encoded(e *relayEntry, room string) *socketio.Encoded {
+	if e.enc == nil {
 		var data any
 		_ = json.Unmarshal(e.data, &data) // validated when published
-		e.msg = &RelayMessage{Room: room, User: e.user, Event: e.event, Data: data, Key: e.key}
+		e.enc = r.encode(RelayMessageEvent, &RelayMessage{Room: room, User: e.user, Event: e.event, Data: data, Key: e.key})
 	}
-	return e.msg
+	return e.enc
+}
+
+// size is about how many bytes the entry's frame takes.
+func (e *relayEntry) size() int {
+	return len(e.data) + len(e.event) + len(e.key) + len(e.user.ID) + len(e.user.Name) + relayFrameOverhead
 }
 
 // relayBacklog is what a slow reader has not received: the newest entry per (user, key).
@@ -339,38 +355,33 @@ func (r *Relay) deliverLocked(rm *relayRoom, entries []*relayEntry) {
 }
 
 // send writes entries (but s's own and dropped ones) to s, in order, and returns the index of the
-// first one its transport refused (len(entries) when it took them all) and how many it wrote.
-//
-// The first is written volatile: it goes only if the transport can take it at once. On a
-// websocket so do the others, one by one. A long-polling transport takes a volatile write only
-// while a poll waits, and the first write answers that poll: the others would all be refused
-// until the client polls again, one value per tick. So once the first went, the others are
-// written plainly, to the same poll or the next: the engine holds then at most one tick's values
-// for the client, since a poll waits only when nothing is buffered.
+// first one it did not write (len(entries) when it wrote them all) and how many it wrote. They go
+// in volatile writes of about relayWriteChunk bytes; the first one the transport refuses ends
+// the send. Over long-polling a write answers the waiting poll, so a tick's values reach such a
+// client in one poll as long as they fit in one chunk.
 func (r *Relay) send(s *socketio.Socket, room string, entries []*relayEntry) (next, delivered int) {
 	sid := s.ID()
-	probed, polling := false, false
+	batch := make([]*socketio.Encoded, 0, len(entries))
+	start, size := 0, 0
 	for i, e := range entries {
 		if e.sid == sid || e.dropped {
 			continue
 		}
-		msg := e.message(room)
-		switch {
-		case !probed:
-			if s.EmitVolatile(RelayMessageEvent, msg) != nil {
-				return i, delivered
+		if len(batch) > 0 && size+e.size() > relayWriteChunk {
+			if !s.WriteVolatile(batch...) {
+				return start, delivered
 			}
-			probed, polling = true, s.Transport() == "polling"
-		case polling:
-			if r.nsp.To(sid).Local().Emit(RelayMessageEvent, msg) != nil {
-				return i, delivered
-			}
-		default:
-			if s.EmitVolatile(RelayMessageEvent, msg) != nil {
-				return i, delivered
-			}
+			delivered += len(batch)
+			batch, start, size = batch[:0], i, 0
 		}
-		delivered++
+		batch = append(batch, r.encoded(e, room))
+		size += e.size()
+	}
+	if len(batch) > 0 {
+		if !s.WriteVolatile(batch...) {
+			return start, delivered
+		}
+		delivered += len(batch)
 	}
 	return len(entries), delivered
 }
