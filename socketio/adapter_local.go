@@ -251,6 +251,7 @@ func (a *LocalAdapter) Deliver(p *Packet, opts BroadcastOptions, targets []*Sock
 		}
 		if s.deliver(p, enc[k], opts.Volatile) {
 			n++
+			a.nsp.sent(s, p)
 		}
 	}
 }
@@ -285,6 +286,7 @@ func (a *LocalAdapter) BroadcastWithAckLocal(p *Packet, opts BroadcastOptions, o
 		s.registerAck(id, ack)
 		if s.writePacket(&q, opts.Volatile) {
 			n++
+			a.nsp.sent(s, &q)
 		} else {
 			s.takeAck(id)
 		}

@@ -48,6 +48,9 @@ func (srv *Server) open(c *engineio.Conn, r *http.Request) engineio.Receiver {
 		cl.parser, cl.dec = parserMsgpack, msgpackDecoder{}
 	}
 	cl.connectTimer = time.AfterFunc(srv.cfg.ConnectTimeout, cl.connectTimedOut)
+	if srv.cfg.OnConnOpen != nil {
+		srv.cfg.OnConnOpen(c)
+	}
 	return cl
 }
 
@@ -63,6 +66,9 @@ func (cl *client) connectTimedOut() {
 
 // OnMessage implements engineio.Receiver.
 func (cl *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
+	if fn := cl.srv.cfg.OnTraffic; fn != nil {
+		fn(true, len(data))
+	}
 	if cl.dec == nil { // --parser auto: the first packet tells
 		if binary {
 			cl.parser, cl.dec = parserMsgpack, msgpackDecoder{}
@@ -206,10 +212,18 @@ func (cl *client) parserOrDefault() parserKind {
 
 // write sends encoded messages on the connection.
 func (cl *client) write(msgs []*engineio.Message, volatile bool) bool {
+	var ok bool
 	if volatile {
-		return cl.conn.SendVolatile(msgs...)
+		ok = cl.conn.SendVolatile(msgs...)
+	} else {
+		ok = cl.conn.Send(msgs...) == nil
 	}
-	return cl.conn.Send(msgs...) == nil
+	if fn := cl.srv.cfg.OnTraffic; fn != nil && ok {
+		for _, m := range msgs {
+			fn(false, m.Len())
+		}
+	}
+	return ok
 }
 
 func (cl *client) removeSocket(s *Socket) {
@@ -231,8 +245,11 @@ func (cl *client) disconnectAll() {
 }
 
 // OnClose implements engineio.Receiver: each socket closes behind the work it has queued.
-func (cl *client) OnClose(_ *engineio.Conn, reason string) {
+func (cl *client) OnClose(c *engineio.Conn, reason string) {
 	cl.connectTimer.Stop()
+	if fn := cl.srv.cfg.OnConnClose; fn != nil {
+		fn(c, reason)
+	}
 	cl.mu.Lock()
 	cl.closed = true
 	sockets := cl.sockets

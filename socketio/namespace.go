@@ -47,6 +47,8 @@ type Namespace struct {
 	onOverflow   func(s *Socket, ev *Event)
 	onAck        func(s *Socket, ev *Event, args []any)
 	onEmitted    []func(event string, recipients int)
+	onSent       []func(s *Socket, data []any)
+	onData       []func(s *Socket)
 	onServerSide func(args []any, ack func(...any))
 
 	mu      sync.RWMutex
@@ -112,6 +114,23 @@ func (n *Namespace) emitted(p *Packet, recipients int) {
 		fn(name, recipients)
 	}
 }
+
+// OnSent adds a function told of every event written to one of the namespace's sockets (its own
+// emits, broadcasts, emits with ack; not a recovered socket's missed events): the socket and the
+// packet's data, the event name first. It runs on the sending goroutine, once per recipient, so
+// it must not block; data must not be modified. (For the admin UI's event_sent in development
+// mode; metrics want OnEmitted, once per broadcast.)
+func (n *Namespace) OnSent(fn func(s *Socket, data []any)) { n.onSent = append(n.onSent, fn) }
+
+func (n *Namespace) sent(s *Socket, p *Packet) {
+	for _, fn := range n.onSent {
+		fn(s, p.Data)
+	}
+}
+
+// OnData adds a function told whenever SetData changes a socket's data, on the goroutine that
+// called it (for the admin UI's socket_updated).
+func (n *Namespace) OnData(fn func(s *Socket)) { n.onData = append(n.onData, fn) }
 
 // Encoded is an event encoded at most once per parser, when a socket speaking that parser first
 // needs it, so that writing the same event to many sockets one by one (Socket.WriteVolatile)

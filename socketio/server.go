@@ -69,6 +69,13 @@ type Config struct {
 	// protocol and of a refused CONNECT (for metrics); nil = not told.
 	OnProtocolError  func()
 	OnRefusedConnect func()
+	// OnConnOpen and OnConnClose are told of every Engine.IO connection opened and closed (with
+	// the engine's reason), and OnTraffic of every Socket.IO message a connection carries (in:
+	// from the client; bytes: its payload's length), for the admin UI's aggregated events; nil =
+	// not told. They run on the connection's goroutines and must not block.
+	OnConnOpen  func(c *engineio.Conn)
+	OnConnClose func(c *engineio.Conn, reason string)
+	OnTraffic   func(in bool, bytes int)
 }
 
 func (c *Config) withDefaults() {

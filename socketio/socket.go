@@ -159,6 +159,9 @@ func (s *Socket) SetData(data any) {
 	s.mu.Lock()
 	s.data = data
 	s.mu.Unlock()
+	for _, fn := range s.nsp.onData {
+		fn(s)
+	}
 }
 
 // Connected reports whether the socket is connected.
@@ -242,6 +245,7 @@ func (s *Socket) emit(event string, args []any, volatile bool) error {
 		return ErrDisconnected
 	}
 	s.nsp.emitted(p, 1)
+	s.nsp.sent(s, p)
 	return nil
 }
 
@@ -276,6 +280,7 @@ func (s *Socket) WriteVolatile(evs ...*Encoded) bool {
 	}
 	for _, e := range evs {
 		s.nsp.emitted(e.p, 1)
+		s.nsp.sent(s, e.p)
 	}
 	return true
 }
@@ -295,6 +300,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (*A
 		s.takeAck(id)
 		return nil, ErrDisconnected
 	}
+	s.nsp.sent(s, p)
 	select {
 	case a := <-ch:
 		if a == nil {
