@@ -121,16 +121,17 @@ func maxAsked(event string) int {
 	switch event {
 	case eventSubscribe:
 		return namespaces.MaxRoomsPerRequest
-	case eventChatJoin:
+	case eventChatJoin, namespaces.RelayJoinEvent:
 		return 1
 	}
 	return 0
 }
 
-// askedRooms decodes the rooms a subscribe or chat:join payload asks to join; nil for other
-// events and for payloads the handler refuses as bad_request anyway (a list of the wrong shape or
-// length, an invalid name), so that such a request gets bad_request rather than the room limit's
-// forbidden, whatever the rooms the socket is in. The rules are the handlers' own (Validate).
+// askedRooms decodes the rooms a subscribe, chat:join or relay:join payload asks to join; nil for
+// other events and for payloads the handler refuses as bad_request anyway (a list of the wrong
+// shape or length, an invalid name), so that such a request gets bad_request rather than the room
+// limit's forbidden, whatever the rooms the socket is in. The rules are the handlers' own
+// (Validate).
 func askedRooms(ev *socketio.Event) []string {
 	switch ev.Name {
 	case eventSubscribe:
@@ -139,7 +140,7 @@ func askedRooms(ev *socketio.Event) []string {
 			return nil
 		}
 		return req.Rooms
-	case eventChatJoin:
+	case eventChatJoin, namespaces.RelayJoinEvent:
 		var req namespaces.RoomRequest
 		if namespaces.Decode(ev.Args, &req) != nil {
 			return nil

@@ -29,7 +29,7 @@ type Limits struct {
 	// is disconnected; 0 never disconnects.
 	EventAbuse int
 	// MaxRoomsPerSocket bounds the rooms a socket may be in (its own id room and user room not
-	// counted); a subscribe or chat:join beyond it gets forbidden.
+	// counted); a subscribe, chat:join or relay:join beyond it gets forbidden.
 	MaxRoomsPerSocket int
 	// WriteTimeout bounds how long one websocket write may block on a client that stops reading;
 	// past it the connection is dropped.
