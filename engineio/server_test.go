@@ -399,6 +399,46 @@ func TestGracefulClose(t *testing.T) {
 	}
 }
 
+// TestGracefulCloseWhileTheClientSends: a handler that closes the connection while the client
+// still sends (a refused CONNECT past the bound, with more pipelined behind it) loses none of
+// the frames written before the close. The close used to end the connection at once when the
+// next frame came in: the frames still queued for a slow reader were dropped, and with the
+// client's bytes unread the kernel reset the connection, losing what it had not read yet.
+func TestGracefulCloseWhileTheClientSends(t *testing.T) {
+	const answers = 128
+	big := strings.Repeat("x", 64<<10) // 8 MiB in all: more than the socket buffers hold
+	rec := newRecorder(false)
+	rec.onMsg = func(c *Conn, data []byte, _ bool) {
+		if string(data) != "bye" {
+			return
+		}
+		for i := range answers {
+			_ = c.Send(NewTextMessage(fmt.Sprintf("m%d %s", i, big)))
+		}
+		c.Close()
+	}
+	_, base := startEngine(t, Config{}, rec)
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	ws.next()
+	_ = ws.nc.(*net.TCPConn).SetReadBuffer(16 << 10) // a slow reader: the answers queue on the server
+	burst := clientFrame(true, opText, []byte("4bye"))
+	for range 1000 {
+		burst = append(burst, clientFrame(true, opText, []byte("4more"))...)
+	}
+	wrote := make(chan struct{})
+	go func() { _, _ = ws.nc.Write(burst); close(wrote) }() // the server may stop reading: no error checked
+	receive(t, "the client's burst written (or refused)", wrote)
+	for i := range answers {
+		_, got, err := ws.read()
+		if want := fmt.Sprintf("4m%d %s", i, big); err != nil || got != want {
+			t.Fatalf("frame %d: %d bytes, %v; want %d bytes", i, len(got), err, len(want))
+		}
+	}
+	if op, _, err := ws.read(); err != nil || op != opClose {
+		t.Fatalf("after the answers: op %d, %v; want the close frame", op, err)
+	}
+}
+
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rec := newRecorder(true)

@@ -416,6 +416,15 @@ func (w *wsTransport) onPacket(p packet) error {
 		return nil
 	}
 	if !c.deliver(p) {
+		c.mu.Lock()
+		closing := w.closing
+		c.mu.Unlock()
+		if closing {
+			// The close frame is out: what the client sent meanwhile is read and dropped until
+			// it answers (closeLinger at most). Closing with its bytes unread would reset the
+			// connection, and the client would lose the frames written before the close.
+			return nil
+		}
 		return errStop
 	}
 	return nil
