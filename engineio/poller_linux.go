@@ -160,7 +160,7 @@ func (l *pollLoop) run() {
 		var werr error
 		wait := len(again) == 0
 		err := l.raw.Read(func(uintptr) bool {
-			n, werr = unix.EpollWait(l.epfd, events, 0)
+			n, werr = epollPoll(l.epfd, events)
 			if errors.Is(werr, unix.EINTR) {
 				n, werr = 0, nil
 			}

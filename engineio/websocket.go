@@ -339,7 +339,7 @@ func (w *wsTransport) readable(scratch []byte) bool {
 	for budget := maxReadBudget; budget > 0; {
 		var n int
 		var err error
-		if cerr := w.raw.Control(func(fd uintptr) { n, err = syscall.Read(int(fd), scratch) }); cerr != nil {
+		if cerr := w.raw.Control(func(fd uintptr) { n, err = readNB(int(fd), scratch) }); cerr != nil {
 			return false // closed
 		}
 		switch {
@@ -356,6 +356,12 @@ func (w *wsTransport) readable(scratch []byte) bool {
 		}
 		if ferr := w.fr.feed(scratch[:n], w.onFrame); ferr != nil {
 			w.readFailed(ferr)
+			return false
+		}
+		if n < len(scratch) {
+			// A short read took all the kernel had: with edge-triggered readiness, bytes that
+			// come later raise a new edge, so the read that would only say EAGAIN is saved (as
+			// libuv saves it).
 			return false
 		}
 		budget -= n
