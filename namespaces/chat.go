@@ -156,6 +156,12 @@ const presenceTimeout = 5 * time.Second
 // announcement either reaches a joiner or was counted before its member list. Across nodes the
 // announcement travels through the adapter and may arrive after a later joiner on another node
 // read its list: then that joiner hears of the member twice (README, "Running several nodes").
+//
+// A node that dies (killed, crashed) leaves its members counted in cluster presence until the
+// presence reaps them (a bounded time, adapters' doc); one survivor then reports each departure
+// (socketio.Presence.OnExpired) and the room hears chat:user-left from it, once in the cluster.
+// OnMember tells an observer (the events webhook, SPEC §8.3) of every arrival and departure,
+// those of dead nodes included.
 type Chat struct {
 	log      zerolog.Logger
 	routes   *Routes[*socketio.Socket]
@@ -163,6 +169,7 @@ type Chat struct {
 	presence socketio.Presence
 	fallback Fallback
 	nsp      *socketio.Namespace
+	onMember func(room string, u User, present bool)
 
 	rooms keyedMutex // presence work, one room at a time
 
@@ -195,6 +202,18 @@ func NewChat(log zerolog.Logger, history History, presence socketio.Presence, fa
 // Name implements Namespace.
 func (*Chat) Name() string { return "/chat" }
 
+// OnMember sets a function told of every change of a room's members, as chat:user-joined and
+// chat:user-left announce them: present is true for a user's arrival, false for its departure.
+// It is called once per change in the cluster, under the room's presence lock, so it must not
+// block (the events webhook only queues). Set it before Register.
+func (c *Chat) OnMember(fn func(room string, u User, present bool)) { c.onMember = fn }
+
+func (c *Chat) member(room string, u User, present bool) {
+	if c.onMember != nil {
+		c.onMember(room, u, present)
+	}
+}
+
 // Handles reports whether event is one of the namespace's own.
 func (c *Chat) Handles(event string) bool { return c.routes.Has(event) }
 
@@ -213,6 +232,25 @@ func (c *Chat) Register(nsp *socketio.Namespace) {
 		}
 	})
 	nsp.OnDisconnect(func(s *socketio.Socket, _ string) { c.disconnected(s) })
+	c.presence.OnExpired(c.expired)
+}
+
+// expired handles members whose node died: cluster presence reaps them on one survivor, which
+// announces the departures the dead node never could.
+func (c *Chat) expired(room, _ string, info []byte, ch socketio.PresenceChange) {
+	if !ch.Member {
+		return
+	}
+	var u User
+	if json.Unmarshal(info, &u) != nil || u.ID == "" {
+		return
+	}
+	unlock := c.rooms.Lock(room)
+	defer unlock()
+	c.member(room, u, false)
+	if err := c.nsp.To(room).Emit("chat:user-left", PresenceEvent{Room: room, User: u}); err != nil {
+		c.log.Warn().Err(err).Str("room", room).Msg("announce an expired member")
+	}
 }
 
 // isChatRoom tells the rooms presence is about from user rooms.
@@ -288,6 +326,7 @@ func (c *Chat) enter(ctx context.Context, s *socketio.Socket, u User, room strin
 	}
 	c.count(s, room)
 	if ch.Member {
+		c.member(room, u, true)
 		if err := c.nsp.To(room).Except(s.ID()).Emit("chat:user-joined", PresenceEvent{Room: room, User: u}); err != nil {
 			c.log.Warn().Err(err).Str("room", room).Msg("announce a member")
 		}
@@ -319,6 +358,7 @@ func (c *Chat) depart(ctx context.Context, sid string, u User, room string) erro
 		return err
 	}
 	if ch.Member {
+		c.member(room, u, false)
 		if err := c.nsp.To(room).Except(sid).Emit("chat:user-left", PresenceEvent{Room: room, User: u}); err != nil {
 			c.log.Warn().Err(err).Str("room", room).Msg("announce a departure")
 		}
@@ -366,6 +406,7 @@ func (c *Chat) recovered(s *socketio.Socket) {
 		}
 		c.count(s, room)
 		if ch.Member {
+			c.member(room, u, true)
 			_ = c.nsp.To(room).Except(s.ID()).Emit("chat:user-joined", PresenceEvent{Room: room, User: u})
 		}
 		unlock()

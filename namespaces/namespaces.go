@@ -1,7 +1,8 @@
 // Package namespaces holds what each of Switchboard's Socket.IO namespaces does with the events
 // its sockets send: "/" (rooms that backends publish to), "/chat" (rooms whose members talk,
-// with history and presence) and "/relay" (members messaging each other, with state and per-tick
-// coalescing). It knows nothing of HTTP, flags or process lifecycle, and speaks only package
+// with history and presence), "/relay" (members messaging each other, with state and per-tick
+// coalescing) and the app's own namespaces (App: every event goes to the app backend through a
+// Fallback). It knows nothing of HTTP, flags or process lifecycle, and speaks only package
 // socketio's API; the server registers the list it is given, after its own middlewares
 // (authentication, limits).
 //
