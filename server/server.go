@@ -44,6 +44,7 @@ type Server struct {
 	admission *admission
 	guard     *eventGuard
 	relay     *namespaces.Relay
+	hooks     *backendHooks // nil without --hook-url (hooks.go)
 }
 
 // New builds a node from cfg. It does not listen yet: Run or Serve does.
@@ -78,12 +79,17 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("server: start Socket.IO: %w", err)
 	}
 	s.setupLimits()
+	if s.hooks, err = s.newBackendHooks(); err != nil {
+		_ = s.backend.Close()
+		return nil, err
+	}
 	if cfg.Conformance {
 		err = s.serveReference()
 	} else {
 		err = s.serveNamespaces(s.namespaces())
 	}
 	if err != nil {
+		s.hooks.close(context.Background())
 		_ = s.backend.Close()
 		return nil, err
 	}
@@ -95,13 +101,16 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 // namespaces is the explicit list of namespaces this node serves.
 func (s *Server) namespaces() []namespaces.Namespace {
 	nlog := s.log.With().Str("component", "namespace").Logger()
+	fallback := s.hooks.fallback() // nil without hooks: unknown events are ignored
 	s.relay = namespaces.NewRelay(nlog, namespaces.RelayConfig{Tick: s.cfg.RelayTick, Observer: s.metrics.relay()},
-		s.relayState(), s.backend.Presence("/relay"), nil)
-	return []namespaces.Namespace{
-		namespaces.NewRoot(nlog, nil),
-		namespaces.NewChat(nlog, s.chatHistory(), s.backend.Presence("/chat"), nil),
-		s.relay,
+		s.relayState(), s.backend.Presence("/relay"), fallback)
+	chat := namespaces.NewChat(nlog, s.chatHistory(), s.backend.Presence("/chat"), fallback)
+	s.hooks.watchChat(chat)
+	list := []namespaces.Namespace{namespaces.NewRoot(nlog, fallback), chat, s.relay}
+	for _, name := range s.cfg.Namespaces { // validated: they need --hook-url
+		list = append(list, namespaces.NewApp(name, fallback))
 	}
+	return list
 }
 
 // relayState keeps /relay's room state in Redis with a Redis adapter, in this process otherwise.
@@ -232,6 +241,9 @@ func (s *Server) closeSockets() {
 	if s.relay != nil {
 		s.relay.Close()
 	}
+	hctx, hcancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	s.hooks.close(hctx) // after the sockets, before the backend their presence is counted in
+	hcancel()
 	if e, ok := s.echo.(interface {
 		Shutdown(ctx interface{ Done() <-chan struct{} })
 	}); ok {

@@ -45,8 +45,8 @@ func (s *Server) socketConfig() socketio.Config {
 const maxRefusedConnects = 32
 
 // serveNamespaces registers the product namespaces, each behind the node's own middlewares:
-// authentication first, then (for events) metrics, limits and the token's lifetime, then the
-// namespace's handlers.
+// authentication first, then the connect hook (hooks.go), then (for events) metrics, limits and
+// the token's lifetime, then the namespace's handlers.
 func (s *Server) serveNamespaces(list []namespaces.Namespace) error {
 	for _, ns := range list {
 		nsp, err := s.io.Of(ns.Name())
@@ -55,10 +55,12 @@ func (s *Server) serveNamespaces(list []namespaces.Namespace) error {
 		}
 		s.nsps[ns.Name()] = nsp
 		nsp.Use(s.auth.Middleware)
+		s.hooks.install(nsp) // the connect hook, before the namespace's own middlewares
 		s.instrument(nsp)
 		s.guard.install(nsp)
 		s.auth.install(nsp)
 		ns.Register(nsp)
+		s.hooks.observe(nsp)
 	}
 	return nil
 }
