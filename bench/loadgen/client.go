@@ -22,6 +22,8 @@ type Dialer struct {
 	sources []net.IP
 	next    atomic.Uint64
 	ws      websocket.Dialer
+	// Parser is the parser its connections speak: ParserDefault (or empty) or ParserMsgpack.
+	Parser string
 }
 
 // writePool shares write buffers between connections: most are idle at any moment.
@@ -42,6 +44,17 @@ func NewDialer(addr string, sources int) *Dialer {
 		NetDialContext:   d.dialTCP,
 	}
 	return d
+}
+
+// msgpack reports whether the dialer's connections speak socket.io-msgpack-parser.
+func (d *Dialer) msgpack() bool { return d.Parser == ParserMsgpack }
+
+// Event pre-encodes an event for the dialer's parser (see NewEvent and NewMsgpackEvent).
+func (d *Dialer) Event(nsp, event string, payload []byte) Event {
+	if d.msgpack() {
+		return NewMsgpackEvent(nsp, event, payload)
+	}
+	return NewEvent(nsp, event, payload)
 }
 
 // SourceIPs are the n loopback source addresses that connections are spread over: 127.0.1.3,
@@ -76,6 +89,8 @@ type Conn struct {
 	wmu sync.Mutex
 	buf []byte
 
+	mp *mpReader // the msgpack framing's decoder; nil for the default parser
+
 	done chan struct{}
 }
 
@@ -94,6 +109,9 @@ func (d *Dialer) Connect(ctx context.Context, nsp string, auth []byte) (*Conn, e
 		return nil, fmt.Errorf("loadgen: dial: %w", err)
 	}
 	c := &Conn{ws: ws, nsp: nsp, done: make(chan struct{})}
+	if d.msgpack() {
+		c.mp = newMPReader()
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.SetReadDeadline(dl)
 	}
@@ -102,17 +120,17 @@ func (d *Dialer) Connect(ctx context.Context, nsp string, auth []byte) (*Conn, e
 		_ = ws.Close()
 		return nil, fmt.Errorf("loadgen: no Engine.IO open packet: %v", err)
 	}
-	if err := c.Write(AppendConnect(nil, nsp, auth)); err != nil {
+	if err := c.writeConnect(auth); err != nil {
 		_ = ws.Close()
 		return nil, err
 	}
 	for {
-		_, msg, err := ws.ReadMessage()
+		kind, msg, err := ws.ReadMessage()
 		if err != nil {
 			_ = ws.Close()
 			return nil, fmt.Errorf("loadgen: namespace connect: %w", err)
 		}
-		f, err := ParseFrame(msg)
+		f, err := c.parse(kind, msg)
 		if err != nil {
 			continue
 		}
@@ -126,7 +144,9 @@ func (d *Dialer) Connect(ctx context.Context, nsp string, auth []byte) (*Conn, e
 		switch f.SIO {
 		case sioConnect:
 			c.Handshake = time.Since(start)
-			if i := bytes.Index(f.Data, []byte(`"sid":"`)); i >= 0 {
+			if c.mp != nil {
+				c.SID = msgpackSID(f.Data)
+			} else if i := bytes.Index(f.Data, []byte(`"sid":"`)); i >= 0 {
 				rest := f.Data[i+7:]
 				if j := bytes.IndexByte(rest, '"'); j >= 0 {
 					c.SID = string(rest[:j])
@@ -136,6 +156,9 @@ func (d *Dialer) Connect(ctx context.Context, nsp string, auth []byte) (*Conn, e
 			return c, nil
 		case sioConnectError:
 			_ = ws.Close()
+			if c.mp != nil {
+				return nil, fmt.Errorf("%w: %s", ErrRefused, msgpackText(f.Data))
+			}
 			return nil, fmt.Errorf("%w: %s", ErrRefused, f.Data)
 		}
 	}
@@ -148,7 +171,7 @@ func (c *Conn) Start(onFrame func(f Frame, at time.Time)) {
 		defer close(c.done)
 		var buf bytes.Buffer
 		for {
-			_, r, err := c.ws.NextReader()
+			kind, r, err := c.ws.NextReader()
 			if err != nil {
 				return
 			}
@@ -157,7 +180,7 @@ func (c *Conn) Start(onFrame func(f Frame, at time.Time)) {
 				return
 			}
 			at := time.Now()
-			f, err := ParseFrame(buf.Bytes())
+			f, err := c.parse(kind, buf.Bytes())
 			if err != nil {
 				continue
 			}
@@ -175,6 +198,32 @@ func (c *Conn) Start(onFrame func(f Frame, at time.Time)) {
 	}()
 }
 
+// parse decodes a frame: text frames as ParseFrame does, binary ones (msgpack packets) with the
+// connection's msgpack reader.
+func (c *Conn) parse(kind int, b []byte) (Frame, error) {
+	if kind == websocket.BinaryMessage {
+		if c.mp == nil {
+			return Frame{}, errFrame
+		}
+		return c.mp.parse(b)
+	}
+	return ParseFrame(b)
+}
+
+// writeConnect sends the namespace CONNECT in the connection's framing.
+func (c *Conn) writeConnect(auth []byte) error {
+	if c.mp == nil {
+		return c.Write(AppendConnect(nil, c.nsp, auth))
+	}
+	b, err := appendMsgpackPacket(nil, mpConnect, c.nsp, auth)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
 // Write sends one text frame.
 func (c *Conn) Write(b []byte) error {
 	c.wmu.Lock()
@@ -187,7 +236,11 @@ func (c *Conn) Emit(ev Event, id int64) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.buf = ev.Append(c.buf[:0], id)
-	return c.ws.WriteMessage(websocket.TextMessage, c.buf)
+	kind := websocket.TextMessage
+	if ev.binary {
+		kind = websocket.BinaryMessage
+	}
+	return c.ws.WriteMessage(kind, c.buf)
 }
 
 // Close leaves the namespace (a clean, client-side disconnect: the server keeps no session to
@@ -195,7 +248,12 @@ func (c *Conn) Emit(ev Event, id int64) error {
 func (c *Conn) Close() {
 	c.wmu.Lock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = c.ws.WriteMessage(websocket.TextMessage, AppendDisconnect(nil, c.nsp))
+	if c.mp != nil {
+		b, _ := appendMsgpackPacket(nil, mpDisconnect, c.nsp, nil)
+		_ = c.ws.WriteMessage(websocket.BinaryMessage, b)
+	} else {
+		_ = c.ws.WriteMessage(websocket.TextMessage, AppendDisconnect(nil, c.nsp))
+	}
 	_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	c.wmu.Unlock()
 	_ = c.ws.Close()

@@ -14,7 +14,7 @@ const connectSettle = 2 * time.Second
 // connection, and RSS and goroutines per idle connection once the server settled.
 func runConnect(ctx context.Context, o Options) (Result, error) {
 	var res Result
-	d := NewDialer(o.Addr, o.Sources)
+	d := o.dialer(o.Addr)
 	g0, gerr := goroutines(ctx, o.PprofAddr)
 	before, err := ReadProcs(o.pids())
 	if err != nil {

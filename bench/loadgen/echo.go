@@ -26,8 +26,8 @@ type echoState struct {
 // per second, server CPU per ack and the ack latency.
 func runEcho(ctx context.Context, o Options) (Result, error) {
 	var res Result
-	d := NewDialer(o.Addr, o.Sources)
-	ev := NewEvent("/", "subscribe", roomsPayload(o.Room))
+	d := o.dialer(o.Addr)
+	ev := d.Event("/", "subscribe", roomsPayload(o.Room))
 
 	var (
 		looping   atomic.Bool

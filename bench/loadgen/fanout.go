@@ -32,7 +32,8 @@ type fanoutRun struct {
 // reordered and duplicated messages.
 func runFanout(ctx context.Context, o Options) (Result, error) {
 	var res Result
-	nsp, join := "/", NewEvent("/", "subscribe", roomsPayload(o.Room))
+	d := o.dialer(o.Addr)
+	nsp, join := "/", d.Event("/", "subscribe", roomsPayload(o.Room))
 	var publish func(seq int, sent int64) error
 	run := &fanoutRun{base: time.Now()}
 
@@ -44,12 +45,11 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 		}
 		publish = api.publish
 	case "chat":
-		nsp, join = "/chat", NewEvent("/chat", "chat:join", fmt.Appendf(nil, `{"room":%q}`, o.Room))
+		nsp, join = "/chat", d.Event("/chat", "chat:join", fmt.Appendf(nil, `{"room":%q}`, o.Room))
 	default:
 		return res, fmt.Errorf("loadgen: fanout via %q: want api or chat", o.Via)
 	}
 
-	d := NewDialer(o.Addr, o.Sources)
 	members := make([]*receiver, o.N)
 	clients, failures, err := dialSpread(ctx, o, nsp, func(i, node int) func(Frame, time.Time) bool {
 		r := &receiver{node: node}
@@ -208,7 +208,7 @@ func dialSpread(ctx context.Context, o Options, nsp string, frames func(i, node 
 		failures int
 	)
 	for node, ids := range spread(o.N, len(addrs)) {
-		cs, failed, err := dialAll(ctx, o, NewDialer(addrs[node], o.Sources), nsp, len(ids), func(j int) func(Frame, time.Time) bool {
+		cs, failed, err := dialAll(ctx, o, o.dialer(addrs[node]), nsp, len(ids), func(j int) func(Frame, time.Time) bool {
 			return frames(ids[j], node)
 		})
 		if err != nil {
@@ -327,13 +327,14 @@ func (p *apiPublisher) publish(seq int, sent int64) error {
 // chatPublisher is one more chat member that sends chat:send with an ack.
 type chatPublisher struct {
 	*client
+	d    *Dialer // its events' parser
 	room string
 	buf  []byte
 	bad  atomic.Int64
 }
 
 func newChatPublisher(ctx context.Context, o Options, d *Dialer) (*chatPublisher, error) {
-	p := &chatPublisher{room: o.Room}
+	p := &chatPublisher{room: o.Room, d: d}
 	cs, _, err := dialAll(ctx, Options{Concurrency: 1}, d, "/chat", 1, func(int) func(Frame, time.Time) bool {
 		return func(f Frame, _ time.Time) bool {
 			if f.SIO == sioAck && f.AckID > 0 {
@@ -349,7 +350,7 @@ func newChatPublisher(ctx context.Context, o Options, d *Dialer) (*chatPublisher
 		return nil, err
 	}
 	p.client = cs[0]
-	if err := joinAll(ctx, Options{Concurrency: 1}, cs, NewEvent("/chat", "chat:join", fmt.Appendf(nil, `{"room":%q}`, o.Room))); err != nil {
+	if err := joinAll(ctx, Options{Concurrency: 1}, cs, d.Event("/chat", "chat:join", fmt.Appendf(nil, `{"room":%q}`, o.Room))); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -360,5 +361,5 @@ func (p *chatPublisher) publish(seq int, sent int64) error {
 	p.buf = fmt.Appendf(p.buf[:0], `{"room":%q,"text":"`, p.room)
 	p.buf = AppendStamp(p.buf, seq, sent)
 	p.buf = append(p.buf, `"}`...)
-	return p.Emit(NewEvent("/chat", "chat:send", p.buf), int64(seq)+1)
+	return p.Emit(p.d.Event("/chat", "chat:send", p.buf), int64(seq)+1)
 }

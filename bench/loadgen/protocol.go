@@ -110,7 +110,8 @@ func AppendDisconnect(dst []byte, nsp string) []byte {
 // costs an append of digits.
 type Event struct {
 	prefix []byte // 42/nsp,
-	body   []byte // ["event",payload]
+	body   []byte // ["event",payload]; with msgpack, the packet map's entries but the id
+	binary bool   // socket.io-msgpack-parser's framing (NewMsgpackEvent)
 }
 
 // NewEvent pre-encodes event with one JSON argument (payload must already be JSON).
@@ -128,6 +129,9 @@ func NewEvent(nsp, event string, payload []byte) Event {
 
 // Append appends the event with ack id (none when id < 0).
 func (e Event) Append(dst []byte, id int64) []byte {
+	if e.binary {
+		return e.appendMsgpack(dst, id)
+	}
 	dst = append(dst, e.prefix...)
 	if id >= 0 {
 		dst = strconv.AppendInt(dst, id, 10)
@@ -135,9 +139,10 @@ func (e Event) Append(dst []byte, id int64) []byte {
 	return append(dst, e.body...)
 }
 
-// AckOK reports whether an ack's data is a Switchboard success reply: [{"data": …}].
+// AckOK reports whether an ack's data is a Switchboard success reply: [{"data": …}], as JSON
+// or as msgpack (whose array header no JSON text starts with).
 func AckOK(data []byte) bool {
-	return bytes.HasPrefix(bytes.TrimSpace(data), []byte(`[{"data":`))
+	return bytes.HasPrefix(data, mpAckOK) || bytes.HasPrefix(bytes.TrimSpace(data), []byte(`[{"data":`))
 }
 
 // Marker starts the sequence stamp that publishers put in fan-out messages: "bseq:<seq>:<ns>",

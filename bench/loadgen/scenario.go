@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ type Options struct {
 	N           int           // clients (connect, echo) or room members (fanout)
 	Duration    time.Duration // measured time (echo, fanout publishing)
 	Warmup      time.Duration // echo: unmeasured time before the window
-	Rate        int           // fanout: messages per second; echo-fixed: acks per second
+	Rate        int           // fanout: messages per second; echo-fixed: acks per second; relay: per player
 	Via         string        // fanout: "api" or "chat"
 	APIKey      string        // fanout via api: the bearer key
 	Room        string        // the room every scenario uses
@@ -35,6 +36,24 @@ type Options struct {
 	Peers []string
 	// PeerPIDs are the processes of Peers; server CPU and RSS are summed over PID and PeerPIDs.
 	PeerPIDs []int
+	// Parser is the clients' Socket.IO parser: ParserDefault (or empty) or ParserMsgpack
+	// (msgpackScenarios only).
+	Parser string
+	// Keyed: the relay scenario's players publish keyed values (state, coalesced per tick by
+	// Switchboard) instead of unkeyed messages. Tick is the server's --relay-tick, for the
+	// share of ticks whose value reached the members (0: not reported).
+	Keyed bool
+	Tick  time.Duration
+}
+
+// msgpackScenarios are the scenarios whose clients can speak socket.io-msgpack-parser.
+var msgpackScenarios = []string{"connect", "echo", "fanout"}
+
+// dialer returns a Dialer for addr speaking o.Parser.
+func (o Options) dialer(addr string) *Dialer {
+	d := NewDialer(addr, o.Sources)
+	d.Parser = o.Parser
+	return d
 }
 
 // pids is every server process the run reads.
@@ -68,7 +87,7 @@ func (e *errNA) Error() string { return e.reason }
 func notAvailable(format string, args ...any) error { return &errNA{fmt.Sprintf(format, args...)} }
 
 // Scenarios are the names Run knows.
-var Scenarios = []string{"connect", "connect-polling", "echo", "echo-fixed", "fanout", "chat-join", "api-emit", "churn"}
+var Scenarios = []string{"connect", "connect-polling", "echo", "echo-fixed", "fanout", "chat-join", "api-emit", "churn", "relay"}
 
 // Run runs the named scenario.
 func Run(ctx context.Context, scenario string, o Options) (Result, error) {
@@ -76,6 +95,15 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		res Result
 		err error
 	)
+	switch o.Parser {
+	case "", ParserDefault:
+	case ParserMsgpack:
+		if !slices.Contains(msgpackScenarios, scenario) {
+			return res, fmt.Errorf("loadgen: -parser msgpack runs only %s, not %q", strings.Join(msgpackScenarios, ", "), scenario)
+		}
+	default:
+		return res, fmt.Errorf("loadgen: unknown parser %q (%s or %s)", o.Parser, ParserDefault, ParserMsgpack)
+	}
 	switch scenario {
 	case "connect":
 		res, err = runConnect(ctx, o)
@@ -93,6 +121,8 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		res, err = runChatJoin(ctx, o)
 	case "echo-fixed":
 		res, err = runEchoFixed(ctx, o)
+	case "relay":
+		res, err = runRelay(ctx, o)
 	default:
 		return res, fmt.Errorf("loadgen: unknown scenario %q (%s)", scenario, strings.Join(Scenarios, ", "))
 	}

@@ -3,7 +3,10 @@
 // 25s/20s, 1 MB payloads, any origin, connection state recovery for 2 minutes) and the same ack
 // shapes, so both servers do the same work per event.
 //
-//   node bench/node/server.js --addr 127.0.0.1:3100 --api-keys benchkey [--redis redis://127.0.0.1:6379/0]
+//   node bench/node/server.js --addr 127.0.0.1:3100 --api-keys benchkey [--redis redis://127.0.0.1:6379/0] [--parser msgpack]
+//
+// With --parser msgpack, clients speak socket.io-msgpack-parser (Node serves one parser per
+// server: default-parser clients are then refused), as Switchboard serves them under --parser.
 //
 // With --redis, rooms are shared with the other nodes on that Redis through @socket.io/redis-adapter
 // (pub/sub, default "socket.io" channel prefix), as Switchboard's --adapter redis does.
@@ -12,6 +15,11 @@
 // Namespace /chat: chat:join {room} → {data: {room, members, history}}, chat:user-joined to others
 //                  chat:leave {room} → {data: {room}}, chat:user-left
 //                  chat:send {room, text} → {data: {id, ts}}, chat:message to every member
+// Namespace /relay: relay:join {room} → {data: {room, members, state: {}}}, relay:user-joined
+//                  relay:leave {room} → {data: {room}}, relay:user-left
+//                  relay:publish {room, event, data, key?} → {data: {}}, relay:message to the others
+//                  The naive relay a Node developer writes: socket.to(room).emit for every
+//                  publish, keyed or not (no state, no coalescing).
 // HTTP:            POST /api/v1/emit {namespace, rooms, except, event, data | args, volatile} → 202
 import { createServer } from "node:http";
 import { Server } from "socket.io";
@@ -27,6 +35,7 @@ function flag(name, def) {
 
 const addr = flag("addr", "127.0.0.1:3100");
 const redisURL = flag("redis", "");
+const parserName = flag("parser", "default");
 const apiKeys = flag("api-keys", "").split(",").map((k) => k.trim()).filter(Boolean);
 const maxPayload = 1_000_000;
 const chatHistory = 100;
@@ -93,6 +102,12 @@ function socketRooms(socket) {
   return [...socket.rooms].filter((r) => r !== socket.id).sort();
 }
 
+if (!["default", "msgpack"].includes(parserName)) {
+  console.error(`server.js: --parser ${parserName}: want default or msgpack`);
+  process.exit(2);
+}
+const parser = parserName === "msgpack" ? (await import("socket.io-msgpack-parser")).default : undefined;
+
 const httpServer = createServer(api);
 const io = new Server(httpServer, {
   serveClient: false,
@@ -101,6 +116,7 @@ const io = new Server(httpServer, {
   maxHttpBufferSize: maxPayload,
   cors: { origin: "*" },
   connectionStateRecovery: { maxDisconnectionDuration: 120_000, skipMiddlewares: false },
+  ...(parser ? { parser } : {}),
 });
 
 io.of("/").on("connection", (socket) => {
@@ -195,6 +211,68 @@ chat.on("connection", (socket) => {
   });
 });
 
+// The relay: members per room as in /chat, and every publish sent on at once with
+// socket.to(room).emit — what Socket.IO offers; SPEC §9's state and per-tick coalescing are
+// Switchboard's own.
+const relay = io.of("/relay");
+const relayRooms = new Map(); // room → Map<userId, {user, sockets}>
+const eventRe = /^[A-Za-z0-9_\-.:@]{1,64}$/;
+
+function leaveRelay(socket, name) {
+  const members = relayRooms.get(name);
+  const m = members?.get(socket.data.user.id);
+  if (!m || !m.sockets.delete(socket.id)) return;
+  if (m.sockets.size === 0) {
+    members.delete(socket.data.user.id);
+    if (members.size === 0) relayRooms.delete(name);
+    socket.to(name).emit("relay:user-left", { room: name, user: socket.data.user });
+  }
+}
+
+relay.on("connection", (socket) => {
+  identify(socket);
+  const joined = new Set();
+  handle(socket, "relay:join", (req) => {
+    checkRoom(req.room);
+    if (!mayJoin(socket, req.room)) throw new ClientError("forbidden", `not allowed to join "${req.room}"`);
+    let members = relayRooms.get(req.room);
+    if (!members) {
+      members = new Map();
+      relayRooms.set(req.room, members);
+    }
+    let m = members.get(socket.data.user.id);
+    const first = !m;
+    if (!m) {
+      m = { user: socket.data.user, sockets: new Set() };
+      members.set(socket.data.user.id, m);
+    }
+    m.sockets.add(socket.id);
+    socket.join(req.room);
+    joined.add(req.room);
+    if (first) socket.to(req.room).emit("relay:user-joined", { room: req.room, user: socket.data.user });
+    return { room: req.room, members: [...members.values()].map((x) => x.user), state: {} };
+  });
+  handle(socket, "relay:leave", (req) => {
+    checkRoom(req.room);
+    socket.leave(req.room);
+    if (joined.delete(req.room)) leaveRelay(socket, req.room);
+    return { room: req.room };
+  });
+  handle(socket, "relay:publish", (req) => {
+    checkRoom(req.room);
+    if (typeof req.event !== "string" || !eventRe.test(req.event)) throw new ClientError("bad_request", "event must be 1-64 characters of A-Z a-z 0-9 _ - . : @");
+    if (req.data === undefined) throw new ClientError("bad_request", "data is required");
+    if (!joined.has(req.room)) throw new ClientError("forbidden", `not a member of "${req.room}"`);
+    const msg = { room: req.room, user: socket.data.user, event: req.event, data: req.data };
+    if (typeof req.key === "string") msg.key = req.key;
+    socket.to(req.room).emit("relay:message", msg);
+    return {};
+  });
+  socket.on("disconnect", () => {
+    for (const room of joined) leaveRelay(socket, room);
+  });
+});
+
 // api serves POST /api/v1/emit; every other path is 404, as on Switchboard.
 function api(req, res) {
   const reply = (status, body) => {
@@ -252,7 +330,7 @@ if (redisURL) {
 }
 
 httpServer.listen(port, host, () => {
-  console.log(JSON.stringify({ level: "info", message: "listening", addr, node: process.version, redis: Boolean(redisURL) }));
+  console.log(JSON.stringify({ level: "info", message: "listening", addr, node: process.version, redis: Boolean(redisURL), parser: parserName }));
 });
 
 for (const sig of ["SIGINT", "SIGTERM"]) {

@@ -26,6 +26,11 @@ type benchCase struct {
 	// Cluster runs two nodes of the server, sharing rooms through Redis; the load generator
 	// spreads the members over both and calls the API of the first.
 	Cluster bool
+	// Msgpack: the clients speak socket.io-msgpack-parser; Node is started with that parser
+	// (it serves one per server), Switchboard as it comes (--parser auto).
+	Msgpack bool
+	// Flags are Switchboard's own flags for the case (e.g. --relay-tick); Node has no twin.
+	Flags   []string
 	Metrics []metric
 }
 
@@ -128,6 +133,42 @@ var (
 		{"duplicates", "duplicated messages", false, 0},
 		{"loadgen_cpu_per_delivery_us", "load generator CPU per delivery (µs)", false, 1},
 	}
+	relayKeyedMetrics = []metric{
+		{"delivered_per_s", "relay:message delivered per second", true, 0},
+		{"naive_per_s", "what a naive relay must deliver per second (publishes × other players)", false, 0},
+		{"delivered_pct", "delivered, % of the naive relay's messages", false, 1},
+		{"tick_coverage_pct", "Switchboard: deliveries, % of one per player, member and tick", true, 1},
+		{"p50_ms", "publish → delivery latency p50 (ms)", false, 1},
+		{"p99_ms", "publish → delivery latency p99 (ms)", false, 1},
+		{"max_ms", "publish → delivery latency max (ms)", false, 0},
+		{"drain_ms", "behind at the end: last delivery after the last publish (ms)", false, 0},
+		{"final_missing", "(member, player) pairs without the player's last value", false, 0},
+		{"out_of_order", "values older than one received before", false, 0},
+		{"bytes_per_s", "bytes written by the server per second", false, 0},
+		{"cpu_per_publish_us", "server CPU per publish (µs)", false, 1},
+		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
+		{"rss_max_kib", "server RSS, highest while publishing (KiB)", false, 0},
+		{"rss_growth_kib", "server RSS growth while publishing (KiB)", false, 0},
+		{"publishes_per_s", "publishes per second (load generator)", true, 0},
+		{"send_lag_max_ms", "load generator: latest publish behind its schedule (ms)", false, 1},
+		{"loadgen_cpu_pct", "load generator CPU use (% of one core)", false, 0},
+	}
+	relayUnkeyedMetrics = []metric{
+		{"delivered_per_s", "relay:message delivered per second", true, 0},
+		{"cpu_per_delivery_us", "server CPU per delivery (µs)", false, 2},
+		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
+		{"p50_ms", "publish → delivery latency p50 (ms)", false, 1},
+		{"p99_ms", "publish → delivery latency p99 (ms)", false, 1},
+		{"max_ms", "publish → delivery latency max (ms)", false, 0},
+		{"drain_ms", "behind at the end: last delivery after the last publish (ms)", false, 0},
+		{"lost", "lost messages (member × message)", false, 0},
+		{"out_of_order", "out-of-order messages", false, 0},
+		{"duplicates", "duplicated messages", false, 0},
+		{"bytes_per_s", "bytes written by the server per second", false, 0},
+		{"rss_max_kib", "server RSS, highest while publishing (KiB)", false, 0},
+		{"publishes_per_s", "publishes per second (load generator)", true, 0},
+		{"loadgen_cpu_pct", "load generator CPU use (% of one core)", false, 0},
+	}
 	churnMetrics = []metric{
 		{"cycles_per_s", "cycles per second", true, 0},
 		{"failures", "failed cycles", false, 0},
@@ -152,18 +193,29 @@ const (
 	fixedClients = 50
 )
 
+// The relay cases of issue 20: players in one room, the keyed publish rate of a 60 Hz game, the
+// unkeyed path at 1,000 publishes a second in all, and Switchboard's tick.
+const (
+	relayPlayers      = 50
+	relayKeyedRate    = 60
+	relayUnkeyedTotal = 1000
+	relayTick         = 50 * time.Millisecond
+)
+
 // defaultCases are the issue's sizes; quick shrinks them for iteration.
 func defaultCases(quick bool) []benchCase {
 	connectSizes, pollingSizes, echoClients, echoFor := []int{2000, 10000}, []int{5000}, 50, 10*time.Second
 	apiSizes, chatSizes, publishFor, rate, cycles := []int{1000, 5000}, []int{1000}, 10*time.Second, 10, 5000
 	joinSizes := []int{1000}
 	emitFor, emitWarmup := 10*time.Second, 2*time.Second
-	clusterSizes := []int{1000}
+	clusterSizes, msgpackSizes := []int{1000}, []int{1000}
+	relayN, relayFor := relayPlayers, 10*time.Second
 	if quick {
+		relayN, relayFor = 20, 3*time.Second
 		connectSizes, pollingSizes, echoFor = []int{1000}, []int{500}, 3*time.Second
 		apiSizes, chatSizes, publishFor, cycles = []int{500}, []int{500}, 3*time.Second, 1000
 		joinSizes = []int{300}
-		emitFor, emitWarmup, clusterSizes = 3*time.Second, time.Second, []int{500}
+		emitFor, emitWarmup, clusterSizes, msgpackSizes = 3*time.Second, time.Second, []int{500}, []int{500}
 	}
 	var cs []benchCase
 	for _, n := range connectSizes {
@@ -189,6 +241,11 @@ func defaultCases(quick bool) []benchCase {
 		Args: []string{"-n", strconv.Itoa(echoClients), "-duration", echoFor.String(), "-warmup", "1s"}, Metrics: echoMetrics,
 	})
 	cs = append(cs, benchCase{
+		ID: "echo-msgpack", Title: fmt.Sprintf("echo, %d msgpack clients", echoClients), Scenario: "echo", Msgpack: true,
+		What: fmt.Sprintf("the echo case with socket.io-msgpack-parser's framing (one binary websocket frame per packet); Node runs with `parser: socket.io-msgpack-parser`, Switchboard with its default `--parser auto`; %d clients, 1 s warm-up, then %s measured", echoClients, echoFor),
+		Args: []string{"-parser", "msgpack", "-n", strconv.Itoa(echoClients), "-duration", echoFor.String(), "-warmup", "1s"}, Metrics: echoMetrics,
+	})
+	cs = append(cs, benchCase{
 		ID: fmt.Sprintf("echo-fixed-%d", fixedRate), Title: fmt.Sprintf("echo at a fixed %s acks/s, %d clients", thousands(fixedRate), fixedClients), Scenario: "echo-fixed",
 		What: fmt.Sprintf("%d clients send `subscribe` {\"rooms\":[\"bench\"]} with an ack in an open loop: %s requests a second in all, on a fixed schedule round-robin over the clients, never waiting for an answer; 1 s warm-up, then %s measured",
 			fixedClients, thousands(fixedRate), echoFor),
@@ -200,6 +257,13 @@ func defaultCases(quick bool) []benchCase {
 			ID: fmt.Sprintf("fanout-api-%d", n), Title: fmt.Sprintf("fan-out through the HTTP API, %s members", thousands(n)), Scenario: "fanout",
 			What: fmt.Sprintf("%s clients `subscribe` to one room on `/`; a backend POSTs /api/v1/emit (event `tick`) to it %d times a second for %s", thousands(n), rate, publishFor),
 			Args: []string{"-via", "api", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: fanoutMetrics,
+		})
+	}
+	for _, n := range msgpackSizes {
+		cs = append(cs, benchCase{
+			ID: fmt.Sprintf("fanout-api-msgpack-%d", n), Title: fmt.Sprintf("fan-out through the HTTP API, %s msgpack members", thousands(n)), Scenario: "fanout", Msgpack: true,
+			What: fmt.Sprintf("the API fan-out case with socket.io-msgpack-parser's framing: %s msgpack clients `subscribe` to one room on `/`; a backend POSTs /api/v1/emit (event `tick`) to it %d times a second for %s; Node runs with `parser: socket.io-msgpack-parser`, Switchboard with its default `--parser auto`", thousands(n), rate, publishFor),
+			Args: []string{"-parser", "msgpack", "-via", "api", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: fanoutMetrics,
 		})
 	}
 	for _, n := range chatSizes {
@@ -231,6 +295,22 @@ func defaultCases(quick bool) []benchCase {
 			Args: []string{"-via", "api", "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-duration", publishFor.String()}, Metrics: clusterMetrics,
 		})
 	}
+	tick := "--relay-tick=" + relayTick.String()
+	cs = append(cs, benchCase{
+		ID: fmt.Sprintf("relay-keyed-%d", relayN), Title: fmt.Sprintf("relay: %d players, keyed positions at %d Hz", relayN, relayKeyedRate), Scenario: "relay",
+		What: fmt.Sprintf("%d websocket players `relay:join` one room on `/relay`; each publishes a keyed position (`key` \"pos\", no ack) %d times a second for %s (%s publishes/s; a naive relay delivers %s messages/s) and receives the others'. "+
+			"Switchboard runs with `%s`: each member gets at most one value per player per tick, the latest; Node's socket.io runs the naive relay (`socket.to(room).emit` per publish, bench/node/server.js)",
+			relayN, relayKeyedRate, relayFor, thousands(relayN*relayKeyedRate), thousands(relayN*relayKeyedRate*(relayN-1)), tick),
+		Args:  []string{"-keyed", "-tick", relayTick.String(), "-n", strconv.Itoa(relayN), "-rate", strconv.Itoa(relayKeyedRate), "-duration", relayFor.String()},
+		Flags: []string{tick}, Metrics: relayKeyedMetrics,
+	})
+	cs = append(cs, benchCase{
+		ID: fmt.Sprintf("relay-unkeyed-%d", relayN), Title: fmt.Sprintf("relay: %d players, unkeyed messages, %s publishes/s", relayN, thousands(relayUnkeyedTotal)), Scenario: "relay",
+		What: fmt.Sprintf("%d websocket players `relay:join` one room on `/relay`; each publishes an unkeyed message (no ack) %d times a second for %s (%s publishes/s in all), every one delivered to every other player in order, on both servers as `socket.to(room).emit`",
+			relayN, relayUnkeyedTotal/relayN, relayFor, thousands(relayUnkeyedTotal)),
+		Args:  []string{"-n", strconv.Itoa(relayN), "-rate", strconv.Itoa(relayUnkeyedTotal / relayN), "-duration", relayFor.String()},
+		Flags: []string{tick}, Metrics: relayUnkeyedMetrics,
+	})
 	cs = append(cs, benchCase{
 		ID: "churn", Title: fmt.Sprintf("churn, %s cycles", thousands(cycles)), Scenario: "churn", Pprof: true,
 		What: fmt.Sprintf("%s cycles of connect → `subscribe` (acked) → disconnect, 50 at a time, after 50 warm-up cycles; \"after\" is read once the server's goroutines are back (≤ 10 s) plus 1 s", thousands(cycles)),

@@ -45,8 +45,10 @@ type serverKind struct {
 
 // launch is how one process of a server is started.
 type launch struct {
-	addr, pprofAddr string // pprofAddr empty: no pprof listener
-	redis           bool   // share rooms with the other node through env.redisURL
+	addr, pprofAddr string   // pprofAddr empty: no pprof listener
+	redis           bool     // share rooms with the other node through env.redisURL
+	msgpack         bool     // clients speak socket.io-msgpack-parser
+	flags           []string // Switchboard only: the case's own flags (benchCase.Flags)
 }
 
 var servers = []serverKind{
@@ -60,7 +62,7 @@ var servers = []serverKind{
 			if l.redis {
 				args = append(args, "--adapter", "redis", "--redis-url", env.redisURL)
 			}
-			return args
+			return append(args, l.flags...)
 		},
 	},
 	{
@@ -69,6 +71,9 @@ var servers = []serverKind{
 			args := []string{env.node, env.nodeServer, "--addr", l.addr, "--api-keys", apiKey}
 			if l.redis {
 				args = append(args, "--redis", env.redisURL)
+			}
+			if l.msgpack {
+				args = append(args, "--parser", "msgpack")
 			}
 			return args
 		},
@@ -126,7 +131,7 @@ func prepare(ctx context.Context, workdir, binary string, port int, redisURL str
 	if env.node, err = exec.LookPath("node"); err != nil {
 		return nil, fmt.Errorf("node is needed for the reference server: %w", err)
 	}
-	for _, pkg := range []string{"socket.io", "@socket.io/redis-adapter", "redis"} {
+	for _, pkg := range []string{"socket.io", "@socket.io/redis-adapter", "redis", "socket.io-msgpack-parser"} {
 		if _, err := os.Stat(filepath.Join(root, "bench", "node_modules", pkg)); err != nil {
 			return nil, fmt.Errorf("bench/node_modules/%s is missing: run pnpm install --frozen-lockfile (make bench does)", pkg)
 		}
@@ -170,13 +175,13 @@ func runOnce(ctx context.Context, env *environment, s serverKind, c benchCase, r
 	if c.NodeClients && env.clientsMissing != "" {
 		return outcome{Err: env.clientsMissing}
 	}
-	first := launch{addr: env.addr(s.offset), redis: c.Cluster}
+	first := launch{addr: env.addr(s.offset), redis: c.Cluster, msgpack: c.Msgpack, flags: c.Flags}
 	if c.Pprof && s.pprof {
 		first.pprofAddr = env.addr(pprofOffset)
 	}
 	nodes := []launch{first}
 	if c.Cluster {
-		nodes = append(nodes, launch{addr: env.addr(s.offset + peerOffset), redis: true})
+		nodes = append(nodes, launch{addr: env.addr(s.offset + peerOffset), redis: true, msgpack: c.Msgpack, flags: c.Flags})
 	}
 	var (
 		procs []*os.Process

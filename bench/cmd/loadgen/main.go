@@ -3,7 +3,9 @@
 //
 //	loadgen -scenario echo -addr 127.0.0.1:3100 -pid $(pgrep -n switchboard) -n 50 -duration 10s
 //	loadgen -scenario fanout -addr 127.0.0.1:3100 -pid A -peer 127.0.0.1:3103 -peer-pid B -n 1000
+//	loadgen -scenario echo -parser msgpack -addr 127.0.0.1:3100 -pid $(pgrep -n switchboard) -n 50
 //	loadgen -scenario connect-polling -addr 127.0.0.1:3100 -pid A -n 5000 -node $(which node) -clients bench/node/clients.js
+//	loadgen -scenario relay -keyed -tick 50ms -addr 127.0.0.1:3100 -pid A -n 50 -rate 60 -duration 10s
 package main
 
 import (
@@ -37,7 +39,9 @@ func main() {
 	flag.IntVar(&o.N, "n", 1000, "clients (connect, echo) or room members (fanout, api-emit)")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time (echo, api-emit) or publishing time (fanout)")
 	flag.DurationVar(&o.Warmup, "warmup", time.Second, "echo, api-emit: unmeasured time before the window")
-	flag.IntVar(&o.Rate, "rate", 10, "fanout: messages per second; echo-fixed: acks per second, all clients together")
+	flag.IntVar(&o.Rate, "rate", 10, "fanout: messages per second; echo-fixed: acks per second, all clients together; relay: messages per second per player")
+	flag.BoolVar(&o.Keyed, "keyed", false, "relay: players publish keyed values (key \"pos\") instead of unkeyed messages")
+	flag.DurationVar(&o.Tick, "tick", 0, "relay: the server's --relay-tick, for the share of ticks delivered (0: not reported)")
 	flag.StringVar(&o.Node, "node", "node", "connect-polling: the node binary")
 	flag.StringVar(&o.Clients, "clients", "bench/node/clients.js", "connect-polling: the stock socket.io-client driver")
 	flag.IntVar(&o.Drivers, "drivers", 1, "connect-polling: driver processes sharing the clients")
@@ -46,6 +50,7 @@ func main() {
 	flag.StringVar(&o.Room, "room", "bench", "room name")
 	flag.IntVar(&o.Cycles, "cycles", 5000, "churn: connect/disconnect cycles")
 	flag.IntVar(&o.InFlight, "inflight", 16, "api-emit: API calls in flight, one keep-alive connection each")
+	flag.StringVar(&o.Parser, "parser", loadgen.ParserDefault, "the clients' Socket.IO parser: default (JSON) or msgpack (socket.io-msgpack-parser's framing; connect, echo and fanout)")
 	flag.Func("peer", "fanout: another node of the cluster, host:port (repeat for more); members are spread over -addr and the peers", func(v string) error {
 		o.Peers = append(o.Peers, v)
 		return nil
