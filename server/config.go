@@ -59,10 +59,12 @@ type Config struct {
 	// RelayTick is the coalescing period of keyed /relay messages (SPEC §9).
 	RelayTick time.Duration
 	// AdminUser and AdminPasswordHash (bcrypt) guard /admin (SPEC §10); an empty hash = no /admin.
-	// AdminMode is AdminModeProduction or AdminModeDevelopment.
+	// AdminMode is AdminModeProduction or AdminModeDevelopment. AdminServerID names this node in
+	// the admin UI (server_stats' serverId; empty = hostname#pid): every node needs its own.
 	AdminUser         string
 	AdminPasswordHash string
 	AdminMode         string
+	AdminServerID     string
 	WebDir            string // the built demo page served at "/"; empty = DefaultWebDir when built
 	Limits            Limits
 	// PprofAddr serves net/http/pprof on its own listener when set (never on the public one).
@@ -199,6 +201,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.AdminUser, "admin-user", cfg.AdminUser, "user of the admin UI at /admin")
 	fs.StringVar(&cfg.AdminPasswordHash, "admin-password-hash", cfg.AdminPasswordHash, "bcrypt hash of the admin UI's password; empty = no /admin")
 	fs.StringVar(&cfg.AdminMode, "admin-mode", cfg.AdminMode, "production, or development (also streams every socket and event to the admin UI)")
+	fs.StringVar(&cfg.AdminServerID, "admin-server-id", cfg.AdminServerID, "this node's name in the admin UI; empty = hostname#pid")
 	fs.StringVar(&cfg.WebDir, "web-dir", cfg.WebDir, "directory of the built demo page served at / (empty: client-js/dist when built)")
 	cfg.Limits.flags(fs)
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
@@ -340,6 +343,9 @@ func (c Config) validateAdmin(bad func(setting, format string, args ...any) erro
 	if c.AdminPasswordHash == "" {
 		if c.AdminMode == AdminModeDevelopment {
 			return bad("admin-mode", "development needs --admin-password-hash: without it there is no /admin")
+		}
+		if c.AdminServerID != "" {
+			return bad("admin-server-id", "needs --admin-password-hash: without it there is no /admin")
 		}
 		return nil
 	}

@@ -61,7 +61,7 @@ func (s *Server) landing() Landing {
 		Namespaces:  slices.Sorted(mapKeys(s.nsps)),
 		JWT:         !s.auth.Anonymous(),
 		API:         len(s.cfg.APIKeys) > 0,
-		Connections: s.io.Connections,
+		Connections: s.productConnections, // an admin UI's own connection is not one (admin.go)
 	}
 	if AdminUIDir() != "" {
 		l.AdminUI = AdminUIPath

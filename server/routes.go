@@ -30,6 +30,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/healthz", s.healthz)
 		r.Get("/readyz", s.readyz)
 		r.Mount("/api/v1", s.api())
+		s.mountAdminUI(r) // the stock admin UI at /admin-ui/ when installed (admin_ui.go)
 	})
 	r.NotFound(s.web.ServeHTTP) // the demo page answers only what no route claims
 

@@ -44,6 +44,7 @@ type Server struct {
 	admission *admission
 	guard     *eventGuard
 	relay     *namespaces.Relay
+	admin     *admin        // nil without --admin-password-hash (admin.go)
 	hooks     *backendHooks // nil without --hook-url (hooks.go)
 }
 
@@ -74,6 +75,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("server: start adapter: %w", err)
 	}
 	s.metrics.watchBackend(cfg.Adapter, s.backend)
+	s.admin = s.newAdmin() // before the Socket.IO server, which it hands its traffic hooks
 	if s.io, err = socketio.NewServer(s.socketConfig()); err != nil {
 		_ = s.backend.Close()
 		return nil, fmt.Errorf("server: start Socket.IO: %w", err)
@@ -87,6 +89,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		err = s.serveReference()
 	} else {
 		err = s.serveNamespaces(s.namespaces())
+	}
+	if err == nil {
+		err = s.admin.serve() // /admin, once the namespaces it shows are there (admin.go)
 	}
 	if err != nil {
 		s.hooks.close(context.Background())
@@ -237,6 +242,7 @@ func (s *Server) drainDelay(served <-chan error) error {
 func (s *Server) closeSockets() {
 	ctx, cancel := context.WithTimeout(context.Background(), min(lingerShutdown, s.cfg.ShutdownGrace))
 	defer cancel()
+	s.admin.close() // its loops broadcast through the adapters closed below
 	s.io.Close(ctx)
 	if s.relay != nil {
 		s.relay.Close()

@@ -15,7 +15,7 @@ func (s *Server) socketConfig() socketio.Config {
 	for _, h := range s.cfg.HookHeaders {
 		headers = append(headers, h)
 	}
-	return socketio.Config{
+	cfg := socketio.Config{
 		Engine: engineio.Config{
 			PingInterval:   s.cfg.PingInterval,
 			PingTimeout:    s.cfg.PingTimeout,
@@ -38,6 +38,8 @@ func (s *Server) socketConfig() socketio.Config {
 		OnProtocolError:    func() { s.metrics.Limited("protocol_error") },
 		OnRefusedConnect:   func() { s.metrics.Limited("refused_connect") },
 	}
+	s.admin.configure(&cfg) // the admin UI's counters, /admin's adapter (admin.go)
+	return cfg
 }
 
 // maxRefusedConnects is how many refused namespace CONNECTs (unknown namespace, bad token) one
