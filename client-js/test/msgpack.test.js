@@ -9,6 +9,7 @@ import { createHmac } from "node:crypto";
 import msgpack from "socket.io-msgpack-parser";
 import { io, Manager } from "socket.io-client";
 import { startServer, connect, nextEvent as nextArgs, transportCases, waitUpgrade } from "./helpers.js";
+import { startRedis } from "./peers/redis.js";
 
 const KEY = "msgpack-test-key";
 
@@ -358,6 +359,62 @@ test("many msgpack and default clients in one room each get every message once, 
   const expected = Array.from({ length: total }, (_, i) => i + 1);
   for (const ids of await Promise.all(received)) assert.deepEqual(ids, expected);
 });
+
+for (const adapter of ["redis", "redis-streams"]) {
+  test(`${adapter}: msgpack and default clients on two nodes share rooms, acks and binary`, async (t) => {
+    const redis = await startRedis();
+    const args = ["--adapter", adapter, "--redis-url", redis.url, "--api-keys", KEY];
+    const [a, b] = await Promise.all([startServer(args), startServer(args)]);
+    t.after(async () => {
+      await Promise.all([a.stop(), b.stop()]);
+      await redis.stop();
+    });
+    for (const node of [a, b]) {
+      const deadline = Date.now() + 10000;
+      while ((await api(node, "GET", "/stats")).body.nodes !== 2) {
+        assert.ok(Date.now() < deadline, "both nodes in stats");
+        await new Promise((r) => setTimeout(r, 25)); // polling with a deadline
+      }
+    }
+    const ws = transportCases[0];
+    const [mp, json] = parsers;
+    // A msgpack and a default client on each node, in one room of "/" and one of "/chat".
+    const clients = [];
+    for (const [node, p] of [
+      [a, mp],
+      [a, json],
+      [b, mp],
+      [b, json],
+    ]) {
+      const name = `${node === a ? "a" : "b"}-${p.name}`;
+      const root = await client(t, node.url, ws, p);
+      const chat = await client(t, `${node.url}/chat`, ws, p, { auth: { name } });
+      await ack(root, "subscribe", { rooms: ["shared"] });
+      await ack(chat, "chat:join", { room: "shared" });
+      root.on("question", (q, reply) => reply({ name, q, bin: Buffer.from(name) }));
+      clients.push({ name, root, chat });
+    }
+
+    const heard = clients.map((c) => nextEvent(c.root, "tick"));
+    assert.equal((await api(a, "POST", "/emit", { rooms: ["shared"], event: "tick", data: { n: 1, s: "é" } })).status, 202);
+    assert.deepEqual(await Promise.all(heard), clients.map(() => ({ n: 1, s: "é" })));
+
+    const res = await api(a, "POST", "/emit", { rooms: ["shared"], event: "question", data: "q", ackTimeoutMs: 5000 });
+    assert.equal(res.body.timedOut, false);
+    assert.deepEqual(
+      res.body.acks.sort((x, y) => x.name.localeCompare(y.name)),
+      clients.map((c) => ({ name: c.name, q: "q", bin: { type: "Buffer", data: [...Buffer.from(c.name)] } })).sort((x, y) => x.name.localeCompare(y.name)),
+    );
+
+    for (const from of clients) {
+      const got = clients.map((c) => nextEvent(c.chat, "chat:message"));
+      const sent = await ack(from.chat, "chat:send", { room: "shared", text: `from ${from.name}` });
+      for (const m of await Promise.all(got)) {
+        assert.deepEqual(m, { id: sent.data.id, room: "shared", user: { id: from.chat.id, name: from.name }, text: `from ${from.name}`, ts: sent.data.ts });
+      }
+    }
+  });
+}
 
 // --parser default and --parser msgpack: the other parser's client is closed before it has a
 // socket, and the server's own parser still works.
