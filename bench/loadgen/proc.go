@@ -88,3 +88,35 @@ func parseStatusRSS(status []byte) (int64, error) {
 	}
 	return 0, fmt.Errorf("loadgen: no VmRSS in /proc status")
 }
+
+// ReadWritten sums wchar of /proc/<pid>/io over pids: the bytes the processes handed to write
+// calls, sockets included (a server that logs little writes almost only to its clients).
+func ReadWritten(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseIOWritten(b)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// parseIOWritten returns the wchar line of a /proc/<pid>/io file.
+func parseIOWritten(io []byte) (int64, error) {
+	for line := range bytes.Lines(io) {
+		if rest, ok := bytes.CutPrefix(line, []byte("wchar:")); ok {
+			n, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("loadgen: wchar: %w", err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("loadgen: no wchar in /proc io")
+}

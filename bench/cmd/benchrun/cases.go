@@ -149,6 +149,7 @@ var (
 		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
 		{"rss_max_kib", "server RSS, highest while publishing (KiB)", false, 0},
 		{"rss_growth_kib", "server RSS growth while publishing (KiB)", false, 0},
+		{"rss_late_growth_kib", "server RSS growth from the window's first half to its second (KiB; a backlog grows)", false, 0},
 		{"publishes_per_s", "publishes per second (load generator)", true, 0},
 		{"send_lag_max_ms", "load generator: latest publish behind its schedule (ms)", false, 1},
 		{"loadgen_cpu_pct", "load generator CPU use (% of one core)", false, 0},
