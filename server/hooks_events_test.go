@@ -2,11 +2,15 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // hooksSettled reports whether ts has nothing of the events webhook left to do: its room
@@ -172,5 +176,51 @@ func TestHookEventsBatched(t *testing.T) {
 	defer mu.Unlock()
 	if slices.Max(sizes) > 100 || slices.Max(sizes) < 2 {
 		t.Errorf("batch sizes %v: want batches of 2-100 events", sizes)
+	}
+}
+
+// TestHookShutdown: at shutdown the sockets' disconnections, the rooms they vacate and the chat
+// members they remove are delivered before the node stops, and nothing of the hooks keeps
+// running after Serve returned.
+func TestHookShutdown(t *testing.T) {
+	b := newTestBackend(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ts := startServer(t, hookConfig(b, false))
+	var sids []string
+	for _, nsp := range []string{"/", "/chat", "/relay"} {
+		c := mustRawDial(t, ts, nsp)
+		sids = append(sids, c.sid)
+		if nsp == "/chat" {
+			c.call(t, nsp, "chat:join", `{"room":"r"}`, 1)
+		}
+	}
+	// And many more, so that their disconnect callbacks are still running when Socket.IO's
+	// Close returns.
+	for i := range 100 {
+		c := mustRawDial(t, ts, "/chat")
+		sids = append(sids, c.sid)
+		c.call(t, "/chat", "chat:join", fmt.Sprintf(`{"room":"many-%d"}`, i), 1)
+	}
+	waitAcked(t, b, "the connections", len(sids), ofType("socket.connected"))
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Everything was acknowledged before Serve returned: no waiting here.
+	for _, sid := range sids {
+		if got := eventTypes(b.ackedEvents(aboutSocket(sid))); !equalStrings(got, []string{"socket.connected", "socket.disconnected"}) {
+			t.Errorf("socket %s: %v", sid, got)
+		}
+	}
+	if got := eventTypes(b.ackedEvents(aboutChatRoom("r"))); len(got) != 2 || !strings.HasPrefix(got[0], "chat.member_added") || !strings.HasPrefix(got[1], "chat.member_removed") {
+		t.Errorf("chat r: %v, want added then removed", got)
+	}
+	if got := eventTypes(b.ackedEvents(aboutRoom("/chat", "r"))); !equalStrings(got, []string{"room.occupied", "room.vacated"}) {
+		t.Errorf("room r: %v", got)
+	}
+	if v := b.ackedEvents(ofType("room.vacated")); len(v) != 2*len(sids)-2 { // a user room each, r and many-*
+		t.Errorf("%d rooms vacated, want %d", len(v), 2*len(sids)-2)
+	}
+	if v := b.ackedEvents(ofType("chat.member_removed")); len(v) != 101 {
+		t.Errorf("%d chat members removed, want 101", len(v))
 	}
 }
