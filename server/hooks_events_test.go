@@ -224,3 +224,33 @@ func TestHookShutdown(t *testing.T) {
 		t.Errorf("%d chat members removed, want 101", len(v))
 	}
 }
+
+// TestHookMetricsAndSignatures: /metrics shows the hooks' requests by hook and outcome, their
+// latency and the events queue, and every request the backend got was signed.
+func TestHookMetricsAndSignatures(t *testing.T) {
+	b := newTestBackend(t)
+	b.onEvent(func(eventBody) answerOf { return answerOf{status: 503} })
+	ts := startServer(t, hookConfig(b, true))
+	c := mustHookDial(t, ts, "/", tokenHandshake(nil, nil, nil))
+	c.call(t, "/", "work", "", 1)
+	waitAcked(t, b, "the connection", 1, ofType("socket.connected"))
+
+	body := scrape(t, ts.URL)
+	for _, want := range []string{
+		`switchboard_hook_requests_total{hook="connect",outcome="ok"} 1`,
+		`switchboard_hook_requests_total{hook="event",outcome="unavailable"} 1`,
+		`switchboard_hook_requests_total{hook="events",outcome="ok"}`,
+		`switchboard_hook_request_duration_seconds_count{hook="event"} 1`,
+		`switchboard_hook_events_queued`,
+		`switchboard_hook_events_dropped_total{reason="overflow"} 0`,
+		`switchboard_hook_forwards_rejected_total 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	total := b.count("connect") + b.count("event") + b.count("events")
+	if v := b.verified.Load(); total < 3 || v != int64(total) {
+		t.Errorf("%d of %d requests had a valid signature", v, total)
+	}
+}
