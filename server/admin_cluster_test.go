@@ -76,7 +76,13 @@ func sortedIDs(ids ...string) []string {
 // all_sockets (with their clientId and transport), B's socket events; a session A gave works on
 // B; and the commands sent to A act on B's sockets.
 func TestAdminCluster(t *testing.T) {
-	a, b := adminCluster(t, AdapterRedis)
+	for _, adapter := range []string{AdapterRedis, AdapterRedisSharded, AdapterRedisStreams} {
+		t.Run(adapter, func(t *testing.T) { testAdminCluster(t, adapter) })
+	}
+}
+
+func testAdminCluster(t *testing.T, adapter string) {
+	a, b := adminCluster(t, adapter)
 	ca := mustRawDial(t, a, "/")
 	cb := mustRawDial(t, b, "/")
 
@@ -129,6 +135,12 @@ func TestAdminCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("the session is in Redis for 24 h", func(t *testing.T) {
+		ttl, err := a.backend.Redis().TTL(t.Context(), adminSessionPrefix+session).Result()
+		if err != nil || ttl <= adminSessionTTL-time.Minute || ttl > adminSessionTTL {
+			t.Fatalf("TTL of %s: %v, %v", adminSessionPrefix+session, ttl, err)
+		}
+	})
 	t.Run("a session from A is good on B", func(t *testing.T) {
 		onB, refused := adminDial(t, b, `{"sessionId":"`+session+`"}`)
 		if refused != nil {
