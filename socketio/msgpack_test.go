@@ -293,8 +293,10 @@ func TestMsgpackEvents(t *testing.T) {
 func TestMsgpackAndJSONClientsShareARoom(t *testing.T) {
 	var rec *recorder
 	ts := startServer(t, Config{}, func(srv *Server) {
-		rec = record(of(t, srv, "/"))
+		// The join is added first: OnConnection functions run in order, so the recorder hears
+		// of a socket once it is in the room.
 		of(t, srv, "/").OnConnection(func(s *Socket) { s.Join("mix") })
+		rec = record(of(t, srv, "/"))
 	})
 	jc := ts.dial()
 	jc.connect("/", "")
