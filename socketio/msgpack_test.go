@@ -297,6 +297,12 @@ func TestMsgpackAndJSONClientsShareARoom(t *testing.T) {
 		// of a socket once it is in the room.
 		of(t, srv, "/").OnConnection(func(s *Socket) { s.Join("mix") })
 		rec = record(of(t, srv, "/"))
+		// A client of each kind sends to the other through the room (set before the server
+		// serves, as a namespace's handlers are).
+		of(t, srv, "/").OnEvent(func(s *Socket, ev *Event) {
+			vals, _ := ev.Values()
+			_ = s.To("mix").Emit(ev.Name, vals...)
+		})
 	})
 	jc := ts.dial()
 	jc.connect("/", "")
@@ -323,11 +329,6 @@ func TestMsgpackAndJSONClientsShareARoom(t *testing.T) {
 	if m["type"] != int64(2) || !reflect.DeepEqual(m["data"], []any{"hello", map[string]any{"a": int8(1)}, []byte{1, 2}}) {
 		t.Fatalf("msgpack client got %#v", m)
 	}
-	// A client of each kind sends to the other through the room.
-	n.OnEvent(func(s *Socket, ev *Event) {
-		vals, _ := ev.Values()
-		_ = s.To("mix").Emit(ev.Name, vals...)
-	})
 	jc.send(`2["from-json",1]`)
 	if m := mc.mpPacket(); fmt.Sprint(m["data"]) != "[from-json 1]" {
 		t.Fatalf("msgpack client got %#v", m)
