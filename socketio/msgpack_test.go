@@ -446,3 +446,19 @@ func TestBadMsgpackCloses(t *testing.T) {
 		})
 	}
 }
+
+// A whole number decoded from JSON (a float64) goes to a msgpack client as the smallest integer,
+// as notepack encodes a JS number without a fraction; a fraction stays a float64.
+func TestMsgpackWholeFloatsAreInts(t *testing.T) {
+	m, err := encodeMsgpackPacket(&Packet{Type: PacketEvent, Nsp: "/", ID: -1, Data: []any{"n", 300.0, 1.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.Payload()
+	if !bytes.Contains(b, []byte{0xcd, 0x01, 0x2c}) {
+		t.Fatalf("300.0 not encoded as uint16 300: % x", b)
+	}
+	if !bytes.Contains(b, []byte{0xcb, 0x3f, 0xf8}) {
+		t.Fatalf("1.5 not encoded as a float64: % x", b)
+	}
+}

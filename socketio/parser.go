@@ -372,6 +372,7 @@ func encodeMsgpackPacket(p *Packet) (*engineio.Message, error) {
 	enc := msgpack.NewEncoder(w)
 	enc.SetCustomStructTag("json")
 	enc.UseCompactInts(true)
+	enc.UseCompactFloats(true) // 300 from a JSON client is 300 to a msgpack one, not a float64
 	if err := enc.Encode(&mp); err != nil {
 		return nil, fmt.Errorf("socketio: encode msgpack packet: %w", err)
 	}
