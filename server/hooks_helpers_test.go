@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,16 +70,17 @@ type testBackend struct {
 	connect  func(connectBody) answerOf
 	event    func(eventBody) answerOf
 	events   func(batch []json.RawMessage) int
-	acked    []map[string]any // events of acknowledged batches, in order
-	requests map[string]int   // per hook
-	secrets  []string         // what no request may carry (testToken, the tests' JWTs)
+	acked    []map[string]any    // events of acknowledged batches, in order
+	requests map[string]int      // per hook
+	secrets  []string            // what no request may carry (testToken, the tests' JWTs)
+	bodies   map[string][][]byte // per hook, every body as received
 
 	verified atomic.Int64 // requests whose signature checked out
 }
 
 func newTestBackend(t *testing.T) *testBackend {
 	t.Helper()
-	b := &testBackend{t: t, requests: map[string]int{}, secrets: []string{testToken}}
+	b := &testBackend{t: t, requests: map[string]int{}, secrets: []string{testToken}, bodies: map[string][][]byte{}}
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	t.Cleanup(b.srv.Close)
 	return b
@@ -132,6 +134,7 @@ func (b *testBackend) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.requests[hook]++
+	b.bodies[hook] = append(b.bodies[hook], body)
 	connect, event, events := b.connect, b.event, b.events
 	b.mu.Unlock()
 
@@ -193,6 +196,13 @@ func (b *testBackend) forbid(secret string) {
 	b.mu.Lock()
 	b.secrets = append(b.secrets, secret)
 	b.mu.Unlock()
+}
+
+// rawBodies returns the bodies hook got, in order.
+func (b *testBackend) rawBodies(hook string) [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.bodies[hook])
 }
 
 // count is how many requests hook got.
