@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/socketio"
 )
 
 // Timings of the per-room lock that orders appends across the cluster.
@@ -74,7 +76,7 @@ func (h *RedisHistory) Append(ctx context.Context, msg Message, deliver func(Mes
 
 	seq, err := h.rdb.Incr(ctx, h.key(msg.Room, "seq")).Result()
 	if err != nil {
-		return Message{}, fmt.Errorf("history: next id of %q: %w", msg.Room, err)
+		return Message{}, unavailable(fmt.Sprintf("next id of %q", msg.Room), err)
 	}
 	msg.ID = strconv.FormatInt(seq, 10)
 	// Delivered first: a message the cluster did not take is not kept either (its id is simply
@@ -94,10 +96,14 @@ func (h *RedisHistory) Append(ctx context.Context, msg Message, deliver func(Mes
 			return nil
 		})
 		if err != nil {
-			return Message{}, fmt.Errorf("history: store message in %q: %w", msg.Room, err)
+			return Message{}, unavailable(fmt.Sprintf("store message in %q", msg.Room), err)
 		}
 	}
 	return msg, nil
+}
+
+func unavailable(what string, err error) error {
+	return fmt.Errorf("history: %s: %w: %w", what, socketio.ErrUnavailable, err)
 }
 
 // lock takes the room's lock in Redis, waiting for it as long as ctx allows.
@@ -108,7 +114,7 @@ func (h *RedisHistory) lock(ctx context.Context, room string) (func(), error) {
 	for {
 		ok, err := h.rdb.SetNX(ctx, key, token, historyLockTTL).Result()
 		if err != nil {
-			return nil, fmt.Errorf("history: lock %q: %w", room, err)
+			return nil, unavailable(fmt.Sprintf("lock %q", room), err)
 		}
 		if ok {
 			return func() {
@@ -144,7 +150,7 @@ func (h *RedisHistory) Before(ctx context.Context, room, before string, limit in
 	}
 	raw, err := h.rdb.LRange(ctx, h.key(room, "msgs"), 0, -1).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("history: load %q: %w", room, err)
+		return nil, unavailable(fmt.Sprintf("load %q", room), err)
 	}
 	out := make([]Message, 0, min(limit, len(raw)))
 	// Newest first, so that the limit keeps the newest; reversed at the end.

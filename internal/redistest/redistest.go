@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,4 +93,22 @@ func (s *Server) Restart() {
 		time.Sleep(20 * time.Millisecond) // the old listener may linger for a moment
 	}
 	s.t.Fatalf("restart redis-server on %d: %v", s.Port, err)
+}
+
+// Pause stops the server's process (SIGSTOP): connections stay open and nothing answers, as
+// with a Redis that hangs or a network that drops everything. Resume ends it; a test that pauses
+// resumes before it ends (Stop kills a paused server too).
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("SIGSTOP redis-server: %v", err)
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("SIGCONT redis-server: %v", err)
+	}
 }

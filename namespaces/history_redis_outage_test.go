@@ -1,0 +1,58 @@
+package namespaces
+
+import (
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard/switchboard/internal/redistest"
+	"github.com/switchboard/switchboard/socketio"
+)
+
+// outageClient is a client of srv with short timeouts, as the adapters' connection has (a
+// command gets 900 ms there).
+func outageClient(t *testing.T, srv *redistest.Server) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 300 * time.Millisecond,
+		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// TestRedisHistoryOutage (issue 22 item 3): while Redis is away the history's failures are the
+// cluster's unavailability (a chat:send is acked "unavailable", not "internal").
+func TestRedisHistoryOutage(t *testing.T) {
+	nothing := func(Message) error { return nil }
+	for _, fault := range []struct {
+		name       string
+		start, end func(*redistest.Server)
+	}{
+		{"SIGSTOP", (*redistest.Server).Pause, (*redistest.Server).Resume},
+		{"kill", (*redistest.Server).Stop, (*redistest.Server).Restart},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			prefix := "test-" + rand.Text()
+			a := NewRedisHistory(outageClient(t, srv), prefix, 10)
+			b := NewRedisHistory(outageClient(t, srv), prefix, 10)
+			for _, h := range []*RedisHistory{a, b} {
+				if _, err := h.Append(t.Context(), Message{Room: "r", Text: "before"}, nothing); err != nil {
+					t.Fatalf("Append before the outage: %v", err)
+				}
+			}
+
+			fault.start(srv)
+			if _, err := a.Append(t.Context(), Message{Room: "r", Text: "during"}, nothing); !errors.Is(err, socketio.ErrUnavailable) {
+				t.Errorf("Append during the outage: %v, want socketio.ErrUnavailable", err)
+			}
+			if _, err := a.Before(t.Context(), "r", "", 10); !errors.Is(err, socketio.ErrUnavailable) {
+				t.Errorf("Before during the outage: %v, want socketio.ErrUnavailable", err)
+			}
+			fault.end(srv)
+
+		})
+	}
+}
