@@ -1,6 +1,7 @@
 // Vite builds the demo pages in web/ into dist/, which `go run .` serves at "/demo/": the home
-// page (index.html: chat and notifications) and the relay board (board.html: live cursors and
-// a minimal game on /relay).
+// page (index.html: chat and notifications), the relay board (board.html: live cursors and
+// a minimal game on /relay) and the backend hooks demo (counter.html: a shared counter and a poll
+// decided by the app backend of examples/hook-backend.js).
 // `pnpm --filter client-js dev` serves it with hot reload and proxies Socket.IO and the HTTP API
 // to the Switchboard at $SWITCHBOARD_URL (default http://localhost:3000).
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,7 @@ export default defineConfig({
       input: {
         index: fileURLToPath(new URL("web/index.html", import.meta.url)),
         board: fileURLToPath(new URL("web/board.html", import.meta.url)),
+        counter: fileURLToPath(new URL("web/counter.html", import.meta.url)),
       },
     },
   },
