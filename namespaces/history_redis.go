@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,8 @@ const (
 	historyLockMinWait = time.Millisecond
 	historyLockMaxWait = 20 * time.Millisecond
 	historyStripes     = 64
+	// lockFence is how late after it was sent Redis may still run a lock request.
+	lockFence = 250 * time.Millisecond
 )
 
 // releaseScript deletes the lock only if this holder still owns it.
@@ -46,6 +49,10 @@ type RedisHistory struct {
 	prefix  string
 	perRoom int
 	stripes [historyStripes]sync.Mutex // spares Redis this node's own lock contention
+
+	stale    sync.Map     // lock key → token of this node's lock whose release failed
+	offset   atomic.Int64 // Redis's clock less this node's, in ms, as the last lock measured it
+	measured atomic.Bool  // offset holds a measure
 }
 
 var _ History = (*RedisHistory)(nil)
@@ -102,18 +109,30 @@ func (h *RedisHistory) Append(ctx context.Context, msg Message, deliver func(Mes
 	return msg, nil
 }
 
+// unavailable wraps a failed Redis call: while Redis is away the history cannot take or give
+// anything, which the client is told as "unavailable" (try again), not as an internal error.
 func unavailable(what string, err error) error {
 	return fmt.Errorf("history: %s: %w: %w", what, socketio.ErrUnavailable, err)
 }
 
-// lock takes the room's lock in Redis, waiting for it as long as ctx allows.
+// lock takes the room's lock in Redis, waiting for it as long as ctx allows. The SET is fenced
+// (lockScript): a lock request that reached a Redis that was stopped (SIGSTOP, a stall) and
+// runs only when it resumes, long after this node gave up on it, takes nothing; it used to
+// take the lock for its TTL, and every node's chat:send to the room waited 5 s after the
+// outage. A lock whose release failed is taken over by this node's next append to the room
+// (the stripe keeps this node's appends to a room one at a time, so it is no one's).
 func (h *RedisHistory) lock(ctx context.Context, room string) (func(), error) {
 	key := h.key(room, "lock")
 	token := rand.Text() // tells this holder from the next one when the lock expired meanwhile
+	stale, _ := h.stale.LoadAndDelete(key)
+	staleToken, _ := stale.(string)
 	wait := historyLockMinWait
 	for {
-		ok, err := h.rdb.SetNX(ctx, key, token, historyLockTTL).Result()
+		ok, err := h.setLock(ctx, key, token, staleToken)
 		if err != nil {
+			if staleToken != "" {
+				h.stale.Store(key, staleToken)
+			}
 			return nil, unavailable(fmt.Sprintf("lock %q", room), err)
 		}
 		if ok {
@@ -121,7 +140,9 @@ func (h *RedisHistory) lock(ctx context.Context, room string) (func(), error) {
 				// The caller's ctx may be done by now; the release must still happen.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 				defer cancel()
-				_ = releaseScript.Run(rctx, h.rdb, []string{key}, token).Err()
+				if releaseScript.Run(rctx, h.rdb, []string{key}, token).Err() != nil {
+					h.stale.Store(key, token)
+				}
 			}, nil
 		}
 		t := time.NewTimer(wait)
@@ -133,6 +154,50 @@ func (h *RedisHistory) lock(ctx context.Context, room string) (func(), error) {
 		}
 		wait = min(wait*2, historyLockMaxWait)
 	}
+}
+
+// lockScript sets KEYS[1] to ARGV[1] for ARGV[2] ms if it is free or holds ARGV[4] (a lock of
+// this node's whose release failed), unless Redis runs it after ARGV[3] (Unix ms on Redis's
+// clock; 0: no deadline yet). It answers {1 taken, 0 held by another, -1 too late} and Redis's
+// time, from which the node learns its clock's offset.
+var lockScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tonumber(ARGV[3])
+if deadline > 0 and now > deadline then return {-1, now} end
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[4] then return {0, now} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, now}`)
+
+// errLockLate is a lock request Redis ran after its deadline: it did nothing.
+var errLockLate = errors.New("history: redis ran the lock request after its deadline")
+
+// setLock runs lockScript once, fenced lockFence after now on Redis's clock as last measured.
+func (h *RedisHistory) setLock(ctx context.Context, key, token, stale string) (bool, error) {
+	var deadline int64
+	if h.measured.Load() {
+		deadline = time.Now().Add(lockFence).UnixMilli() + h.offset.Load()
+	}
+	sent := time.Now()
+	res, err := lockScript.Run(ctx, h.rdb, []string{key}, token, historyLockTTL.Milliseconds(), deadline, stale).Int64Slice()
+	if err != nil {
+		return false, err
+	}
+	if len(res) != 2 {
+		return false, fmt.Errorf("history: lock answer %v", res)
+	}
+	if rtt := time.Since(sent); rtt < 50*time.Millisecond { // a slow answer says little of the clock
+		h.offset.Store(res[1] - sent.Add(rtt/2).UnixMilli())
+		h.measured.Store(true)
+	}
+	switch res[0] {
+	case 1:
+		return true, nil
+	case -1:
+		return false, errLockLate
+	}
+	return false, nil
 }
 
 // Before implements History.
