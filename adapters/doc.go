@@ -15,7 +15,8 @@
 // outage detection, its fail-fast and its fenced calls. It is one package past 2,000 lines
 // because the backends share that connection, its fences and recovery hold, the subscriptions,
 // the wire helpers and the request bookkeeping; its files split by concept (conn, subscriber,
-// wire, requests, one or more per adapter, presence). Both pub/sub adapters have
+// wire, requests, adapter: the calls and the handling of other nodes' requests the three Redis
+// adapters share, one or more per adapter for its wire, presence). The Redis adapters have
 // ServerSideEmitWithAck(ctx, args) ([]any, error) beside socketio.Adapter (Node's
 // serverSideEmit with an ack: the first argument of each other node's answer).
 //

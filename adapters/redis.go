@@ -10,9 +10,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/switchboard/switchboard/socketio"
 )
@@ -21,7 +18,7 @@ import (
 const (
 	reqSockets        = 0
 	reqAllRooms       = 1
-	reqRemoteJoin     = 2
+	reqRemoteJoin     = 2 // join, leave, disconnect: in remoteOp's order
 	reqRemoteLeave    = 3
 	reqRemoteDisconn  = 4
 	reqRemoteFetch    = 5
@@ -29,17 +26,13 @@ const (
 	reqBroadcast      = 7
 	reqBroadcastCount = 8
 	reqBroadcastAck   = 9
-	requestsTimeout   = 5 * time.Second // Node's requestsTimeout default
 	answerTimeout     = redisReadTimeout
-	defaultAckTimeout = 5 * time.Second // flags.timeout when the caller's context has no deadline
 )
 
 // classicAdapter is one namespace's adapter of the redis backend.
 type classicAdapter struct {
-	*socketio.LocalAdapter
+	*clusterAdapter
 	b   *redisBackend
-	nsp *socketio.Namespace
-	log zerolog.Logger
 	uid string
 
 	channel         string // P#NSP#: broadcasts (P#NSP#room# for one room)
@@ -51,15 +44,13 @@ type classicAdapter struct {
 	// publishOnSpecificResponseChannel (off by default, as in Node).
 	specificResponses bool
 
-	pending pendingSet // our fetchSockets, serverSideEmit with ack: by request id
-	acks    pendingSet // our broadcasts with ack
-	out     serial     // answers to other nodes, in order
-	sse     serial     // other nodes' serverSideEmits, handed to the namespace in order
-
 	closeOnce sync.Once
 }
 
-var _ socketio.Adapter = (*classicAdapter)(nil)
+var (
+	_ socketio.Adapter = (*classicAdapter)(nil)
+	_ clusterWire      = (*classicAdapter)(nil)
+)
 
 // escapeGlob escapes what PSUBSCRIBE would read as a glob (Node does not; a namespace with * in
 // its name would match too much there).
@@ -78,10 +69,7 @@ func escapeGlob(s string) string {
 func (b *redisBackend) newClassic(nsp *socketio.Namespace) (socketio.Adapter, error) {
 	name := nsp.Name()
 	a := &classicAdapter{
-		LocalAdapter:    socketio.NewLocalAdapter(nsp, socketio.LocalOptions{Recovery: false}),
 		b:               b,
-		nsp:             nsp,
-		log:             b.log.With().Str("nsp", name).Logger(),
 		uid:             randomID(6),
 		channel:         b.prefix + "#" + name + "#",
 		requestChannel:  b.prefix + "-request#" + name + "#",
@@ -89,6 +77,12 @@ func (b *redisBackend) newClassic(nsp *socketio.Namespace) (socketio.Adapter, er
 	}
 	a.pattern = escapeGlob(a.channel) + "*"
 	a.specificChannel = a.responseChannel + a.uid + "#"
+	// Nodes are counted on the request channel, as Node counts them (the emitter does not
+	// subscribe it).
+	a.clusterAdapter = newClusterAdapter(nsp, b.log, b.conn, b.ctx, a, clusterSpec{
+		form:    answerForm{count: reqBroadcastCount, ack: reqBroadcastAck, sseValue: "data"},
+		idBytes: 6, counted: a.requestChannel, answerTimeout: answerTimeout,
+	})
 	b.nodes.watch(a.requestChannel, true)
 	ctx, cancel := context.WithTimeout(b.ctx, subWait)
 	defer cancel()
@@ -105,8 +99,7 @@ func (a *classicAdapter) Close() error {
 		defer cancel()
 		a.b.classic.unsubscribe(ctx, []string{a.pattern}, []string{a.requestChannel, a.responseChannel, a.specificChannel})
 		a.b.nodes.watch(a.requestChannel, false)
-		a.out.wait()
-		a.sse.wait()
+		a.drain()
 	})
 	return a.LocalAdapter.Close()
 }
@@ -129,17 +122,7 @@ func (a *classicAdapter) answer(requester string, msg []byte) {
 	if a.specificResponses && requester != "" {
 		channel += requester + "#"
 	}
-	a.answerOn(channel, msg)
-}
-
-func (a *classicAdapter) answerOn(channel string, msg []byte) {
-	a.out.do(func() {
-		ctx, cancel := context.WithTimeout(a.b.ctx, answerTimeout)
-		defer cancel()
-		if err := a.b.conn.Client().Publish(ctx, channel, msg).Err(); err != nil {
-			a.log.Debug().Err(err).Msg("answer another node")
-		}
-	})
+	a.queueAnswer(channel, msg)
 }
 
 // Broadcasts.
@@ -153,26 +136,18 @@ func (a *classicAdapter) encodeBroadcast(p *socketio.Packet, opts socketio.Broad
 	return socketio.EncodeMsgpack([]any{a.uid, pkt, encodeOpts(opts)})
 }
 
-// Broadcast implements socketio.Adapter: it returns once Redis took the message (then delivers
-// locally), or fails with socketio.ErrUnavailable and delivers nothing.
-func (a *classicAdapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) error {
-	if opts.Local {
-		a.BroadcastLocal(p, opts)
-		return nil
-	}
+// sendBroadcast implements clusterWire: msgpack on P#NSP#room# for exactly one room, P#NSP#
+// otherwise.
+func (a *classicAdapter) sendBroadcast(p *socketio.Packet, opts socketio.BroadcastOptions) (*socketio.Packet, error) {
 	msg, err := a.encodeBroadcast(p, opts)
 	if err != nil {
-		return fmt.Errorf("adapters: encode broadcast: %w", err)
+		return nil, fmt.Errorf("adapters: encode broadcast: %w", err)
 	}
 	channel := a.channel
 	if len(opts.Rooms) == 1 {
 		channel += opts.Rooms[0] + "#"
 	}
-	if err := a.publish(a.b.ctx, channel, msg); err != nil {
-		return err
-	}
-	a.BroadcastLocal(p, opts)
-	return nil
+	return p, a.publish(a.b.ctx, channel, msg)
 }
 
 // onBroadcast receives what any node (or the emitter) broadcast on the namespace.
@@ -219,7 +194,7 @@ func (a *classicAdapter) onBroadcast(channel, payload string) {
 	a.BroadcastLocal(p, decodeOpts(arr[2]))
 }
 
-// Broadcasts with acks.
+// Requests from this node: JSON on P-request#NSP# (a broadcast with ack: msgpack).
 
 type classicAckRequest struct {
 	UID       string     `json:"uid"`
@@ -229,55 +204,19 @@ type classicAckRequest struct {
 	Opts      wireOpts   `json:"opts"`
 }
 
-// BroadcastWithAck implements socketio.Adapter: every node (Node servers and Go ones) reports
-// its client count and forwards each client's ack; it ends when every node counted by NUMSUB
-// reported and every counted client acked, or when ctx ends (timedOut).
-func (a *classicAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) ([]*socketio.Args, bool, error) {
-	if opts.Local {
-		return a.LocalAdapter.BroadcastWithAck(ctx, p, opts)
-	}
-	rid := randomID(6)
-	g := newAckGather()
-	remove := a.acks.add(rid, func(m map[string]any) {
-		typ, _ := m["type"].(float64)
-		switch typ {
-		case reqBroadcastCount:
-			n, _ := m["clientCount"].(float64)
-			g.count(int(n))
-		case reqBroadcastAck:
-			if v, ok := m["packet"]; ok {
-				g.ack(socketio.ValuesArgs([]any{v}))
-			} else {
-				g.ack(socketio.ValuesArgs([]any{}))
-			}
-		}
-	})
-	defer remove()
-	deadline, hasDeadline := ctx.Deadline()
-	wo := encodeOpts(opts)
-	wo.Flags.Timeout = timeoutMS(deadline, hasDeadline, defaultAckTimeout)
+// sendBroadcastWithAck implements clusterWire: type 7, answered by one type-8 client count per
+// node and one type-9 message per client ack.
+func (a *classicAdapter) sendBroadcastWithAck(ctx context.Context, rid string, p *socketio.Packet, opts wireOpts) error {
 	msg, err := socketio.EncodeMsgpack(classicAckRequest{
 		UID: a.uid, RequestID: rid, Type: reqBroadcast,
 		Packet: wirePacket{Type: int(socketio.PacketEvent), Data: wireData(p.Data), Nsp: a.nsp.Name()},
-		Opts:   wo,
+		Opts:   opts,
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("adapters: encode broadcast: %w", err)
+		return fmt.Errorf("adapters: encode broadcast: %w", err)
 	}
-	if err := a.publish(ctx, a.requestChannel, msg); err != nil {
-		return nil, false, err
-	}
-	g.count(a.BroadcastWithAckLocal(p, opts, g.ack))
-	go func() {
-		if n, err := a.ServerCount(ctx); err == nil {
-			g.expect(n)
-		}
-	}()
-	acks, timedOut := g.wait(ctx)
-	return acks, timedOut, nil
+	return a.publish(ctx, a.requestChannel, msg)
 }
-
-// Requests from this node.
 
 type classicRequest struct {
 	UID       string           `json:"uid"`
@@ -297,139 +236,30 @@ func (a *classicAdapter) request(ctx context.Context, r classicRequest) error {
 	return a.publish(ctx, a.requestChannel, msg)
 }
 
-// ServerCount implements socketio.Adapter: the subscribers of the namespace's request channel,
-// as Node counts them (every node subscribes it once; the emitter does not).
-func (a *classicAdapter) ServerCount(ctx context.Context) (int, error) {
-	n, err := a.b.conn.NumSub(ctx, false, a.requestChannel)
-	if err != nil {
-		return 0, Unavailable(err)
-	}
-	return int(n[a.requestChannel]), nil
-}
-
-// FetchSockets implements socketio.Adapter. Every other node counted must answer within 5 s (as
-// in Node); otherwise what arrived is returned with an error wrapping context.DeadlineExceeded.
-func (a *classicAdapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.RemoteSocket, error) {
-	local := a.FetchLocal(opts)
-	if opts.Local {
-		return local, nil
-	}
-	n, err := a.ServerCount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n <= 1 {
-		return local, nil
-	}
-	rid := randomID(6)
-	g := newGather(n-1, local)
-	remove := a.pending.add(rid, func(m map[string]any) { g.add(decodeSockets(m["sockets"])...) })
-	defer remove()
+// sendFetch implements clusterWire (type 5).
+func (a *classicAdapter) sendFetch(ctx context.Context, rid string, opts socketio.BroadcastOptions) error {
 	ro := encodeRequestOpts(opts)
-	if err := a.request(ctx, classicRequest{UID: a.uid, RequestID: rid, Type: reqRemoteFetch, Opts: &ro}); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, requestsTimeout)
-	defer cancel()
-	out, got, complete := g.wait(wctx)
-	if !complete {
-		return out, fmt.Errorf("adapters: fetch sockets: %d of %d other nodes answered: %w", got, n-1, context.DeadlineExceeded)
-	}
-	return out, nil
+	return a.request(ctx, classicRequest{UID: a.uid, RequestID: rid, Type: reqRemoteFetch, Opts: &ro})
 }
 
-func decodeSockets(v any) []socketio.RemoteSocket {
-	arr, _ := v.([]any)
-	out := make([]socketio.RemoteSocket, 0, len(arr))
-	for _, e := range arr {
-		if rs, ok := decodeSocket(e); ok {
-			out = append(out, rs)
-		}
+// sendRemote implements clusterWire (types 2, 3, 4; our own echo is skipped by uid).
+func (a *classicAdapter) sendRemote(ctx context.Context, op remoteOp, opts socketio.BroadcastOptions, rooms []string, close bool) error {
+	ro := encodeRequestOpts(opts)
+	r := classicRequest{UID: a.uid, Type: reqRemoteJoin + int(op), Opts: &ro}
+	if op == remoteDisconnect {
+		r.Close = &close
+	} else {
+		r.Rooms = nonNil(rooms)
 	}
-	return out
+	return a.request(ctx, r)
 }
 
-// AddSockets implements socketio.Adapter: once Redis took the request, the local sockets join
-// (our own echo is ignored by uid).
-func (a *classicAdapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	if !opts.Local {
-		ro := encodeRequestOpts(opts)
-		if err := a.request(ctx, classicRequest{UID: a.uid, Type: reqRemoteJoin, Opts: &ro, Rooms: nonNil(rooms)}); err != nil {
-			return err
-		}
-	}
-	a.AddLocal(opts, rooms)
-	return nil
-}
-
-// DelSockets implements socketio.Adapter.
-func (a *classicAdapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	if !opts.Local {
-		ro := encodeRequestOpts(opts)
-		if err := a.request(ctx, classicRequest{UID: a.uid, Type: reqRemoteLeave, Opts: &ro, Rooms: nonNil(rooms)}); err != nil {
-			return err
-		}
-	}
-	a.DelLocal(opts, rooms)
-	return nil
-}
-
-// DisconnectSockets implements socketio.Adapter.
-func (a *classicAdapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) error {
-	if !opts.Local {
-		ro := encodeRequestOpts(opts)
-		if err := a.request(ctx, classicRequest{UID: a.uid, Type: reqRemoteDisconn, Opts: &ro, Close: &close}); err != nil {
-			return err
-		}
-	}
-	a.DisconnectLocal(opts, close)
-	return nil
-}
-
-// ServerSideEmit implements socketio.Adapter (without ack, as Node's JSON: binary arrives as
-// Node's Buffer JSON, {"type":"Buffer","data":[...]}, as between Node servers).
-func (a *classicAdapter) ServerSideEmit(ctx context.Context, args []any) error {
-	if err := checkSSE(args); err != nil {
-		return err
-	}
+// sendServerSideEmit implements clusterWire (type 6, as Node's JSON: binary arrives as Node's
+// Buffer JSON, {"type":"Buffer","data":[...]}, as between Node servers).
+func (a *classicAdapter) sendServerSideEmit(ctx context.Context, rid string, args []any) error {
 	data, err := socketio.MarshalJSON(args)
 	if err != nil {
 		return fmt.Errorf("adapters: encode serverSideEmit: %w", err)
 	}
-	return a.request(ctx, classicRequest{UID: a.uid, Type: reqServerSideEmit, Data: data})
-}
-
-// ServerSideEmitWithAck sends args to every other node's namespace and returns the first
-// argument of each node's answer; every other node counted must answer within 5 s (a node whose
-// handler does not call its ack never does, as in Node), otherwise what arrived is returned with
-// an error wrapping context.DeadlineExceeded.
-func (a *classicAdapter) ServerSideEmitWithAck(ctx context.Context, args []any) ([]any, error) {
-	if err := checkSSE(args); err != nil {
-		return nil, err
-	}
-	n, err := a.ServerCount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n-1 <= 0 {
-		return []any{}, nil
-	}
-	data, err := socketio.MarshalJSON(args)
-	if err != nil {
-		return nil, fmt.Errorf("adapters: encode serverSideEmit: %w", err)
-	}
-	rid := randomID(6)
-	g := newGather[any](n-1, nil)
-	remove := a.pending.add(rid, func(m map[string]any) { g.add(m["data"]) })
-	defer remove()
-	if err := a.request(ctx, classicRequest{UID: a.uid, RequestID: rid, Type: reqServerSideEmit, Data: data}); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, requestsTimeout)
-	defer cancel()
-	out, got, complete := g.wait(wctx)
-	if !complete {
-		return out, fmt.Errorf("adapters: serverSideEmit: %d of %d other nodes answered: %w", got, n-1, context.DeadlineExceeded)
-	}
-	return out, nil
+	return a.request(ctx, classicRequest{UID: a.uid, RequestID: rid, Type: reqServerSideEmit, Data: data})
 }

@@ -3,23 +3,8 @@ package adapters
 // redis_requests.go: the classic adapter's side of other nodes' requests and answers.
 
 import (
-	"fmt"
-	"sync"
-
 	"github.com/switchboard/switchboard/socketio"
 )
-
-// Requests from other nodes.
-
-func requestKey(v any) string {
-	switch t := v.(type) {
-	case string:
-		return t
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
 
 // onRequest handles another node's (or the emitter's) request; the joins, leaves, disconnects
 // and broadcasts run here, in the order they were published.
@@ -60,19 +45,10 @@ func (a *classicAdapter) onRequest(_, payload string) {
 		}
 		a.answerJSON(uid, map[string]any{"requestId": rid, "rooms": rooms})
 	case reqRemoteJoin, reqRemoteLeave, reqRemoteDisconn:
+		op := remoteOp(int(typ) - reqRemoteJoin)
 		if _, ok := m["opts"]; ok {
-			if mine {
-				return // applied when it was published
-			}
-			opts := decodeOpts(m["opts"])
-			switch int(typ) {
-			case reqRemoteJoin:
-				a.AddLocal(opts, roomList(m["rooms"]))
-			case reqRemoteLeave:
-				a.DelLocal(opts, roomList(m["rooms"]))
-			default:
-				c, _ := m["close"].(bool)
-				a.DisconnectLocal(opts, c)
+			if !mine { // ours was applied when it was published
+				a.onRemote(op, m)
 			}
 			return
 		}
@@ -83,10 +59,10 @@ func (a *classicAdapter) onRequest(_, payload string) {
 			return
 		}
 		room, _ := roomName(m["room"])
-		switch int(typ) {
-		case reqRemoteJoin:
+		switch op {
+		case remoteJoin:
 			s.Join(room)
-		case reqRemoteLeave:
+		case remoteLeave:
 			s.Leave(room)
 		default:
 			c, _ := m["close"].(bool)
@@ -94,33 +70,15 @@ func (a *classicAdapter) onRequest(_, payload string) {
 		}
 		a.answerJSON(uid, map[string]any{"requestId": rid})
 	case reqRemoteFetch:
-		if mine {
-			return
+		if !mine {
+			a.onFetch(uid, rid, m["opts"])
 		}
-		local := a.FetchLocal(decodeOpts(m["opts"]))
-		sockets := make([]wireSocket, 0, len(local))
-		for _, rs := range local {
-			sockets = append(sockets, encodeSocket(rs))
-		}
-		a.answerJSON(uid, map[string]any{"requestId": rid, "sockets": sockets})
 	case reqServerSideEmit:
-		if mine {
-			return
+		if data, ok := m["data"].([]any); ok && !mine {
+			a.onServerSideEmit(uid, rid, data, withID)
 		}
-		data, ok := m["data"].([]any)
-		if !ok {
-			return
-		}
-		if name, ok := sseName(data); !ok || reservedSSE[name] {
-			return
-		}
-		var ack func(...any)
-		if withID {
-			ack = a.sseAck(rid)
-		}
-		a.sse.do(func() { a.nsp.ServerSideEvent(data, ack) })
 	case reqBroadcast:
-		if mine || a.acks.has(requestKey(rid)) {
+		if mine || a.pending.has(requestKey(rid)) {
 			return
 		}
 		p, ok := decodePacket(m["packet"], a.nsp.Name())
@@ -128,51 +86,7 @@ func (a *classicAdapter) onRequest(_, payload string) {
 			return
 		}
 		o := decodeOpts(m["opts"])
-		opts := socketio.BroadcastOptions{Rooms: o.Rooms, Except: o.Except} // Node's receiver drops the flags
-		relay := &ackRelay{send: func(ack *socketio.Args) {
-			r := map[string]any{"type": reqBroadcastAck, "requestId": rid}
-			if v, ok := firstArg(ack); ok {
-				r["packet"] = v
-			}
-			msg, err := socketio.EncodeMsgpack(r)
-			if err != nil {
-				a.log.Debug().Err(err).Msg("encode a broadcast ack")
-				return
-			}
-			a.answer(uid, msg)
-		}}
-		n := a.BroadcastWithAckLocal(p, opts, relay.onAck)
-		a.answerJSON(uid, map[string]any{"type": reqBroadcastCount, "requestId": rid, "clientCount": n})
-		relay.counted()
-	}
-}
-
-func (a *classicAdapter) answerJSON(requester string, v any) {
-	msg, err := socketio.MarshalJSON(v)
-	if err != nil {
-		a.log.Debug().Err(err).Msg("encode an answer")
-		return
-	}
-	a.answer(requester, msg)
-}
-
-// sseAck answers a serverSideEmit once, with the first argument, on the shared response
-// channel (where Node always answers those).
-func (a *classicAdapter) sseAck(rid any) func(...any) {
-	var once sync.Once
-	return func(args ...any) {
-		once.Do(func() {
-			r := map[string]any{"type": reqServerSideEmit, "requestId": rid}
-			if len(args) > 0 {
-				r["data"] = args[0]
-			}
-			msg, err := socketio.MarshalJSON(r)
-			if err != nil {
-				a.log.Debug().Err(err).Msg("encode a serverSideEmit answer")
-				return
-			}
-			a.answerOn(a.responseChannel, msg)
-		})
+		a.onBroadcastWithAck(uid, rid, p, socketio.BroadcastOptions{Rooms: o.Rooms, Except: o.Except}) // Node's receiver drops the flags
 	}
 }
 
@@ -187,11 +101,58 @@ func (a *classicAdapter) onResponse(_, payload string) {
 	if !ok {
 		return
 	}
-	key := requestKey(m["requestId"])
-	if key == "" {
+	if key := requestKey(m["requestId"]); key != "" {
+		typ, _ := m["type"].(float64)
+		a.pending.answer(key, typ, m)
+	}
+}
+
+// Answers to other nodes: JSON on P-response#NSP# (a client's ack: msgpack).
+
+func (a *classicAdapter) answerJSON(requester string, v any) {
+	msg, err := socketio.MarshalJSON(v)
+	if err != nil {
+		a.log.Debug().Err(err).Msg("encode an answer")
 		return
 	}
-	if !a.acks.answer(key, m) {
-		a.pending.answer(key, m)
+	a.answer(requester, msg)
+}
+
+// answerCount implements clusterWire (type 8, with 0 too: Node's emitWithAck waits for it).
+func (a *classicAdapter) answerCount(requester string, rid any, clients int) {
+	a.answerJSON(requester, map[string]any{"type": reqBroadcastCount, "requestId": rid, "clientCount": clients})
+}
+
+// answerAck implements clusterWire (type 9, msgpack: the ack may hold binary).
+func (a *classicAdapter) answerAck(requester string, rid any, v any, ok bool) {
+	r := map[string]any{"type": reqBroadcastAck, "requestId": rid}
+	if ok {
+		r["packet"] = v
 	}
+	msg, err := socketio.EncodeMsgpack(r)
+	if err != nil {
+		a.log.Debug().Err(err).Msg("encode a broadcast ack")
+		return
+	}
+	a.answer(requester, msg)
+}
+
+// answerSockets implements clusterWire.
+func (a *classicAdapter) answerSockets(requester string, rid any, sockets []wireSocket) {
+	a.answerJSON(requester, map[string]any{"requestId": rid, "sockets": sockets})
+}
+
+// answerSSE implements clusterWire, on the shared response channel (where Node always answers
+// those).
+func (a *classicAdapter) answerSSE(_ string, rid any, v any, ok bool) {
+	r := map[string]any{"type": reqServerSideEmit, "requestId": rid}
+	if ok {
+		r["data"] = v
+	}
+	msg, err := socketio.MarshalJSON(r)
+	if err != nil {
+		a.log.Debug().Err(err).Msg("encode a serverSideEmit answer")
+		return
+	}
+	a.queueAnswer(a.responseChannel, msg)
 }

@@ -20,7 +20,7 @@ import (
 // The classic broadcast is byte for byte what Node's adapter publishes (redis-wire notes §2.3,
 // captured from Node 8.3.0): io.to("r1").emit("hello", "x").
 func TestClassicBroadcastBytes(t *testing.T) {
-	a := &classicAdapter{uid: "8Su_fX", nsp: nil}
+	a := &classicAdapter{uid: "8Su_fX"}
 	pkt := wirePacket{Type: 2, Data: []any{"hello", "x"}, Nsp: "/"}
 	msg, err := socketio.EncodeMsgpack([]any{a.uid, pkt, encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})})
 	if err != nil {

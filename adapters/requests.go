@@ -5,21 +5,27 @@ package adapters
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/switchboard/switchboard/socketio"
 )
 
-// pendingSet holds this node's requests that wait for answers, by request id.
+// pendingSet holds this node's requests that wait for answers, by request id. An answer comes
+// to its request as its type and its body (the message itself on the classic wire, its data on
+// ClusterAdapter's), which is where every wire puts a request's answer fields.
 type pendingSet struct {
 	mu sync.Mutex
-	m  map[string]func(msg map[string]any)
+	m  map[string]answerFunc
 }
 
-func (p *pendingSet) add(id string, fn func(msg map[string]any)) (remove func()) {
+// answerFunc takes one answer: its message type (0 when it has none) and its body.
+type answerFunc func(typ float64, body map[string]any)
+
+func (p *pendingSet) add(id string, fn answerFunc) (remove func()) {
 	p.mu.Lock()
 	if p.m == nil {
-		p.m = map[string]func(map[string]any){}
+		p.m = map[string]answerFunc{}
 	}
 	p.m[id] = fn
 	p.mu.Unlock()
@@ -37,15 +43,15 @@ func (p *pendingSet) has(id string) bool {
 	return ok
 }
 
-// answer hands msg to the request it answers; false when none waits for it.
-func (p *pendingSet) answer(id string, msg map[string]any) bool {
+// answer hands an answer to the request id; false when none waits for it.
+func (p *pendingSet) answer(id string, typ float64, body map[string]any) bool {
 	p.mu.Lock()
 	fn := p.m[id]
 	p.mu.Unlock()
 	if fn == nil {
 		return false
 	}
-	fn(msg)
+	fn(typ, body)
 	return true
 }
 
@@ -80,15 +86,23 @@ func (g *gather[T]) add(items ...T) {
 	}
 }
 
-// wait returns what arrived once every node answered (complete) or when ctx ended.
-func (g *gather[T]) wait(ctx context.Context) (out []T, got int, complete bool) {
+// await returns what arrived once every node answered, or, when requestsTimeout (Node's) or
+// ctx ended first, what arrived with an error wrapping context.DeadlineExceeded; what names the
+// request in that error.
+func (g *gather[T]) await(ctx context.Context, what string) ([]T, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestsTimeout)
+	defer cancel()
 	select {
 	case <-g.done:
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return append([]T(nil), g.out...), g.got, g.got >= g.want
+	out := append([]T(nil), g.out...)
+	if g.got < g.want {
+		return out, fmt.Errorf("adapters: %s: %d of %d other nodes answered: %w", what, g.got, g.want, context.DeadlineExceeded)
+	}
+	return out, nil
 }
 
 // ackGather collects a broadcast's acks across the cluster, as Node's BroadcastOperator does:

@@ -12,100 +12,42 @@ import (
 	"sync"
 	"unicode/utf16"
 
-	"github.com/rs/zerolog"
-
 	"github.com/switchboard/switchboard/socketio"
-)
-
-// ClusterAdapter message types (socket.io-adapter 2.5 MessageType).
-const (
-	msgBroadcast         = 3
-	msgSocketsJoin       = 4
-	msgSocketsLeave      = 5
-	msgDisconnectSockets = 6
-	msgFetchSockets      = 7
-	msgFetchResponse     = 8
-	msgServerSideEmit    = 9
-	msgSSEResponse       = 10
-	msgBroadcastCount    = 11
-	msgBroadcastAck      = 12
 )
 
 // shardedAdapter is one namespace's adapter of the redis-sharded backend.
 type shardedAdapter struct {
-	*socketio.LocalAdapter
+	*clusterAdapter
 	b   *redisBackend
-	nsp *socketio.Namespace
-	log zerolog.Logger
 	uid string
 
 	channel         string // P#NSP#
 	responseChannel string // P#NSP#uid#
-
-	pending pendingSet // our fetchSockets, serverSideEmit with ack
-	acks    pendingSet // our broadcasts with ack
-	out     serial
-	sse     serial
 
 	rmu    sync.Mutex
 	rooms  map[string]int // local public rooms → local sockets in them (their channels are subscribed)
 	closed bool
 }
 
-var _ socketio.Adapter = (*shardedAdapter)(nil)
-
-// shardMessage is a ClusterAdapter message; uid and nsp come last, as Node writes them.
-type shardMessage struct {
-	Type int    `json:"type"`
-	Data any    `json:"data,omitempty"`
-	UID  string `json:"uid"`
-	Nsp  string `json:"nsp"`
-}
-
-// shardPacket is the packet of a ClusterAdapter broadcast: no nsp (the message carries it).
-type shardPacket struct {
-	Type int   `json:"type"`
-	Data []any `json:"data"`
-}
-
-type shardBroadcast struct {
-	Packet    shardPacket `json:"packet"`
-	RequestID string      `json:"requestId,omitempty"`
-	Opts      wireOpts    `json:"opts"`
-}
-
-type shardRooms struct {
-	Opts  wireOpts `json:"opts"`
-	Rooms []string `json:"rooms"`
-}
-
-type shardDisconnect struct {
-	Opts  wireOpts `json:"opts"`
-	Close bool     `json:"close"`
-}
-
-type shardFetch struct {
-	Opts      wireOpts `json:"opts"`
-	RequestID string   `json:"requestId"`
-}
-
-type shardSSE struct {
-	RequestID string `json:"requestId,omitempty"`
-	Packet    []any  `json:"packet"`
-}
+var (
+	_ socketio.Adapter = (*shardedAdapter)(nil)
+	_ clusterWire      = (*shardedAdapter)(nil)
+)
 
 func (b *redisBackend) newSharded(nsp *socketio.Namespace) (socketio.Adapter, error) {
 	name := nsp.Name()
 	a := &shardedAdapter{
-		LocalAdapter: socketio.NewLocalAdapter(nsp, socketio.LocalOptions{Recovery: false}),
-		b:            b,
-		nsp:          nsp,
-		log:          b.log.With().Str("nsp", name).Logger(),
-		uid:          randomID(8),
-		channel:      b.prefix + "#" + name + "#",
-		rooms:        map[string]int{},
+		b:       b,
+		uid:     randomID(8),
+		channel: b.prefix + "#" + name + "#",
+		rooms:   map[string]int{},
 	}
 	a.responseChannel = a.channel + a.uid + "#"
+	// Nodes are counted by SHARDNUMSUB of the main channel, as Node counts them.
+	a.clusterAdapter = newClusterAdapter(nsp, b.log, b.conn, b.ctx, a, clusterSpec{
+		form:    answerForm{count: msgBroadcastCount, ack: msgBroadcastAck, sseValue: "packet"},
+		idBytes: 8, counted: a.channel, sharded: true, answerTimeout: answerTimeout,
+	})
 	nsp.OnRoom(a.roomChanged)
 	b.nodes.watch(a.channel, true)
 	ctx, cancel := context.WithTimeout(b.ctx, subWait)
@@ -130,8 +72,7 @@ func (a *shardedAdapter) Close() error {
 	if first {
 		a.b.shard.unsubscribe(channels...)
 		a.b.nodes.watch(a.channel, false)
-		a.out.wait()
-		a.sse.wait()
+		a.drain()
 	}
 	return a.LocalAdapter.Close()
 }
@@ -178,7 +119,7 @@ func (a *shardedAdapter) channelFor(typ int, withAck bool, rooms []string) strin
 
 // encode writes a message as Node's sharded adapter does: JSON, or msgpack when it holds binary.
 func (a *shardedAdapter) encode(typ int, data any, binary bool) ([]byte, error) {
-	m := shardMessage{Type: typ, Data: data, UID: a.uid, Nsp: a.nsp.Name()}
+	m := clusterMessage{Type: typ, Data: data, UID: a.uid, Nsp: a.nsp.Name()}
 	if binary {
 		m.Data = wireValue(toPlain(data))
 		return socketio.EncodeMsgpack(m)
@@ -190,13 +131,13 @@ func (a *shardedAdapter) encode(typ int, data any, binary bool) ([]byte, error) 
 // arguments inside them.
 func toPlain(data any) any {
 	switch d := data.(type) {
-	case shardBroadcast:
+	case broadcastData:
 		m := map[string]any{"packet": map[string]any{"type": d.Packet.Type, "data": wireData(d.Packet.Data)}, "opts": d.Opts}
 		if d.RequestID != "" {
 			m["requestId"] = d.RequestID
 		}
 		return m
-	case shardSSE:
+	case sseData:
 		m := map[string]any{"packet": wireData(d.Packet)}
 		if d.RequestID != "" {
 			m["requestId"] = d.RequestID
@@ -218,192 +159,77 @@ func (a *shardedAdapter) publish(ctx context.Context, typ int, data any, binary 
 	return Unavailable(err)
 }
 
-// answer sends an answer to the requester's own channel.
+// answer queues an answer to the requester's own channel.
 func (a *shardedAdapter) answer(requester string, typ int, data any, binary bool) {
 	msg, err := a.encode(typ, data, binary)
 	if err != nil {
 		a.log.Debug().Err(err).Msg("encode an answer")
 		return
 	}
-	channel := a.channel + requester + "#"
-	a.out.do(func() {
-		ctx, cancel := context.WithTimeout(a.b.ctx, answerTimeout)
-		defer cancel()
-		if err := a.b.conn.Client().SPublish(ctx, channel, msg).Err(); err != nil {
-			a.log.Debug().Err(err).Msg("answer another node")
-		}
-	})
+	a.queueAnswer(a.channel+requester+"#", msg)
 }
 
-// Broadcast implements socketio.Adapter: nil once Redis took it (then local delivery), or
-// socketio.ErrUnavailable and nothing delivered.
-func (a *shardedAdapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) error {
-	if opts.Local {
-		a.BroadcastLocal(p, opts)
-		return nil
-	}
-	data := shardBroadcast{Packet: shardPacket{Type: int(socketio.PacketEvent), Data: p.Data}, Opts: encodeOpts(opts)}
-	if err := a.publish(a.b.ctx, msgBroadcast, data, hasBinary(p.Data...), a.channelFor(msgBroadcast, false, opts.Rooms)); err != nil {
-		return err
-	}
-	a.BroadcastLocal(p, opts)
-	return nil
+// Calls of this node (clusterWire).
+
+func (a *shardedAdapter) sendBroadcast(p *socketio.Packet, opts socketio.BroadcastOptions) (*socketio.Packet, error) {
+	data := broadcastData{Packet: wirePacket{Type: int(socketio.PacketEvent), Data: p.Data}, Opts: encodeOpts(opts)}
+	return p, a.publish(a.b.ctx, msgBroadcast, data, hasBinary(p.Data...), a.channelFor(msgBroadcast, false, opts.Rooms))
 }
 
-// BroadcastWithAck implements socketio.Adapter (see classicAdapter.BroadcastWithAck).
-func (a *shardedAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) ([]*socketio.Args, bool, error) {
-	if opts.Local {
-		return a.LocalAdapter.BroadcastWithAck(ctx, p, opts)
-	}
-	rid := randomID(8)
-	g := newAckGather()
-	remove := a.acks.add(rid, func(m map[string]any) {
-		typ, _ := m["type"].(float64)
-		d, _ := m["data"].(map[string]any)
-		switch typ {
-		case msgBroadcastCount:
-			n, _ := d["clientCount"].(float64)
-			g.count(int(n))
-		case msgBroadcastAck:
-			if v, ok := d["packet"]; ok {
-				g.ack(socketio.ValuesArgs([]any{v}))
-			} else {
-				g.ack(socketio.ValuesArgs([]any{}))
-			}
-		}
-	})
-	defer remove()
-	deadline, hasDeadline := ctx.Deadline()
-	wo := encodeOpts(opts)
-	wo.Flags.Timeout = timeoutMS(deadline, hasDeadline, defaultAckTimeout)
-	data := shardBroadcast{Packet: shardPacket{Type: int(socketio.PacketEvent), Data: p.Data}, RequestID: rid, Opts: wo}
-	if err := a.publish(ctx, msgBroadcast, data, hasBinary(p.Data...), a.channel); err != nil {
-		return nil, false, err
-	}
-	g.count(a.BroadcastWithAckLocal(p, opts, g.ack))
-	go func() {
-		if n, err := a.ServerCount(ctx); err == nil {
-			g.expect(n)
-		}
-	}()
-	acks, timedOut := g.wait(ctx)
-	return acks, timedOut, nil
+func (a *shardedAdapter) sendBroadcastWithAck(ctx context.Context, rid string, p *socketio.Packet, opts wireOpts) error {
+	data := broadcastData{Packet: wirePacket{Type: int(socketio.PacketEvent), Data: p.Data}, RequestID: rid, Opts: opts}
+	return a.publish(ctx, msgBroadcast, data, hasBinary(p.Data...), a.channel)
 }
 
-// ServerCount implements socketio.Adapter: SHARDNUMSUB of the namespace's main channel, summed
-// over the masters, as Node counts.
-func (a *shardedAdapter) ServerCount(ctx context.Context) (int, error) {
-	n, err := a.b.conn.NumSub(ctx, true, a.channel)
-	if err != nil {
-		return 0, Unavailable(err)
-	}
-	return int(n[a.channel]), nil
+func (a *shardedAdapter) sendFetch(ctx context.Context, rid string, opts socketio.BroadcastOptions) error {
+	return a.publish(ctx, msgFetchSockets, fetchData{Opts: encodeOpts(opts), RequestID: rid}, false, a.channel)
 }
 
-// FetchSockets implements socketio.Adapter: every other node must answer within 5 s, otherwise
-// what arrived is returned with an error wrapping context.DeadlineExceeded.
-func (a *shardedAdapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.RemoteSocket, error) {
-	local := a.FetchLocal(opts)
-	if opts.Local {
-		return local, nil
-	}
-	n, err := a.ServerCount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n <= 1 {
-		return local, nil
-	}
-	rid := randomID(8)
-	g := newGather(n-1, local)
-	remove := a.pending.add(rid, func(m map[string]any) {
-		d, _ := m["data"].(map[string]any)
-		g.add(decodeSockets(d["sockets"])...)
-	})
-	defer remove()
-	if err := a.publish(ctx, msgFetchSockets, shardFetch{Opts: encodeOpts(opts), RequestID: rid}, false, a.channel); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, requestsTimeout)
-	defer cancel()
-	out, got, complete := g.wait(wctx)
-	if !complete {
-		return out, fmt.Errorf("adapters: fetch sockets: %d of %d other nodes answered: %w", got, n-1, context.DeadlineExceeded)
-	}
-	return out, nil
+func (a *shardedAdapter) sendRemote(ctx context.Context, op remoteOp, opts socketio.BroadcastOptions, rooms []string, close bool) error {
+	typ, data := remoteData(op, opts, rooms, close)
+	return a.publish(ctx, typ, data, false, a.channel)
 }
 
-// AddSockets implements socketio.Adapter.
-func (a *shardedAdapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	if !opts.Local {
-		if err := a.publish(ctx, msgSocketsJoin, shardRooms{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false, a.channel); err != nil {
-			return err
-		}
-	}
-	a.AddLocal(opts, rooms)
-	return nil
+// sendServerSideEmit implements clusterWire (binary survives here: it travels as msgpack).
+func (a *shardedAdapter) sendServerSideEmit(ctx context.Context, rid string, args []any) error {
+	return a.publish(ctx, msgServerSideEmit, sseData{RequestID: rid, Packet: args}, hasBinary(args...), a.channel)
 }
 
-// DelSockets implements socketio.Adapter.
-func (a *shardedAdapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	if !opts.Local {
-		if err := a.publish(ctx, msgSocketsLeave, shardRooms{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false, a.channel); err != nil {
-			return err
-		}
-	}
-	a.DelLocal(opts, rooms)
-	return nil
+// Answers to other nodes (clusterWire): msgpack when they hold binary, JSON otherwise.
+
+func (a *shardedAdapter) answerCount(requester string, rid any, clients int) {
+	a.answer(requester, msgBroadcastCount, map[string]any{"requestId": rid, "clientCount": clients}, false)
 }
 
-// DisconnectSockets implements socketio.Adapter.
-func (a *shardedAdapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) error {
-	if !opts.Local {
-		if err := a.publish(ctx, msgDisconnectSockets, shardDisconnect{Opts: encodeOpts(opts), Close: close}, false, a.channel); err != nil {
-			return err
-		}
-	}
-	a.DisconnectLocal(opts, close)
-	return nil
+func (a *shardedAdapter) answerAck(requester string, rid any, v any, ok bool) {
+	a.answerPacket(requester, msgBroadcastAck, rid, v, ok)
 }
 
-// ServerSideEmit implements socketio.Adapter (binary survives here: it travels as msgpack).
-func (a *shardedAdapter) ServerSideEmit(ctx context.Context, args []any) error {
-	if err := checkSSE(args); err != nil {
-		return err
-	}
-	return a.publish(ctx, msgServerSideEmit, shardSSE{Packet: args}, hasBinary(args...), a.channel)
+func (a *shardedAdapter) answerSSE(requester string, rid any, v any, ok bool) {
+	a.answerPacket(requester, msgSSEResponse, rid, v, ok)
 }
 
-// ServerSideEmitWithAck is classicAdapter.ServerSideEmitWithAck for this adapter.
-func (a *shardedAdapter) ServerSideEmitWithAck(ctx context.Context, args []any) ([]any, error) {
-	if err := checkSSE(args); err != nil {
-		return nil, err
+// answerPacket answers with {requestId, packet: v}, packet left out when there is no v (Node's
+// undefined).
+func (a *shardedAdapter) answerPacket(requester string, typ int, rid any, v any, ok bool) {
+	r := map[string]any{"requestId": rid}
+	if ok {
+		r["packet"] = v
 	}
-	n, err := a.ServerCount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n-1 <= 0 {
-		return []any{}, nil
-	}
-	rid := randomID(8)
-	g := newGather[any](n-1, nil)
-	remove := a.pending.add(rid, func(m map[string]any) {
-		d, _ := m["data"].(map[string]any)
-		g.add(d["packet"])
-	})
-	defer remove()
-	if err := a.publish(ctx, msgServerSideEmit, shardSSE{RequestID: rid, Packet: args}, hasBinary(args...), a.channel); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, requestsTimeout)
-	defer cancel()
-	out, got, complete := g.wait(wctx)
-	if !complete {
-		return out, fmt.Errorf("adapters: serverSideEmit: %d of %d other nodes answered: %w", got, n-1, context.DeadlineExceeded)
-	}
-	return out, nil
+	a.answer(requester, typ, r, ok && hasBinary(v))
 }
+
+func (a *shardedAdapter) answerSockets(requester string, rid any, sockets []wireSocket) {
+	list := make([]any, 0, len(sockets))
+	datas := make([]any, 0, len(sockets))
+	for _, ws := range sockets {
+		list = append(list, ws)
+		datas = append(datas, ws.Data)
+	}
+	a.answer(requester, msgFetchResponse, map[string]any{"requestId": rid, "sockets": list}, hasBinary(datas...))
+}
+
+// Messages from other nodes.
 
 func decodeShardMessage(payload string) (map[string]any, bool) {
 	v, err := decodeAny([]byte(payload))
@@ -424,12 +250,9 @@ func (a *shardedAdapter) onResponseMessage(_, payload string) {
 
 func (a *shardedAdapter) onResponse(m map[string]any) {
 	d, _ := m["data"].(map[string]any)
-	key := requestKey(d["requestId"])
-	if key == "" {
-		return
-	}
-	if !a.acks.answer(key, m) {
-		a.pending.answer(key, m)
+	if key := requestKey(d["requestId"]); key != "" {
+		typ, _ := m["type"].(float64)
+		a.pending.answer(key, typ, d)
 	}
 }
 
@@ -440,81 +263,29 @@ func (a *shardedAdapter) onMessage(_, payload string) {
 	if !ok {
 		return
 	}
-	if uid, _ := m["uid"].(string); uid == a.uid {
-		return
-	}
-	if nsp, _ := m["nsp"].(string); nsp != a.nsp.Name() {
+	uid, _ := m["uid"].(string)
+	if nsp, _ := m["nsp"].(string); uid == a.uid || nsp != a.nsp.Name() {
 		return
 	}
 	typ, ok := m["type"].(float64)
 	if !ok {
 		return
 	}
-	uid, _ := m["uid"].(string)
 	d, _ := m["data"].(map[string]any)
+	rid, withID := d["requestId"]
 	switch int(typ) {
 	case msgBroadcast:
 		p, ok := decodePacket(d["packet"], a.nsp.Name())
-		if !ok {
-			return
+		switch {
+		case !ok:
+		case withID:
+			a.onBroadcastWithAck(uid, rid, p, decodeOpts(d["opts"]))
+		default:
+			a.BroadcastLocal(p, decodeOpts(d["opts"]))
 		}
-		opts := decodeOpts(d["opts"])
-		rid, withAck := d["requestId"]
-		if !withAck {
-			a.BroadcastLocal(p, opts)
-			return
-		}
-		relay := &ackRelay{send: func(ack *socketio.Args) {
-			r := map[string]any{"requestId": rid}
-			v, ok := firstArg(ack)
-			if ok {
-				r["packet"] = v
-			}
-			a.answer(uid, msgBroadcastAck, r, ok && hasBinary(v))
-		}}
-		n := a.BroadcastWithAckLocal(p, opts, relay.onAck)
-		a.answer(uid, msgBroadcastCount, map[string]any{"requestId": rid, "clientCount": n}, false)
-		relay.counted()
-	case msgSocketsJoin:
-		a.AddLocal(decodeOpts(d["opts"]), roomList(d["rooms"]))
-	case msgSocketsLeave:
-		a.DelLocal(decodeOpts(d["opts"]), roomList(d["rooms"]))
-	case msgDisconnectSockets:
-		c, _ := d["close"].(bool)
-		a.DisconnectLocal(decodeOpts(d["opts"]), c)
-	case msgFetchSockets:
-		local := a.FetchLocal(decodeOpts(d["opts"]))
-		sockets := make([]any, 0, len(local))
-		datas := make([]any, 0, len(local))
-		for _, rs := range local {
-			ws := encodeSocket(rs)
-			sockets = append(sockets, ws)
-			datas = append(datas, ws.Data)
-		}
-		a.answer(uid, msgFetchResponse, map[string]any{"requestId": d["requestId"], "sockets": sockets}, hasBinary(datas...))
-	case msgServerSideEmit:
-		args, ok := d["packet"].([]any)
-		if !ok {
-			return
-		}
-		if name, ok := sseName(args); !ok || reservedSSE[name] {
-			return
-		}
-		var ack func(...any)
-		if rid, withAck := d["requestId"]; withAck {
-			var once sync.Once
-			ack = func(vals ...any) {
-				once.Do(func() {
-					r := map[string]any{"requestId": rid}
-					if len(vals) > 0 {
-						r["packet"] = vals[0]
-					}
-					a.answer(uid, msgSSEResponse, r, len(vals) > 0 && hasBinary(vals[0]))
-				})
-			}
-		}
-		a.sse.do(func() { a.nsp.ServerSideEvent(args, ack) })
 	case msgFetchResponse, msgSSEResponse, msgBroadcastCount, msgBroadcastAck:
 		a.onResponse(m)
+	default:
+		a.onClusterRequest(uid, int(typ), d, rid, withID)
 	}
 }

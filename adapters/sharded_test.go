@@ -16,10 +16,9 @@ import (
 // The sharded adapter's messages and channels are Node's (redis-wire notes §5.2, §5.3).
 func TestShardedWire(t *testing.T) {
 	a := &shardedAdapter{uid: "0ca360f20765ad50", channel: "socket.io#/#"}
-	a.nsp = nil
 	enc := func(typ int, data any, binary bool) string {
 		t.Helper()
-		m := shardMessage{Type: typ, Data: data, UID: a.uid, Nsp: "/"}
+		m := clusterMessage{Type: typ, Data: data, UID: a.uid, Nsp: "/"}
 		var b []byte
 		var err error
 		if binary {
@@ -36,20 +35,20 @@ func TestShardedWire(t *testing.T) {
 	tests := []struct {
 		name, got, want string
 	}{
-		{"broadcast", enc(msgBroadcast, shardBroadcast{Packet: shardPacket{Type: 2, Data: []any{"hello", "x"}}, Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
+		{"broadcast", enc(msgBroadcast, broadcastData{Packet: wirePacket{Type: 2, Data: []any{"hello", "x"}}, Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
 			`{"type":3,"data":{"packet":{"type":2,"data":["hello","x"]},"opts":{"rooms":["r1"],"except":[],"flags":{}}},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"fetch", enc(msgFetchSockets, shardFetch{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), RequestID: "5dca91675e4fe641"}, false),
+		{"fetch", enc(msgFetchSockets, fetchData{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), RequestID: "5dca91675e4fe641"}, false),
 			`{"type":7,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"requestId":"5dca91675e4fe641"},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"join", enc(msgSocketsJoin, shardRooms{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), Rooms: []string{"r2"}}, false),
+		{"join", enc(msgSocketsJoin, roomsData{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), Rooms: []string{"r2"}}, false),
 			`{"type":4,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"rooms":["r2"]},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"disconnect", enc(msgDisconnectSockets, shardDisconnect{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
+		{"disconnect", enc(msgDisconnectSockets, disconnectData{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
 			`{"type":6,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"close":false},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"sse", enc(msgServerSideEmit, shardSSE{Packet: []any{"sse", map[string]any{"x": 1}}}, false),
+		{"sse", enc(msgServerSideEmit, sseData{Packet: []any{"sse", map[string]any{"x": 1}}}, false),
 			`{"type":9,"data":{"packet":["sse",{"x":1}]},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"sse with ack", enc(msgServerSideEmit, shardSSE{RequestID: "54eb89b8bc727971", Packet: []any{"sse-ack", 42}}, false),
+		{"sse with ack", enc(msgServerSideEmit, sseData{RequestID: "54eb89b8bc727971", Packet: []any{"sse-ack", 42}}, false),
 			`{"type":9,"data":{"requestId":"54eb89b8bc727971","packet":["sse-ack",42]},"uid":"0ca360f20765ad50","nsp":"/"}`},
 		// 84 a4"type" 09 a4"data" 81{a6"packet" 92[a3"sse" c4 01 07]} a3"uid" b0"0ca3…" a3"nsp" a1"/"
-		{"binary sse", enc(msgServerSideEmit, shardSSE{Packet: []any{"sse", []byte{7}}}, true),
+		{"binary sse", enc(msgServerSideEmit, sseData{Packet: []any{"sse", []byte{7}}}, true),
 			"\x84\xa4type\x09\xa4data\x81\xa6packet\x92\xa3sse\xc4\x01\x07\xa3uid\xb00ca360f20765ad50\xa3nsp\xa1/"},
 	}
 	for _, tt := range tests {

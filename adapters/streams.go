@@ -35,10 +35,8 @@ const (
 	restoreBatch  = 1000 // entries per XRANGE while restoring a session
 	restoreRounds = 100  // XRANGE calls at most per restore (Node's RESTORE_SESSION_MAX_XRANGE_CALLS)
 
-	streamsCallTimeout     = time.Second     // one of our calls to Redis (a fenced XADD or PUBLISH)
-	streamsAnswerTimeout   = time.Second     // an answer to another node's request
-	streamsRequestsTimeout = 5 * time.Second // Node's requestsTimeout: other nodes' answers
-	streamsAckTimeout      = 5 * time.Second // flags.timeout when the caller's context has no deadline
+	streamsCallTimeout   = time.Second // one of our calls to Redis (a fenced XADD or PUBLISH)
+	streamsAnswerTimeout = time.Second // an answer to another node's request
 )
 
 // streamsBackend is the redis-streams backend: one connection, one reader of the stream and one

@@ -1,7 +1,7 @@
 package adapters
 
 // streams_adapter.go: one namespace's adapter of the redis-streams backend (streams.go): its
-// calls to the cluster and what it does with the other nodes' messages.
+// wire, and what it does with the other nodes' messages.
 
 import (
 	"context"
@@ -9,23 +9,15 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/rs/zerolog"
-
 	"github.com/switchboard/switchboard/socketio"
 )
 
 // streamsAdapter is one namespace's adapter of the redis-streams backend.
 type streamsAdapter struct {
-	*socketio.LocalAdapter
+	*clusterAdapter
 	b       *streamsBackend
-	nsp     *socketio.Namespace
-	log     zerolog.Logger
 	public  string // P#NSP#: requests from every node
 	private string // P#NSP#uid#: answers to this node
-
-	pending pendingSet // our fetchSockets, serverSideEmit with ack, broadcasts with ack
-	out     serial     // answers to other nodes, in order
-	sse     serial     // other nodes' serverSideEmits, handed to the namespace in order
 
 	closeOnce sync.Once
 }
@@ -33,18 +25,18 @@ type streamsAdapter struct {
 var (
 	_ socketio.Adapter   = (*streamsAdapter)(nil)
 	_ socketio.Recoverer = (*streamsAdapter)(nil)
+	_ clusterWire        = (*streamsAdapter)(nil)
 )
 
 func (b *streamsBackend) newAdapter(nsp *socketio.Namespace) (socketio.Adapter, error) {
 	name := nsp.Name()
-	a := &streamsAdapter{
-		LocalAdapter: socketio.NewLocalAdapter(nsp, socketio.LocalOptions{Recovery: false}),
-		b:            b,
-		nsp:          nsp,
-		log:          b.log.With().Str("nsp", name).Logger(),
-		public:       b.prefix + "#" + name + "#",
-	}
+	a := &streamsAdapter{b: b, public: b.prefix + "#" + name + "#"}
 	a.private = a.public + b.uid + "#"
+	// Nodes are counted by NUMSUB of the public channel, as Node 0.3.1 counts them.
+	a.clusterAdapter = newClusterAdapter(nsp, b.log, b.conn, b.ctx, a, clusterSpec{
+		form:    answerForm{count: msgBroadcastCount, ack: msgBroadcastAck, sseValue: "packet"},
+		idBytes: 8, counted: a.public, answerTimeout: streamsAnswerTimeout,
+	})
 	b.mu.Lock()
 	b.adapters[name] = a
 	b.mu.Unlock()
@@ -71,8 +63,7 @@ func (a *streamsAdapter) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), streamsAnswerTimeout)
 		defer cancel()
 		b.sub.unsubscribe(ctx, nil, []string{a.public, a.private})
-		a.out.wait()
-		a.sse.wait()
+		a.drain()
 	})
 	return a.LocalAdapter.Close()
 }
@@ -83,43 +74,10 @@ func (a *streamsAdapter) Recovers() bool { return a.b.window > 0 }
 
 // The wire.
 
-// clusterMessage is a pub/sub message: one msgpack map {type, data, uid, nsp}, in Node's order.
-type clusterMessage struct {
-	Type int    `json:"type"`
-	Data any    `json:"data"`
-	UID  string `json:"uid"`
-	Nsp  string `json:"nsp"`
-}
-
-type broadcastData struct {
-	Packet    wirePacket `json:"packet"`
-	RequestID string     `json:"requestId,omitempty"`
-	Opts      wireOpts   `json:"opts"`
-}
-
-type roomsData struct {
-	Opts  wireOpts `json:"opts"`
-	Rooms []string `json:"rooms"`
-}
-
-type disconnectData struct {
-	Opts  wireOpts `json:"opts"`
-	Close bool     `json:"close"`
-}
-
-type fetchData struct {
-	Opts      wireOpts `json:"opts"`
-	RequestID string   `json:"requestId"`
-}
-
+// fetchAnswer, packetAnswer and countAnswer are the answers to another node (msgpack only).
 type fetchAnswer struct {
 	RequestID string       `json:"requestId"`
 	Sockets   []wireSocket `json:"sockets"`
-}
-
-type sseData struct {
-	RequestID string `json:"requestId,omitempty"`
-	Packet    []any  `json:"packet"`
 }
 
 // packetAnswer answers a serverSideEmit (10) or carries a client's ack (12): packet is the first
@@ -173,33 +131,21 @@ func (a *streamsAdapter) answer(requester string, typ int, data any) {
 		a.log.Debug().Err(err).Msg("encode an answer")
 		return
 	}
-	channel := a.public + requester + "#"
-	a.out.do(func() {
-		ctx, cancel := context.WithTimeout(a.b.ctx, streamsAnswerTimeout)
-		defer cancel()
-		if err := a.b.conn.Client().Publish(ctx, channel, msg).Err(); err != nil {
-			a.log.Debug().Err(err).Msg("answer another node")
-		}
-	})
+	a.queueAnswer(a.public+requester+"#", msg)
 }
 
-// Calls of this node.
+// Calls of this node (clusterWire): broadcasts without ack, joins, leaves and disconnects go
+// into the stream, the rest through pub/sub (Node keeps them out of the stream).
 
-// Broadcast implements socketio.Adapter: the event goes into the stream first (nil means Redis
-// took it); then, with its entry id appended as its offset when recovery is on, to the local
-// sockets. While Redis is down it fails at once with socketio.ErrUnavailable and delivers nothing.
-func (a *streamsAdapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) error {
-	if opts.Local {
-		a.BroadcastLocal(p, opts)
-		return nil
-	}
+// sendBroadcast implements clusterWire: the event goes into the stream first; this node then
+// delivers it with its entry id appended as its offset when recovery is on.
+func (a *streamsAdapter) sendBroadcast(p *socketio.Packet, opts socketio.BroadcastOptions) (*socketio.Packet, error) {
 	binary := socketio.ValuesArgs(p.Data).HasBinary()
 	id, err := a.append(a.b.ctx, msgBroadcast, broadcastData{Packet: wireEvent(p), Opts: encodeOpts(opts)}, binary)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.BroadcastLocal(a.withOffset(p, opts, id), opts)
-	return nil
+	return a.withOffset(p, opts, id), nil
 }
 
 // withOffset is p with offset appended to its data when recovery is on and p is an event
@@ -213,164 +159,48 @@ func (a *streamsAdapter) withOffset(p *socketio.Packet, opts socketio.BroadcastO
 	return &q
 }
 
-// BroadcastWithAck implements socketio.Adapter: the request goes through pub/sub (Node keeps
-// broadcasts with acks out of the stream); every node counted by NUMSUB reports its client count
-// and forwards each client's ack (its first argument), until all came or ctx ends (timedOut).
-func (a *streamsAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) ([]*socketio.Args, bool, error) {
-	if opts.Local {
-		return a.LocalAdapter.BroadcastWithAck(ctx, p, opts)
-	}
-	rid := randomID(8)
-	g := newAckGather()
-	remove := a.pending.add(rid, func(m map[string]any) {
-		typ, _ := m["type"].(float64)
-		data, _ := m["data"].(map[string]any)
-		switch typ {
-		case msgBroadcastCount:
-			n, _ := data["clientCount"].(float64)
-			g.count(int(n))
-		case msgBroadcastAck:
-			if v, ok := data["packet"]; ok {
-				g.ack(socketio.ValuesArgs([]any{v}))
-			} else {
-				g.ack(socketio.ValuesArgs([]any{}))
-			}
-		}
-	})
-	defer remove()
-	deadline, hasDeadline := ctx.Deadline()
-	wo := encodeOpts(opts)
-	wo.Flags.Timeout = timeoutMS(deadline, hasDeadline, streamsAckTimeout)
-	if err := a.publish(ctx, a.public, msgBroadcast, broadcastData{Packet: wireEvent(p), RequestID: rid, Opts: wo}); err != nil {
-		return nil, false, err
-	}
-	g.count(a.BroadcastWithAckLocal(p, opts, g.ack))
-	go func() {
-		if n, err := a.ServerCount(ctx); err == nil {
-			g.expect(n)
-		}
-	}()
-	acks, timedOut := g.wait(ctx)
-	return acks, timedOut, nil
+func (a *streamsAdapter) sendBroadcastWithAck(ctx context.Context, rid string, p *socketio.Packet, opts wireOpts) error {
+	return a.publish(ctx, a.public, msgBroadcast, broadcastData{Packet: wireEvent(p), RequestID: rid, Opts: opts})
 }
 
-// ServerCount implements socketio.Adapter: the subscribers of the namespace's public channel, as
-// Node 0.3.1 counts them (every node subscribes it once).
-func (a *streamsAdapter) ServerCount(ctx context.Context) (int, error) {
-	n, err := a.b.conn.NumSub(ctx, false, a.public)
-	if err != nil {
-		return 0, Unavailable(err)
-	}
-	return int(n[a.public]), nil
+func (a *streamsAdapter) sendFetch(ctx context.Context, rid string, opts socketio.BroadcastOptions) error {
+	return a.publish(ctx, a.public, msgFetchSockets, fetchData{Opts: encodeOpts(opts), RequestID: rid})
 }
 
-// FetchSockets implements socketio.Adapter. Every other node counted must answer within 5 s (as
-// in Node); otherwise what arrived is returned with an error wrapping context.DeadlineExceeded.
-func (a *streamsAdapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.RemoteSocket, error) {
-	local := a.FetchLocal(opts)
-	if opts.Local {
-		return local, nil
-	}
-	n, err := a.ServerCount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n <= 1 {
-		return local, nil
-	}
-	rid := randomID(8)
-	g := newGather(n-1, local)
-	remove := a.pending.add(rid, func(m map[string]any) {
-		data, _ := m["data"].(map[string]any)
-		g.add(decodeSockets(data["sockets"])...)
-	})
-	defer remove()
-	if err := a.publish(ctx, a.public, msgFetchSockets, fetchData{Opts: encodeOpts(opts), RequestID: rid}); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, streamsRequestsTimeout)
-	defer cancel()
-	out, got, complete := g.wait(wctx)
-	if !complete {
-		return out, fmt.Errorf("adapters: fetch sockets: %d of %d other nodes answered: %w", got, n-1, context.DeadlineExceeded)
-	}
-	return out, nil
+func (a *streamsAdapter) sendRemote(ctx context.Context, op remoteOp, opts socketio.BroadcastOptions, rooms []string, close bool) error {
+	typ, data := remoteData(op, opts, rooms, close)
+	_, err := a.append(ctx, typ, data, false)
+	return err
 }
 
-// AddSockets implements socketio.Adapter: once the stream took the request, the local sockets
-// join.
-func (a *streamsAdapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	if !opts.Local {
-		if _, err := a.append(ctx, msgSocketsJoin, roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false); err != nil {
-			return err
-		}
-	}
-	a.AddLocal(opts, rooms)
-	return nil
+// sendServerSideEmit implements clusterWire (msgpack through pub/sub: binary arrives as binary).
+func (a *streamsAdapter) sendServerSideEmit(ctx context.Context, rid string, args []any) error {
+	return a.publish(ctx, a.public, msgServerSideEmit, sseData{RequestID: rid, Packet: wireData(args)})
 }
 
-// DelSockets implements socketio.Adapter.
-func (a *streamsAdapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) error {
-	if !opts.Local {
-		if _, err := a.append(ctx, msgSocketsLeave, roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}, false); err != nil {
-			return err
-		}
-	}
-	a.DelLocal(opts, rooms)
-	return nil
+// Answers to other nodes (clusterWire), on the requester's private channel.
+
+func (a *streamsAdapter) answerCount(requester string, rid any, clients int) {
+	a.answer(requester, msgBroadcastCount, countAnswer{RequestID: requestKey(rid), ClientCount: clients})
 }
 
-// DisconnectSockets implements socketio.Adapter.
-func (a *streamsAdapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) error {
-	if !opts.Local {
-		if _, err := a.append(ctx, msgDisconnectSockets, disconnectData{Opts: encodeOpts(opts), Close: close}, false); err != nil {
-			return err
-		}
-	}
-	a.DisconnectLocal(opts, close)
-	return nil
+func (a *streamsAdapter) answerAck(requester string, rid any, v any, _ bool) {
+	a.answer(requester, msgBroadcastAck, packetAnswer{RequestID: requestKey(rid), Packet: v})
 }
 
-// ServerSideEmit implements socketio.Adapter (msgpack through pub/sub: binary arrives as binary).
-func (a *streamsAdapter) ServerSideEmit(ctx context.Context, args []any) error {
-	if err := checkSSE(args); err != nil {
-		return err
+func (a *streamsAdapter) answerSSE(requester string, rid any, v any, ok bool) {
+	var w any
+	if ok {
+		w = wireValue(v)
 	}
-	return a.publish(ctx, a.public, msgServerSideEmit, sseData{Packet: wireData(args)})
+	a.answer(requester, msgSSEResponse, packetAnswer{RequestID: requestKey(rid), Packet: w})
 }
 
-// ServerSideEmitWithAck sends args to every other node's namespace and returns the first
-// argument of each node's answer; every other node counted must answer within 5 s (a node whose
-// handler does not call its ack never does, as in Node), otherwise what arrived is returned with
-// an error wrapping context.DeadlineExceeded.
-func (a *streamsAdapter) ServerSideEmitWithAck(ctx context.Context, args []any) ([]any, error) {
-	if err := checkSSE(args); err != nil {
-		return nil, err
+func (a *streamsAdapter) answerSockets(requester string, rid any, sockets []wireSocket) {
+	for i := range sockets {
+		sockets[i].Data = wireValue(sockets[i].Data)
 	}
-	n, err := a.ServerCount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n-1 <= 0 {
-		return []any{}, nil
-	}
-	rid := randomID(8)
-	g := newGather[any](n-1, nil)
-	remove := a.pending.add(rid, func(m map[string]any) {
-		data, _ := m["data"].(map[string]any)
-		g.add(data["packet"])
-	})
-	defer remove()
-	if err := a.publish(ctx, a.public, msgServerSideEmit, sseData{RequestID: rid, Packet: wireData(args)}); err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, streamsRequestsTimeout)
-	defer cancel()
-	out, got, complete := g.wait(wctx)
-	if !complete {
-		return out, fmt.Errorf("adapters: serverSideEmit: %d of %d other nodes answered: %w", got, n-1, context.DeadlineExceeded)
-	}
-	return out, nil
+	a.answer(requester, msgFetchResponse, fetchAnswer{RequestID: requestKey(rid), Sockets: sockets})
 }
 
 // Messages from other nodes.
@@ -393,15 +223,14 @@ func (a *streamsAdapter) onPubSub(_, payload string) {
 	if !ok || uid == a.b.uid || nsp != a.nsp.Name() {
 		return
 	}
+	data, _ := m["data"].(map[string]any)
 	switch int(typ) {
 	case msgFetchResponse, msgSSEResponse, msgBroadcastCount, msgBroadcastAck:
-		data, _ := m["data"].(map[string]any)
 		if rid, ok := data["requestId"].(string); ok {
-			a.pending.answer(rid, m)
+			a.pending.answer(rid, typ, data)
 		}
 		return
 	}
-	data, _ := m["data"].(map[string]any)
 	a.onMessage(uid, int(typ), data, "")
 }
 
@@ -411,73 +240,20 @@ func (a *streamsAdapter) onMessage(uid string, typ int, data map[string]any, off
 	if data == nil {
 		return
 	}
-	switch typ {
-	case msgBroadcast:
-		p, ok := decodePacket(data["packet"], a.nsp.Name())
-		if !ok {
-			return
-		}
-		opts := decodeOpts(data["opts"])
-		if rid, ok := data["requestId"]; ok && rid != nil {
-			a.relayAcks(uid, requestKey(rid), p, opts)
-			return
-		}
-		a.BroadcastLocal(a.withOffset(p, opts, offset), opts)
-	case msgSocketsJoin:
-		a.AddLocal(decodeOpts(data["opts"]), roomList(data["rooms"]))
-	case msgSocketsLeave:
-		a.DelLocal(decodeOpts(data["opts"]), roomList(data["rooms"]))
-	case msgDisconnectSockets:
-		c, _ := data["close"].(bool)
-		a.DisconnectLocal(decodeOpts(data["opts"]), c)
-	case msgFetchSockets:
-		rid := requestKey(data["requestId"])
-		local := a.FetchLocal(decodeOpts(data["opts"]))
-		sockets := make([]wireSocket, 0, len(local))
-		for _, rs := range local {
-			s := encodeSocket(rs)
-			s.Data = wireValue(s.Data)
-			sockets = append(sockets, s)
-		}
-		a.answer(uid, msgFetchResponse, fetchAnswer{RequestID: rid, Sockets: sockets})
-	case msgServerSideEmit:
-		args, ok := data["packet"].([]any)
-		if !ok {
-			return
-		}
-		if name, ok := sseName(args); !ok || reservedSSE[name] {
-			return
-		}
-		var ack func(...any)
-		if rid, ok := data["requestId"]; ok && rid != nil {
-			ack = a.sseAck(uid, requestKey(rid))
-		}
-		a.sse.do(func() { a.nsp.ServerSideEvent(args, ack) })
+	rid, withID := data["requestId"]
+	withID = withID && rid != nil // @msgpack/msgpack writes an undefined requestId as nil
+	if typ != msgBroadcast {
+		a.onClusterRequest(uid, typ, data, rid, withID)
+		return
 	}
-}
-
-// relayAcks runs another node's broadcast with acks here: its client count goes back first, then
-// each client's ack.
-func (a *streamsAdapter) relayAcks(requester, rid string, p *socketio.Packet, opts socketio.BroadcastOptions) {
-	relay := &ackRelay{send: func(ack *socketio.Args) {
-		v, _ := firstArg(ack)
-		a.answer(requester, msgBroadcastAck, packetAnswer{RequestID: rid, Packet: v})
-	}}
-	n := a.BroadcastWithAckLocal(p, socketio.BroadcastOptions{Rooms: opts.Rooms, Except: opts.Except}, relay.onAck)
-	a.answer(requester, msgBroadcastCount, countAnswer{RequestID: rid, ClientCount: n})
-	relay.counted()
-}
-
-// sseAck answers a serverSideEmit once, with the first argument.
-func (a *streamsAdapter) sseAck(requester, rid string) func(...any) {
-	var once sync.Once
-	return func(args ...any) {
-		once.Do(func() {
-			var v any
-			if len(args) > 0 {
-				v = wireValue(args[0])
-			}
-			a.answer(requester, msgSSEResponse, packetAnswer{RequestID: rid, Packet: v})
-		})
+	p, ok := decodePacket(data["packet"], a.nsp.Name())
+	if !ok {
+		return
 	}
+	opts := decodeOpts(data["opts"])
+	if withID {
+		a.onBroadcastWithAck(uid, rid, p, socketio.BroadcastOptions{Rooms: opts.Rooms, Except: opts.Except})
+		return
+	}
+	a.BroadcastLocal(a.withOffset(p, opts, offset), opts)
 }

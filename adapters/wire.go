@@ -1,7 +1,8 @@
 package adapters
 
 // wire.go: the shapes Node's adapters put on Redis and what they accept back, shared by the
-// classic and the sharded adapter (see doc.go and /tmp-free references in it).
+// classic, the sharded and the streams adapter (see doc.go), and socket.io-adapter's
+// ClusterAdapter messages, which the sharded and the streams adapter both speak.
 
 import (
 	"crypto/rand"
@@ -26,6 +27,65 @@ type wirePacket struct {
 	Data []any  `json:"data"`
 	Nsp  string `json:"nsp,omitempty"`
 	ID   *int64 `json:"id,omitempty"`
+}
+
+// ClusterAdapter message types (socket.io-adapter 2.5 MessageType).
+const (
+	msgBroadcast         = 3
+	msgSocketsJoin       = 4
+	msgSocketsLeave      = 5
+	msgDisconnectSockets = 6
+	msgFetchSockets      = 7
+	msgFetchResponse     = 8
+	msgServerSideEmit    = 9
+	msgSSEResponse       = 10
+	msgBroadcastCount    = 11
+	msgBroadcastAck      = 12
+)
+
+// clusterMessage is a ClusterAdapter message; uid and nsp come last, as Node writes them.
+type clusterMessage struct {
+	Type int    `json:"type"`
+	Data any    `json:"data"`
+	UID  string `json:"uid"`
+	Nsp  string `json:"nsp"`
+}
+
+// The data of ClusterAdapter's requests. A broadcast's packet carries no nsp (the message
+// does); the sharded adapter's carries no id either.
+
+type broadcastData struct {
+	Packet    wirePacket `json:"packet"`
+	RequestID string     `json:"requestId,omitempty"`
+	Opts      wireOpts   `json:"opts"`
+}
+
+type roomsData struct {
+	Opts  wireOpts `json:"opts"`
+	Rooms []string `json:"rooms"`
+}
+
+type disconnectData struct {
+	Opts  wireOpts `json:"opts"`
+	Close bool     `json:"close"`
+}
+
+type fetchData struct {
+	Opts      wireOpts `json:"opts"`
+	RequestID string   `json:"requestId"`
+}
+
+type sseData struct {
+	RequestID string `json:"requestId,omitempty"`
+	Packet    []any  `json:"packet"`
+}
+
+// remoteData is the data of a ClusterAdapter join, leave or disconnect, and its message type.
+func remoteData(op remoteOp, opts socketio.BroadcastOptions, rooms []string, close bool) (int, any) {
+	if op == remoteDisconnect {
+		return msgDisconnectSockets, disconnectData{Opts: encodeOpts(opts), Close: close}
+	}
+	return msgSocketsJoin + int(op), roomsData{Opts: encodeOpts(opts), Rooms: nonNil(rooms)}
 }
 
 // wireOpts are broadcast options on the wire: rooms and except always arrays (Node reads them
@@ -200,6 +260,17 @@ func firstArg(a *socketio.Args) (any, bool) {
 	return v, true
 }
 
+// requestKey is a request id as it arrived, as the key of the request it answers.
+func requestKey(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
 // decodeAny decodes a message: JSON when it starts with '{', msgpack otherwise (Node tells them
 // apart the same way).
 func decodeAny(b []byte) (any, error) {
@@ -277,6 +348,18 @@ func encodeSocket(rs socketio.RemoteSocket) wireSocket {
 		data = map[string]any{} // Node's default socket.data
 	}
 	return wireSocket{ID: rs.ID, Handshake: wh, Rooms: rooms, Data: data}
+}
+
+// decodeSockets reads the sockets of a fetchSockets answer.
+func decodeSockets(v any) []socketio.RemoteSocket {
+	arr, _ := v.([]any)
+	out := make([]socketio.RemoteSocket, 0, len(arr))
+	for _, e := range arr {
+		if rs, ok := decodeSocket(e); ok {
+			out = append(out, rs)
+		}
+	}
+	return out
 }
 
 // decodeSocket reads one socket of a fetchSockets answer; its rooms leave out its own id, as
