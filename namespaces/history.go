@@ -18,7 +18,8 @@ type History interface {
 	// succeeded, stores it (dropping the room's oldest beyond the configured bound). Calls to
 	// deliver for one room happen in id order and never overlap, so members receive a room's
 	// messages in the order of their ids. deliver's error (the cluster could not take the
-	// message) is Append's, and the message is not kept.
+	// message) is Append's, and the message is not kept; once deliver succeeded, Append
+	// succeeds (a store failing then leaves the message out of the history only).
 	Append(ctx context.Context, msg Message, deliver func(Message) error) (Message, error)
 	// Before returns up to limit of the room's newest messages older than the message with id
 	// before ("" means the newest), oldest first.

@@ -97,14 +97,15 @@ func (h *RedisHistory) Append(ctx context.Context, msg Message, deliver func(Mes
 			return Message{}, fmt.Errorf("history: encode message: %w", err)
 		}
 		list := h.key(msg.Room, "msgs")
-		_, err = h.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		// A store that fails once the message was delivered leaves it out of the history but
+		// is no failure of the send: every member got it, and a sender told "unavailable"
+		// would send it again (Redis failing in that instant loses the history's recent part
+		// anyway, or keeps it when a stalled Redis runs the write late).
+		_, _ = h.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.RPush(ctx, list, data)
 			p.LTrim(ctx, list, int64(-h.perRoom), -1)
 			return nil
 		})
-		if err != nil {
-			return Message{}, unavailable(fmt.Sprintf("store message in %q", msg.Room), err)
-		}
 	}
 	return msg, nil
 }

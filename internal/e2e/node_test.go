@@ -101,10 +101,25 @@ func freeAddr(t testing.TB) string {
 }
 
 // startNode runs the binary on 127.0.0.1:0 with args (and --pprof-addr) and waits until it logs
-// "listening". The node is stopped when the test ends.
+// "listening". The node is killed when the test ends.
 func startNode(t testing.TB, args ...string) *node {
 	t.Helper()
-	n := &node{t: t, pprof: freeAddr(t), exited: make(chan struct{}), stderr: &lockedBuffer{}}
+	for attempt := 1; ; attempt++ {
+		n, early := tryStart(t, args)
+		if early == "" {
+			return n
+		}
+		// The pprof port was free when picked, but another process may have taken it since.
+		if attempt == 3 || !strings.Contains(early, "address already in use") {
+			t.Fatalf("%s %s exited with %v before listening: %s", bin, strings.Join(args, " "), n.cmd.ProcessState, early)
+		}
+	}
+}
+
+// tryStart starts the node once; early tells why it exited before listening ("" if it did not).
+func tryStart(t testing.TB, args []string) (n *node, early string) {
+	t.Helper()
+	n = &node{t: t, pprof: freeAddr(t), exited: make(chan struct{}), stderr: &lockedBuffer{}}
 	all := append([]string{"--addr", "127.0.0.1:0", "--log-format", "json", "--pprof-addr", n.pprof}, args...)
 	n.cmd = exec.Command(bin, all...)
 	n.cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
@@ -136,18 +151,23 @@ func startNode(t testing.TB, args ...string) *node {
 				}
 			}
 		}
+		_ = n.cmd.Wait() // after the last read: Wait closes the pipe
+		close(n.exited)
 	}()
-	go func() { _ = n.cmd.Wait(); close(n.exited) }()
 	t.Cleanup(n.kill)
 	select {
 	case addr := <-listening:
 		n.Addr, n.URL = addr, "http://"+addr
+		return n, ""
 	case <-n.exited:
-		t.Fatalf("%s %s exited with %v before listening: %s", bin, strings.Join(args, " "), n.cmd.ProcessState, n.stderr.String())
+		n.mu.Lock()
+		logs, _ := json.Marshal(n.logs)
+		n.mu.Unlock()
+		return n, string(logs) + " " + n.stderr.String()
 	case <-time.After(waitTimeout):
 		t.Fatalf("the node did not log listening within %v: %s", waitTimeout, n.stderr.String())
+		return n, ""
 	}
-	return n
 }
 
 // kill ends the process if it still runs (the test's cleanup): at once, as the drain delay

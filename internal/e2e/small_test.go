@@ -181,7 +181,9 @@ func TestAPIDuplicateKeys(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := n.mustPost("/emit", tc.body)
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if a.Status != http.StatusBadRequest || json.Unmarshal([]byte(a.Body), &e) != nil || e.Error.Code != "bad_request" || !strings.Contains(e.Error.Message, tc.field) {
 				t.Fatalf("%s: %d %s, want 400 bad_request naming %q", tc.body, a.Status, a.Body, tc.field)
 			}
