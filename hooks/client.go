@@ -86,6 +86,10 @@ type Client struct {
 	closeOnce sync.Once
 	// wg counts the goroutines and the Connect calls that Close waits for.
 	wg sync.WaitGroup
+	// idle hands a key to a warm worker waiting for one; workers counts the workers, which end
+	// when idle for workerIdle or at Close (forward.go).
+	idle    chan func()
+	workers sync.WaitGroup
 
 	// slots bounds the connect and event requests in flight (MaxInFlight).
 	slots chan struct{}
@@ -123,6 +127,7 @@ func New(cfg Config) (*Client, error) {
 		closing:     make(chan struct{}),
 		slots:       make(chan struct{}, cfg.MaxInFlight),
 		keys:        make(map[string]*keyQueue),
+		idle:        make(chan func()),
 		maxQueued:   cfg.MaxQueued,
 	}
 	c.ev.init(cfg)
@@ -236,6 +241,7 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.cancel()
 	<-idle
+	c.workers.Wait()
 	c.http.CloseIdleConnections()
 	return err
 }
