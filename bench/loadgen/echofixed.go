@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +17,19 @@ type pacedClient struct {
 	sent []atomic.Int64 // by ack id: send time, nanoseconds since the run's base
 	seq  SeqTracker     // ack ids − 1
 	lat  []time.Duration
-	bad  int
+	// svc and added (hook-fixed): the backend's own time of each request, from its ack, and the
+	// latency less that time, what Switchboard and the hop to the backend added.
+	svc, added []time.Duration
+	bad        int
+}
+
+// fixedSpec is what an open-loop run sends and reads back: echo-fixed's built-in subscribe, or
+// hook-fixed's event that Switchboard forwards to the app backend.
+type fixedSpec struct {
+	name string
+	ev   Event
+	// svc: the ack's data carries the backend's own time ({"data":{"svc":<ns>}}).
+	svc bool
 }
 
 // runEchoFixed is echo in an open loop: N clients send `subscribe` {"rooms": [room]} with an ack
@@ -24,11 +38,26 @@ type pacedClient struct {
 // server CPU per ack, the ack latency of the requests sent in the window, and whether every
 // request got exactly one answer, in order.
 func runEchoFixed(ctx context.Context, o Options) (Result, error) {
+	return runFixed(ctx, o, fixedSpec{name: "subscribe", ev: NewEvent("/", "subscribe", roomsPayload(o.Room))})
+}
+
+// HookEvent is the event hook-fixed sends: no built-in handler takes it, so Switchboard forwards
+// it to the app backend (HookBackend), whose answer is its ack.
+const HookEvent = "bench:hook"
+
+// runHookFixed is echo-fixed with an event the app backend answers through Switchboard's event
+// hook (SPEC §8.2): the same open loop, plus the backend's own time per request (from its ack)
+// and the latency the hook adds over it.
+func runHookFixed(ctx context.Context, o Options) (Result, error) {
+	return runFixed(ctx, o, fixedSpec{name: HookEvent, ev: NewEvent("/", HookEvent, []byte(`{"n":1}`)), svc: true})
+}
+
+func runFixed(ctx context.Context, o Options, spec fixedSpec) (Result, error) {
 	var res Result
 	if o.Rate <= 0 || o.N <= 0 {
 		return res, fmt.Errorf("loadgen: echo-fixed needs -rate and -n")
 	}
-	ev := NewEvent("/", "subscribe", roomsPayload(o.Room))
+	ev := spec.ev
 	interval := time.Second / time.Duration(o.Rate)
 	total := int((o.Warmup + o.Duration) / interval)
 	perClient := total/o.N + 2
@@ -66,6 +95,11 @@ func runEchoFixed(ctx context.Context, o Options) (Result, error) {
 			}
 			if sent >= warmEnd.Load() && sent < end.Load() {
 				st.lat = append(st.lat, time.Duration(now-sent))
+				if spec.svc {
+					svc := ackServiceTime(f.Data)
+					st.svc = append(st.svc, svc)
+					st.added = append(st.added, time.Duration(now-sent)-svc)
+				}
 			}
 			return true
 		}
@@ -80,10 +114,10 @@ func runEchoFixed(ctx context.Context, o Options) (Result, error) {
 	for _, c := range clients {
 		data, err := c.request(ctx, ev, 0, 5*time.Second)
 		if err != nil {
-			return res, notAvailable("subscribe: %v", err)
+			return res, notAvailable("%s: %v", spec.name, err)
 		}
 		if !AckOK(data) {
-			return res, notAvailable("subscribe answered %.80s", data)
+			return res, notAvailable("%s answered %.80s", spec.name, data)
 		}
 	}
 	live := states[:0]
@@ -160,12 +194,14 @@ func runEchoFixed(ctx context.Context, o Options) (Result, error) {
 	clients = nil
 
 	var (
-		all             []time.Duration
+		all, svc, added []time.Duration
 		lost, ooo, dups int
 		bad             int
 	)
 	for i, st := range live {
 		all = append(all, st.lat...)
+		svc = append(svc, st.svc...)
+		added = append(added, st.added...)
 		lost += st.seq.Lost(sentTo(sentTotal, n, i))
 		ooo += st.seq.OutOfOrder
 		dups += st.seq.Duplicates
@@ -204,7 +240,33 @@ func runEchoFixed(ctx context.Context, o Options) (Result, error) {
 	res.set("out_of_order", float64(ooo))
 	res.set("duplicates", float64(dups))
 	res.set("rss_kib", float64(p1.RSS)/1024)
+	if spec.svc {
+		slices.Sort(svc) // Percentile reads sorted samples
+		slices.Sort(added)
+		res.set("backend_p50_ms", ms(Percentile(svc, 50)))
+		res.set("backend_p99_ms", ms(Percentile(svc, 99)))
+		res.set("added_p50_ms", ms(Percentile(added, 50)))
+		res.set("added_p90_ms", ms(Percentile(added, 90)))
+		res.set("added_p99_ms", ms(Percentile(added, 99)))
+	}
 	return res, nil
+}
+
+// ackServiceTime reads the backend's own time from a hook-fixed ack, [{"data":{"svc":<ns>}}];
+// 0 when it is not there.
+func ackServiceTime(data []byte) time.Duration {
+	i := bytes.Index(data, []byte(`"svc":`))
+	if i < 0 {
+		return 0
+	}
+	var ns int64
+	for _, c := range data[i+len(`"svc":`):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		ns = 10*ns + int64(c-'0')
+	}
+	return time.Duration(ns)
 }
 
 // sentTo is how many of the first total paced requests went to client i of n: request k goes to

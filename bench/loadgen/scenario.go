@@ -87,7 +87,7 @@ func (e *errNA) Error() string { return e.reason }
 func notAvailable(format string, args ...any) error { return &errNA{fmt.Sprintf(format, args...)} }
 
 // Scenarios are the names Run knows.
-var Scenarios = []string{"connect", "connect-polling", "echo", "echo-fixed", "fanout", "chat-join", "api-emit", "churn", "relay"}
+var Scenarios = []string{"connect", "connect-polling", "echo", "echo-fixed", "hook-fixed", "fanout", "chat-join", "api-emit", "churn", "relay"}
 
 // Run runs the named scenario.
 func Run(ctx context.Context, scenario string, o Options) (Result, error) {
@@ -121,6 +121,8 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		res, err = runChatJoin(ctx, o)
 	case "echo-fixed":
 		res, err = runEchoFixed(ctx, o)
+	case "hook-fixed":
+		res, err = runHookFixed(ctx, o)
 	case "relay":
 		res, err = runRelay(ctx, o)
 	default:

@@ -30,8 +30,14 @@ type benchCase struct {
 	// (it serves one per server), Switchboard as it comes (--parser auto).
 	Msgpack bool
 	// Flags are Switchboard's own flags for the case (e.g. --relay-tick); Node has no twin.
-	Flags   []string
-	Metrics []metric
+	Flags []string
+	// HookBackend: benchrun starts the app backend of the hook cases (loadgen -hook-backend, on
+	// the load generator's core) and points Switchboard's --hook-url at it.
+	HookBackend bool
+	// NodeWould, when set, makes the case Switchboard's alone: Node is not run, and the report
+	// says instead what Node would need to do the same.
+	NodeWould string
+	Metrics   []metric
 }
 
 var (
@@ -170,6 +176,22 @@ var (
 		{"publishes_per_s", "publishes per second (load generator)", true, 0},
 		{"loadgen_cpu_pct", "load generator CPU use (% of one core)", false, 0},
 	}
+	hookMetrics = []metric{
+		{"acks_per_s", "forwarded events answered per second", true, 0},
+		{"rate_pct", "answered per second, % of the target", true, 1},
+		{"cpu_per_ack_us", "server CPU per forwarded event (µs)", false, 1},
+		{"server_cpu_pct", "server CPU use (% of one core)", false, 0},
+		{"p50_ms", "client latency p50: event sent → backend's ack arrived (ms)", false, 2},
+		{"p99_ms", "client latency p99 (ms)", false, 2},
+		{"backend_p50_ms", "the backend's own time p50 (ms)", false, 3},
+		{"added_p50_ms", "latency the hook adds over the backend's own time, p50 (ms)", false, 2},
+		{"added_p90_ms", "latency the hook adds, p90 (ms)", false, 2},
+		{"added_p99_ms", "latency the hook adds, p99 (ms)", false, 2},
+		{"max_ms", "client latency max (ms)", false, 1},
+		{"lost", "events never answered", false, 0},
+		{"out_of_order", "acks out of order", false, 0},
+		{"send_lag_max_ms", "load generator: latest send behind its schedule (ms)", false, 2},
+	}
 	churnMetrics = []metric{
 		{"cycles_per_s", "cycles per second", true, 0},
 		{"failures", "failed cycles", false, 0},
@@ -193,6 +215,21 @@ const (
 	fixedRate    = 10000
 	fixedClients = 50
 )
+
+// The backend hook case of issue 19: as many sockets as the echo cases, a rate a one-core node
+// forwards with room to spare (every event is an HTTP request to the backend and its answer).
+const (
+	hookRate    = 2000
+	hookClients = 50
+	hookSecret  = "bench-hook-secret"
+)
+
+// hookNodeWould is what the report says in place of a Node column for the hook case.
+const hookNodeWould = "Node's Socket.IO has no hooks. The same needs, in the Node server, a handler for every event that " +
+	"POSTs it to the backend (fetch/undici with keep-alive), signs it (crypto.createHmac), keeps a queue per socket so that a " +
+	"socket's events reach the backend one at a time and in order, bounds that queue (rate_limited) and the requests in flight, " +
+	"times them out, and applies the answer (join, leave, emit, ack, disconnect): an app of its own on top of socket.io, " +
+	"whose figures would be that code's, not Socket.IO's"
 
 // The relay cases of issue 20: players in one room, the keyed publish rate of a 60 Hz game, the
 // unkeyed path at 1,000 publishes a second in all, and Switchboard's tick.
@@ -252,6 +289,21 @@ func defaultCases(quick bool) []benchCase {
 			fixedClients, thousands(fixedRate), echoFor),
 		Args:    []string{"-n", strconv.Itoa(fixedClients), "-rate", strconv.Itoa(fixedRate), "-duration", echoFor.String(), "-warmup", "1s"},
 		Metrics: echoFixedMetrics,
+	})
+	hookFor, hookRateN := echoFor, hookRate
+	if quick {
+		hookRateN = 500
+	}
+	cs = append(cs, benchCase{
+		ID: fmt.Sprintf("hook-event-%d", hookClients), Title: fmt.Sprintf("backend hook: events forwarded at a fixed %s a second, %d clients", thousands(hookRateN), hookClients),
+		Scenario: "hook-fixed", HookBackend: true, NodeWould: hookNodeWould,
+		What: fmt.Sprintf("%d clients send `%s` {\"n\":1} on `/` with an ack in an open loop, %s a second in all on a fixed schedule round-robin over the clients (as echo-fixed); "+
+			"no built-in handler takes it, so Switchboard (`--hook-url`) POSTs each to the app backend's event hook, whose answer is the ack. "+
+			"The backend (`loadgen -hook-backend`: reads the body, checks the signature, answers `{\"ack\":[{\"data\":{\"svc\":<its own time, ns>}}]}`) "+
+			"runs on the load generator's core; 1 s warm-up, then %s measured. The latency the hook adds = client latency − the backend's own time, per event: "+
+			"Switchboard's work both ways and the loopback HTTP round trip", hookClients, "bench:hook", thousands(hookRateN), hookFor),
+		Args:    []string{"-n", strconv.Itoa(hookClients), "-rate", strconv.Itoa(hookRateN), "-duration", hookFor.String(), "-warmup", "1s"},
+		Metrics: hookMetrics,
 	})
 	for _, n := range apiSizes {
 		cs = append(cs, benchCase{

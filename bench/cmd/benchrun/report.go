@@ -182,6 +182,10 @@ func (r report) markdown() string {
 		p("")
 		p("%s.", c.What)
 		p("")
+		if c.NodeWould != "" {
+			r.switchboardOnly(p, c)
+			continue
+		}
 		p("| figure | Switchboard | Node socket.io | Switchboard/Node |")
 		p("|---|---|---|---|")
 		for _, mt := range c.Metrics {
@@ -214,6 +218,36 @@ func (r report) markdown() string {
 	p("(Node has no goroutines).")
 	r.calibration(p)
 	return b.String()
+}
+
+// switchboardOnly renders a case Node does not run: Switchboard's column, then what Node would
+// need instead.
+func (r report) switchboardOnly(p func(string, ...any), c benchCase) {
+	p("| figure | Switchboard |")
+	p("|---|---|")
+	for _, mt := range c.Metrics {
+		sb, ok := r.figure(c.ID, "switchboard", mt.Key)
+		if !ok && r.allFailed(c.ID) {
+			continue
+		}
+		label := mt.Label
+		if mt.Higher {
+			label += " ↑"
+		} else {
+			label += " ↓"
+		}
+		p("| %s | %s |", label, cell(sb, ok, mt.Digits))
+	}
+	if why := r.notAvailable(c.ID, "switchboard"); why != "" {
+		p("")
+		p("Switchboard: n/a — %s", why)
+	}
+	for _, n := range r.notes(c.ID, "switchboard") {
+		p("")
+		p("Switchboard: %s", n)
+	}
+	p("")
+	p("No Node column: %s.", c.NodeWould)
 }
 
 // allFailed reports whether no run of the case produced figures on either server.

@@ -138,3 +138,36 @@ func TestDefaultCasesIncludeIssue18Scenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestReportSwitchboardOnly: a case without Node has Switchboard's column alone and says what
+// Node would need instead; the hook case is one.
+func TestReportSwitchboardOnly(t *testing.T) {
+	c := benchCase{ID: "hook", Title: "hook", NodeWould: "Node would need a handler of its own",
+		Metrics: []metric{{Key: "cpu_per_ack_us", Label: "CPU per forwarded event (µs)", Digits: 1}}}
+	ok := func(v float64) outcome {
+		return outcome{Result: loadgen.Result{Metrics: map[string]float64{"cpu_per_ack_us": v}}}
+	}
+	r := report{Machine: machine{}, Env: &environment{}, Cases: []benchCase{c}, Reps: 3,
+		Results: map[string]map[string][]outcome{"hook": {"switchboard": {ok(30), ok(10), ok(20)}}}}
+	md := r.markdown()
+	for _, want := range []string{
+		"| figure | Switchboard |\n|---|---|\n| CPU per forwarded event (µs) ↓ | 20.0 [10.0–30.0] |",
+		"No Node column: Node would need a handler of its own.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| figure | Switchboard | Node socket.io |") {
+		t.Errorf("the case has a Node column:\n%s", md)
+	}
+	var hook *benchCase
+	for _, bc := range defaultCases(false) {
+		if bc.Scenario == "hook-fixed" {
+			hook = &bc
+		}
+	}
+	if hook == nil || !hook.HookBackend || hook.NodeWould == "" {
+		t.Fatalf("no hook-fixed case with a backend and no Node column: %+v", hook)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,12 +28,13 @@ const (
 )
 
 // Ports, as offsets from -port: Switchboard, Node, Switchboard's pprof listener, then the second
-// node of each for the cluster cases (peerOffset above the first).
+// node of each for the cluster cases (peerOffset above the first), then the hook cases' backend.
 const (
 	switchboardOffset = 0
 	nodeOffset        = 1
 	pprofOffset       = 2
 	peerOffset        = 3
+	hookOffset        = 5
 )
 
 // serverKind is one of the two servers under test.
@@ -88,7 +90,7 @@ type environment struct {
 	root, workdir        string
 	switchboard, loadgen string
 	node, nodeServer     string
-	port                 int    // the first of the five loopback ports the servers listen on
+	port                 int    // the first of the six loopback ports the servers listen on
 	redisURL             string // for the cluster cases
 	versions             [][2]string
 	// nodeClients is bench/node/clients.js, the stock socket.io-client driver; clientsMissing
@@ -178,13 +180,24 @@ func runOnce(ctx context.Context, env *environment, s serverKind, c benchCase, r
 	if c.NodeClients && env.clientsMissing != "" {
 		return outcome{Err: env.clientsMissing}
 	}
-	first := launch{addr: env.addr(s.offset), redis: c.Cluster, msgpack: c.Msgpack, flags: c.Flags}
+	flags := c.Flags
+	var backend *os.Process
+	if c.HookBackend {
+		p, err := startHookBackend(ctx, env, filepath.Join(env.workdir, fmt.Sprintf("hook-backend-%s-%d.log", c.ID, rep+1)))
+		if err != nil {
+			return outcome{Err: err.Error()}
+		}
+		backend = p
+		defer stopServer(backend)
+		flags = append(slices.Clip(flags), "--hook-url", "http://"+env.addr(hookOffset)+"/hooks", "--hook-secret", hookSecret)
+	}
+	first := launch{addr: env.addr(s.offset), redis: c.Cluster, msgpack: c.Msgpack, flags: flags}
 	if c.Pprof && s.pprof {
 		first.pprofAddr = env.addr(pprofOffset)
 	}
 	nodes := []launch{first}
 	if c.Cluster {
-		nodes = append(nodes, launch{addr: env.addr(s.offset + peerOffset), redis: true, msgpack: c.Msgpack, flags: c.Flags})
+		nodes = append(nodes, launch{addr: env.addr(s.offset + peerOffset), redis: true, msgpack: c.Msgpack, flags: flags})
 	}
 	var (
 		procs []*os.Process
@@ -291,6 +304,42 @@ func startServer(ctx context.Context, env *environment, s serverKind, l launch, 
 		if time.Now().After(deadline) {
 			stopServer(cmd.Process)
 			return nil, fmt.Errorf("%s did not answer on %s; see %s", s.Name, l.addr, logPath)
+		}
+	}
+}
+
+// startHookBackend starts the hook cases' app backend (loadgen -hook-backend) on the load
+// generator's core and waits until it accepts connections.
+func startHookBackend(ctx context.Context, env *environment, logPath string) (*os.Process, error) {
+	addr := env.addr(hookOffset)
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("hook backend: %s is taken by another process (choose other ports with -port)", addr)
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command("taskset", "-c", loadCore, env.loadgen, "-hook-backend", addr, "-hook-secret", hookSecret)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the hook backend: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = conn.Close()
+			return cmd.Process, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopServer(cmd.Process)
+			return nil, fmt.Errorf("the hook backend did not listen on %s; see %s", addr, logPath)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond): // polling a port that is coming up
 		}
 	}
 }

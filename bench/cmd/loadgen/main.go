@@ -6,6 +6,8 @@
 //	loadgen -scenario echo -parser msgpack -addr 127.0.0.1:3100 -pid $(pgrep -n switchboard) -n 50
 //	loadgen -scenario connect-polling -addr 127.0.0.1:3100 -pid A -n 5000 -node $(which node) -clients bench/node/clients.js
 //	loadgen -scenario relay -keyed -tick 50ms -addr 127.0.0.1:3100 -pid A -n 50 -rate 60 -duration 10s
+//	loadgen -hook-backend 127.0.0.1:3105 -hook-secret s   # the app backend of hook-fixed, until killed
+//	loadgen -scenario hook-fixed -addr 127.0.0.1:3100 -pid A -n 50 -rate 2000 -duration 10s
 package main
 
 import (
@@ -65,7 +67,17 @@ func main() {
 	})
 	flag.DurationVar(&timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
 	cpuProfile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	hookBackend := flag.String("hook-backend", "", "serve the hook-fixed scenario's app backend on this host:port until killed, instead of running a scenario")
+	hookSecret := flag.String("hook-secret", "", "-hook-backend: the --hook-secret requests are signed with")
 	flag.Parse()
+	if *hookBackend != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := loadgen.ServeHookBackend(ctx, *hookBackend, *hookSecret); err != nil {
+			fail(err.Error())
+		}
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
