@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"unicode/utf8"
 
@@ -55,6 +56,13 @@ func IdentityFromData(data any) (Identity, bool) {
 	case Identity:
 		return d, d.User.ID != ""
 	case map[string]any:
+		// Data is raw JSON, which msgpack (a session kept in Redis, another node's answer)
+		// carries as binary: those bytes are the JSON, not a value to encode as base64.
+		raw, isRaw := d["data"].([]byte)
+		if isRaw {
+			d = maps.Clone(d)
+			delete(d, "data")
+		}
 		b, err := json.Marshal(d)
 		if err != nil {
 			return Identity{}, false
@@ -62,6 +70,9 @@ func IdentityFromData(data any) (Identity, bool) {
 		var id Identity
 		if json.Unmarshal(b, &id) != nil || id.User.ID == "" {
 			return Identity{}, false
+		}
+		if isRaw && json.Valid(raw) {
+			id.Data = json.RawMessage(raw)
 		}
 		return id, true
 	}
