@@ -119,6 +119,20 @@ func (c *clusterAdapter) queueAnswer(channel string, msg []byte) {
 	})
 }
 
+// object decodes a message with decode; nil when it is not an object. A malformed one is logged
+// (debug) as what, unless what is empty.
+func (c *clusterAdapter) object(payload string, decode func([]byte) (any, error), what string) map[string]any {
+	v, err := decode([]byte(payload))
+	if err != nil {
+		if what != "" {
+			c.log.Debug().Err(err).Msg("ignore a malformed " + what)
+		}
+		return nil
+	}
+	m, _ := v.(map[string]any)
+	return m
+}
+
 // drain waits until the queued answers left and the serverSideEmits handed on returned.
 func (c *clusterAdapter) drain() {
 	c.out.wait()

@@ -108,19 +108,38 @@ func (*memoryBackend) Redis() redis.UniversalClient { return nil }
 func (*memoryBackend) Status() (Status, bool)       { return Status{}, false }
 func (*memoryBackend) Close() error                 { return nil }
 
+// redisHold is what both Redis backends hold and the Backend methods that only read it: the
+// connection, the prefix and presence on Redis (presence_redis.go).
+type redisHold struct {
+	log      zerolog.Logger
+	conn     *Conn
+	prefix   string
+	presence nodePresence
+}
+
+// Presence implements Backend: presence on Redis, cluster-wide, under the backend's prefix.
+func (h *redisHold) Presence(name string) socketio.Presence {
+	return h.presence.get(h.conn, h.prefix, h.log, name)
+}
+
+// Redis implements Backend.
+func (h *redisHold) Redis() redis.UniversalClient { return h.conn.Client() }
+
+// Status implements Backend.
+func (h *redisHold) Status() (Status, bool) { return h.conn.Status(), true }
+
+// release closes presence, then the connection.
+func (h *redisHold) release() error { return errors.Join(h.presence.close(), h.conn.Close()) }
+
 // redisBackend is the redis (classic pub/sub) and redis-sharded backends: one connection, one
 // subscriber shared by every namespace, and the node counts that hold a recovery back until
 // every node listens again (node_counter.go).
 type redisBackend struct {
+	redisHold
 	cfg     Config
-	log     zerolog.Logger
-	prefix  string
 	sharded bool
-	conn    *Conn
 	classic *classicSub
 	shard   *shardSub
-
-	presence nodePresence
 
 	nodes *nodeCounter // by the request channel (redis) or the main channel (redis-sharded)
 
@@ -135,8 +154,8 @@ func newRedisBackend(cfg Config, sharded bool) (*redisBackend, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &redisBackend{
-		cfg: cfg, log: cfg.Logger.With().Str("component", "adapter").Logger(), prefix: prefixOf(cfg),
-		sharded: sharded, conn: conn, ctx: ctx, cancel: cancel, nodes: newNodeCounter(conn, sharded),
+		redisHold: redisHold{log: cfg.Logger.With().Str("component", "adapter").Logger(), conn: conn, prefix: prefixOf(cfg)},
+		cfg:       cfg, sharded: sharded, ctx: ctx, cancel: cancel, nodes: newNodeCounter(conn, sharded),
 	}
 	if sharded {
 		b.shard = newShardSub(conn)
@@ -154,17 +173,6 @@ func (b *redisBackend) Adapter() socketio.AdapterFactory {
 	return b.newClassic
 }
 
-// Presence implements Backend: presence on Redis, cluster-wide (presence_redis.go).
-func (b *redisBackend) Presence(name string) socketio.Presence {
-	return b.presence.get(b.conn, b.prefix, b.log, name)
-}
-
-// Redis implements Backend.
-func (b *redisBackend) Redis() redis.UniversalClient { return b.conn.Client() }
-
-// Status implements Backend.
-func (b *redisBackend) Status() (Status, bool) { return b.conn.Status(), true }
-
 // Close implements Backend.
 func (b *redisBackend) Close() error {
 	b.cancel()
@@ -175,5 +183,5 @@ func (b *redisBackend) Close() error {
 	if b.shard != nil {
 		b.shard.close()
 	}
-	return errors.Join(b.presence.close(), b.conn.Close())
+	return b.release()
 }

@@ -79,7 +79,7 @@ func portFree(port int) bool {
 func TestRedisClusterPresenceAndStreams(t *testing.T) {
 	url := startRedisCluster(t)
 	t.Run("presence", func(t *testing.T) {
-		prefix := testPrefix(t)
+		prefix := uniquePrefix(t)
 		ctx := t.Context()
 		var log expiredLog
 		dead := presenceNodeForTest(t, url, prefix, fastPresence)
@@ -128,9 +128,9 @@ func TestRedisClusterPresenceAndStreams(t *testing.T) {
 	})
 	t.Run("streams", func(t *testing.T) {
 		a, b := twoStreamsNodes(t, url, time.Minute, nil)
-		ca := dialStreams(t, a.url, nil)
-		cb := dialStreams(t, b.url, nil)
-		a.socket(ca.SID).Join("r")
+		ca := dial(t, a.url, "")
+		cb := dial(t, b.url, "")
+		a.socket(ca.sid).Join("r")
 		if err := b.nsp.To("r").Emit("e", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -141,12 +141,12 @@ func TestRedisClusterPresenceAndStreams(t *testing.T) {
 		}
 		offset := ca.offset()
 		ca.drop()
-		sessionKept(t, a.b, ca.PID)
+		sessionKept(t, a, ca.pid)
 		if err := a.nsp.To("r").Emit("missed", 2); err != nil {
 			t.Fatal(err)
 		}
-		r := dialStreams(t, b.url, map[string]any{"pid": ca.PID, "offset": offset})
-		if r.SID != ca.SID {
+		r := dialAuth(t, b.url, "", map[string]any{"pid": ca.pid, "offset": offset})
+		if r.sid != ca.sid {
 			t.Fatalf("not recovered on the cluster")
 		}
 		r.waitEvent("missed", 1)

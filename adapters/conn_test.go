@@ -37,18 +37,6 @@ func (s *syncBuffer) count(sub string) int {
 	return strings.Count(s.b.String(), sub)
 }
 
-// waitFor polls cond until it holds or 15 s passed.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling with a deadline
-	}
-}
-
 // redisPID is the process id of the redis-server at url, for SIGSTOP and SIGCONT.
 func redisPID(t testing.TB, url string) int {
 	t.Helper()
@@ -256,11 +244,7 @@ func TestConnOutageAndRecovery(t *testing.T) {
 // A fenced publish sent to a stopped Redis fails, and is not delivered when Redis resumes.
 func TestFencedPublishIsNotDeliveredLate(t *testing.T) {
 	srv := startPausable(t)
-	c, err := DialRedis(ConnConfig{URL: srv.URL(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialTest(t, srv.URL())
 	ctx := t.Context()
 	ps := c.Subscriber().Subscribe(ctx, "fence")
 	t.Cleanup(func() { _ = ps.Close() })
@@ -276,7 +260,7 @@ func TestFencedPublishIsNotDeliveredLate(t *testing.T) {
 
 	srv.pause()
 	start := time.Now()
-	_, err = c.Publish(ctx, "fence", "fence", []byte("lost"))
+	_, err := c.Publish(ctx, "fence", "fence", []byte("lost"))
 	if err == nil || time.Since(start) > 1100*time.Millisecond {
 		t.Fatalf("publish to a stopped redis: %v after %v", err, time.Since(start))
 	}
@@ -294,11 +278,7 @@ func TestFencedPublishIsNotDeliveredLate(t *testing.T) {
 // After an outage the connection stays not Ready until the recovery checks pass.
 func TestHoldRecovery(t *testing.T) {
 	srv := startPausable(t)
-	c, err := DialRedis(ConnConfig{URL: srv.URL(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialTest(t, srv.URL())
 	var calls atomic.Int32
 	var pass atomic.Bool
 	remove := c.HoldRecovery(func(ctx context.Context) bool {
@@ -331,11 +311,7 @@ func TestHoldRecovery(t *testing.T) {
 
 func TestNumSub(t *testing.T) {
 	srv := redistest.Start(t)
-	c, err := DialRedis(ConnConfig{URL: srv.URL(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialTest(t, srv.URL())
 	ctx := t.Context()
 	for range 2 {
 		ps := c.Subscriber().Subscribe(ctx, "a")

@@ -372,6 +372,18 @@ func (n *PresenceNode) stripe(ref string) *sync.Mutex {
 	return &n.stripes[h.Sum32()%presenceStripes]
 }
 
+// lockRoom takes ref's stripe and returns this node's state of ref; done tidies it and lets the
+// stripe go.
+func (n *PresenceNode) lockRoom(ref string) (r *presenceRoom, done func()) {
+	lk := n.stripe(ref)
+	lk.Lock()
+	r = n.room(ref)
+	return r, func() {
+		n.tidy(ref, r)
+		lk.Unlock()
+	}
+}
+
 // room returns this node's state of ref; the caller holds ref's stripe.
 func (n *PresenceNode) room(ref string) *presenceRoom {
 	n.stateMu.Lock()

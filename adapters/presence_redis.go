@@ -99,11 +99,8 @@ func (p *RedisPresence) Join(ctx context.Context, room, member string, info []by
 	defer n.mu.RUnlock()
 	id := n.id
 	ref := p.ref(room)
-	lk := n.stripe(ref)
-	lk.Lock()
-	defer lk.Unlock()
-	r := n.room(ref)
-	defer n.tidy(ref, r)
+	r, done := n.lockRoom(ref)
+	defer done()
 	if !r.listed[id] {
 		// Listed before anything is counted, so that a reaper finds every room a node counts in.
 		if err := n.conn.Client().SAdd(ctx, n.nodeKey(id), ref).Err(); err != nil {
@@ -167,11 +164,8 @@ func (p *RedisPresence) leaveAs(ctx context.Context, room, member, id string, re
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	ref := p.ref(room)
-	lk := n.stripe(ref)
-	lk.Lock()
-	defer lk.Unlock()
-	r := n.room(ref)
-	defer n.tidy(ref, r)
+	r, done := n.lockRoom(ref)
+	defer done()
 	counted := r.byID[id][member] > 0
 	if !retry && counted {
 		// Taken now: a failure below owes it, and the next Leave must not count it again.

@@ -2,8 +2,6 @@ package adapters
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -16,32 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/switchboard/switchboard/socketio"
 )
-
-// localRedisURL is the machine's Redis, shared by the tests that need no private server (each
-// with its own key prefix).
-const localRedisURL = "redis://127.0.0.1:6379/0"
-
-// testPrefix is a key prefix no other test (or run) uses.
-func testPrefix(t testing.TB) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "sbtest-" + hex.EncodeToString(b[:])
-}
-
-// dialTest connects to url, closed when the test ends.
-func dialTest(t testing.TB, url string) *Conn {
-	t.Helper()
-	c, err := DialRedis(ConnConfig{URL: url, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("dial %s: %v (make setup starts Redis on 127.0.0.1:6379)", url, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 // fastPresence are timings short enough for tests, long enough for a loaded machine under -race.
 var fastPresence = PresenceOptions{Heartbeat: 100 * time.Millisecond, Timeout: 500 * time.Millisecond}
@@ -111,10 +85,10 @@ func TestPresenceExactlyOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			prefix := testPrefix(t)
+			prefix := uniquePrefix(t)
 			nodes := []*RedisPresence{
-				presenceNodeForTest(t, localRedisURL, prefix, PresenceOptions{}).Presence("chat"),
-				presenceNodeForTest(t, localRedisURL, prefix, PresenceOptions{}).Presence("chat"),
+				presenceNodeForTest(t, localRedis, prefix, PresenceOptions{}).Presence("chat"),
+				presenceNodeForTest(t, localRedis, prefix, PresenceOptions{}).Presence("chat"),
 			}
 			type result struct {
 				member string
@@ -214,10 +188,10 @@ func TestPresenceExactlyOnce(t *testing.T) {
 // member's arrivals and departures alternate, as seen in the order Redis ran them, whatever the
 // interleaving.
 func TestPresenceChurn(t *testing.T) {
-	prefix := testPrefix(t)
+	prefix := uniquePrefix(t)
 	nodes := []*RedisPresence{
-		presenceNodeForTest(t, localRedisURL, prefix, PresenceOptions{}).Presence("chat"),
-		presenceNodeForTest(t, localRedisURL, prefix, PresenceOptions{}).Presence("chat"),
+		presenceNodeForTest(t, localRedis, prefix, PresenceOptions{}).Presence("chat"),
+		presenceNodeForTest(t, localRedis, prefix, PresenceOptions{}).Presence("chat"),
 	}
 	ctx := t.Context()
 	var mu sync.Mutex
@@ -263,9 +237,9 @@ func TestPresenceChurn(t *testing.T) {
 }
 
 func TestPresenceMembersInfo(t *testing.T) {
-	prefix := testPrefix(t)
-	a := presenceNodeForTest(t, localRedisURL, prefix, PresenceOptions{}).Presence("chat")
-	b := presenceNodeForTest(t, localRedisURL, prefix, PresenceOptions{}).Presence("chat")
+	prefix := uniquePrefix(t)
+	a := presenceNodeForTest(t, localRedis, prefix, PresenceOptions{}).Presence("chat")
+	b := presenceNodeForTest(t, localRedis, prefix, PresenceOptions{}).Presence("chat")
 	other := a.node.Presence("other")
 	ctx := t.Context()
 	steps := []struct {
@@ -313,13 +287,13 @@ func TestPresenceMembersInfo(t *testing.T) {
 // TestPresenceDeadNode stops a node's heartbeat without any cleanup, as a killed process: the
 // survivors remove its members within the bound and report each departure exactly once.
 func TestPresenceDeadNode(t *testing.T) {
-	prefix := testPrefix(t)
+	prefix := uniquePrefix(t)
 	ctx := t.Context()
 	var log expiredLog
-	dead := presenceNodeForTest(t, localRedisURL, prefix, fastPresence)
+	dead := presenceNodeForTest(t, localRedis, prefix, fastPresence)
 	var survivors []*RedisPresence
 	for i := range 2 {
-		p := presenceNodeForTest(t, localRedisURL, prefix, fastPresence).Presence("chat")
+		p := presenceNodeForTest(t, localRedis, prefix, fastPresence).Presence("chat")
 		log.listen(fmt.Sprintf("s%d", i), p)
 		survivors = append(survivors, p)
 	}
@@ -394,11 +368,11 @@ func TestPresenceDeadNode(t *testing.T) {
 // its old sockets stay gone (their Leaves change nothing), and what it joins from then on counts
 // under a new id that the others see.
 func TestPresenceFence(t *testing.T) {
-	prefix := testPrefix(t)
+	prefix := uniquePrefix(t)
 	ctx := t.Context()
 	var log expiredLog
-	paused := presenceNodeForTest(t, localRedisURL, prefix, fastPresence)
-	other := presenceNodeForTest(t, localRedisURL, prefix, fastPresence).Presence("chat")
+	paused := presenceNodeForTest(t, localRedis, prefix, fastPresence)
+	other := presenceNodeForTest(t, localRedis, prefix, fastPresence).Presence("chat")
 	log.listen("other", other)
 	p := paused.Presence("chat")
 	if _, err := p.Join(ctx, "r", "old", nil); err != nil {
@@ -434,7 +408,7 @@ func TestPresenceFence(t *testing.T) {
 // and its departure reported through OnExpired; a Join that failed counted nothing.
 func TestPresenceRedisOutage(t *testing.T) {
 	srv := startPausable(t)
-	prefix := testPrefix(t)
+	prefix := uniquePrefix(t)
 	ctx := t.Context()
 	var log expiredLog
 	n := presenceNodeForTest(t, srv.URL(), prefix, fastPresence)
@@ -473,7 +447,7 @@ func TestPresenceChildProcess(t *testing.T) {
 	if prefix == "" {
 		return
 	}
-	n := NewPresenceNode(dialTest(t, localRedisURL), PresenceOptions{Prefix: prefix, Heartbeat: fastPresence.Heartbeat, Timeout: fastPresence.Timeout})
+	n := NewPresenceNode(dialTest(t, localRedis), PresenceOptions{Prefix: prefix, Heartbeat: fastPresence.Heartbeat, Timeout: fastPresence.Timeout})
 	p := n.Presence("chat")
 	for _, j := range [][2]string{{"k1", "child"}, {"k2", "child"}, {"k2", "shared"}} {
 		if _, err := p.Join(t.Context(), j[0], j[1], []byte("c")); err != nil {
@@ -490,12 +464,12 @@ func TestPresenceKilledProcess(t *testing.T) {
 	if os.Getenv(presenceChildEnv) != "" {
 		return
 	}
-	prefix := testPrefix(t)
+	prefix := uniquePrefix(t)
 	ctx := t.Context()
 	var log expiredLog
 	var survivors []*RedisPresence
 	for i := range 2 {
-		p := presenceNodeForTest(t, localRedisURL, prefix, fastPresence).Presence("chat")
+		p := presenceNodeForTest(t, localRedis, prefix, fastPresence).Presence("chat")
 		log.listen(fmt.Sprintf("s%d", i), p)
 		survivors = append(survivors, p)
 	}
@@ -563,7 +537,7 @@ func TestPresenceKilledProcess(t *testing.T) {
 func TestBackendPresence(t *testing.T) {
 	for _, name := range []string{"redis", "redis-streams"} {
 		t.Run(name, func(t *testing.T) {
-			cfg := Config{Name: name, RedisURL: localRedisURL, Prefix: testPrefix(t)}
+			cfg := Config{Name: name, RedisURL: localRedis, Prefix: uniquePrefix(t)}
 			var nodes []socketio.Presence
 			for range 2 {
 				b, err := New(cfg)

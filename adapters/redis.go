@@ -116,13 +116,12 @@ func (a *classicAdapter) publish(ctx context.Context, channel string, msg []byte
 	return Unavailable(err)
 }
 
-// answer queues an answer to another node's request.
-func (a *classicAdapter) answer(requester string, msg []byte) {
-	channel := a.responseChannel
+// responseTo is the channel of the answers to requester.
+func (a *classicAdapter) responseTo(requester string) string {
 	if a.specificResponses && requester != "" {
-		channel += requester + "#"
+		return a.responseChannel + requester + "#"
 	}
-	a.queueAnswer(channel, msg)
+	return a.responseChannel
 }
 
 // Broadcasts.

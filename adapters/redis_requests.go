@@ -9,15 +9,7 @@ import (
 // onRequest handles another node's (or the emitter's) request; the joins, leaves, disconnects
 // and broadcasts run here, in the order they were published.
 func (a *classicAdapter) onRequest(_, payload string) {
-	v, err := decodeAny([]byte(payload))
-	if err != nil {
-		a.log.Debug().Err(err).Msg("ignore a malformed request")
-		return
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return
-	}
+	m := a.object(payload, decodeAny, "request")
 	typ, ok := m["type"].(float64)
 	if !ok {
 		return
@@ -93,14 +85,7 @@ func (a *classicAdapter) onRequest(_, payload string) {
 // onResponse takes another node's answer to one of our requests (answers carry no uid: they
 // are told apart by request id).
 func (a *classicAdapter) onResponse(_, payload string) {
-	v, err := decodeAny([]byte(payload))
-	if err != nil {
-		return
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return
-	}
+	m := a.object(payload, decodeAny, "")
 	if key := requestKey(m["requestId"]); key != "" {
 		typ, _ := m["type"].(float64)
 		a.pending.answer(key, typ, m)
@@ -115,7 +100,7 @@ func (a *classicAdapter) answerJSON(requester string, v any) {
 		a.log.Debug().Err(err).Msg("encode an answer")
 		return
 	}
-	a.answer(requester, msg)
+	a.queueAnswer(a.responseTo(requester), msg)
 }
 
 // answerCount implements clusterWire (type 8, with 0 too: Node's emitWithAck waits for it).
@@ -125,16 +110,7 @@ func (a *classicAdapter) answerCount(requester string, rid any, clients int) {
 
 // answerAck implements clusterWire (type 9, msgpack: the ack may hold binary).
 func (a *classicAdapter) answerAck(requester string, rid any, v any, ok bool) {
-	r := map[string]any{"type": reqBroadcastAck, "requestId": rid}
-	if ok {
-		r["packet"] = v
-	}
-	msg, err := socketio.EncodeMsgpack(r)
-	if err != nil {
-		a.log.Debug().Err(err).Msg("encode a broadcast ack")
-		return
-	}
-	a.answer(requester, msg)
+	a.answerValue(a.responseTo(requester), reqBroadcastAck, rid, "packet", v, ok, true)
 }
 
 // answerSockets implements clusterWire.
@@ -142,17 +118,29 @@ func (a *classicAdapter) answerSockets(requester string, rid any, sockets []wire
 	a.answerJSON(requester, map[string]any{"requestId": rid, "sockets": sockets})
 }
 
-// answerSSE implements clusterWire, on the shared response channel (where Node always answers
-// those).
+// answerSSE implements clusterWire: JSON, on the shared response channel (where Node always
+// answers those).
 func (a *classicAdapter) answerSSE(_ string, rid any, v any, ok bool) {
-	r := map[string]any{"type": reqServerSideEmit, "requestId": rid}
+	a.answerValue(a.responseChannel, reqServerSideEmit, rid, "data", v, ok, false)
+}
+
+// answerValue sends {type, requestId, key: v} on channel, in msgpack or JSON; key is left out
+// without v (Node's undefined).
+func (a *classicAdapter) answerValue(channel string, typ int, rid any, key string, v any, ok, msgpack bool) {
+	r := map[string]any{"type": typ, "requestId": rid}
 	if ok {
-		r["data"] = v
+		r[key] = v
 	}
-	msg, err := socketio.MarshalJSON(r)
+	var msg []byte
+	var err error
+	if msgpack {
+		msg, err = socketio.EncodeMsgpack(r)
+	} else {
+		msg, err = socketio.MarshalJSON(r)
+	}
 	if err != nil {
-		a.log.Debug().Err(err).Msg("encode a serverSideEmit answer")
+		a.log.Debug().Err(err).Msg("encode an answer")
 		return
 	}
-	a.queueAnswer(a.responseChannel, msg)
+	a.queueAnswer(channel, msg)
 }

@@ -54,7 +54,7 @@ func TestClassicBroadcastBytes(t *testing.T) {
 	if m, ok := data[2].(map[string]any); !ok || len(m["k"].([]any)) != 1 {
 		t.Fatalf("raw json arg: %#v", data[2])
 	}
-	if got := mustJSON(arr[2]); got != `{"except":["x"],"flags":{"volatile":true},"rooms":[]}` {
+	if got := jsonOf(arr[2]); got != `{"except":["x"],"flags":{"volatile":true},"rooms":[]}` {
 		t.Fatalf("opts %s", got)
 	}
 }
@@ -87,7 +87,7 @@ func startCluster3(t *testing.T, tr trio) *cluster3 {
 	t.Helper()
 	prefix := uniquePrefix(t)
 	cfg := Config{Name: tr.adapter, RedisURL: tr.url, Prefix: prefix}
-	c := &cluster3{a: startNode(t, cfg), b: startNode(t, cfg), clients: map[string]*client{}, prefix: prefix, classic: tr.adapter == "redis", cluster: tr.nodes != nil}
+	c := &cluster3{a: startNode(t, cfg, (*node).answerAsGo), b: startNode(t, cfg, (*node).answerAsGo), clients: map[string]*client{}, prefix: prefix, classic: tr.adapter == "redis", cluster: tr.nodes != nil}
 	join := func(n *node, name string, rooms ...string) {
 		cl := dial(t, n.url, name)
 		n.socket(cl.sid).Join(rooms...)
@@ -153,8 +153,7 @@ func (c *cluster3) received(t *testing.T, end func(), roomEnd ...string) map[str
 			want["end-room"] = true
 		}
 		for len(want) > 0 {
-			ev := cl.next()
-			name0, _ := ev[0].(string)
+			name0 := cl.next().Name
 			if want[name0] {
 				delete(want, name0)
 				continue
@@ -383,15 +382,15 @@ func runFetchSockets(t *testing.T, c *cluster3) {
 		t.Fatalf("a1 is local: %+v", rs)
 	}
 	b2 := byID[c.clients["b2"].sid]
-	if b2.Local != nil || !slices.Equal(sorted(b2.Rooms), []string{"r2", "r3"}) || mustJSON(b2.Data) != `{"n":1,"who":"go"}` {
-		t.Fatalf("b2 from B: rooms %v data %s local %v", b2.Rooms, mustJSON(b2.Data), b2.Local)
+	if b2.Local != nil || !slices.Equal(sorted(b2.Rooms), []string{"r2", "r3"}) || jsonOf(b2.Data) != `{"n":1,"who":"go"}` {
+		t.Fatalf("b2 from B: rooms %v data %s local %v", b2.Rooms, jsonOf(b2.Data), b2.Local)
 	}
 	if b2.Handshake.Address == "" || b2.Handshake.Query.Get("EIO") != "4" || b2.Handshake.Time.IsZero() || !strings.HasPrefix(b2.Handshake.URL, "/socket.io/") {
 		t.Fatalf("b2's handshake: %+v", b2.Handshake)
 	}
 	n2 := byID[c.clients["n2"].sid]
-	if !slices.Equal(n2.Rooms, []string{"r3"}) || mustJSON(n2.Data) != `{"who":"node"}` || n2.Handshake.Query.Get("transport") != "websocket" || n2.Handshake.Time.IsZero() {
-		t.Fatalf("n2 from Node: rooms %v data %s handshake %+v", n2.Rooms, mustJSON(n2.Data), n2.Handshake)
+	if !slices.Equal(n2.Rooms, []string{"r3"}) || jsonOf(n2.Data) != `{"who":"node"}` || n2.Handshake.Query.Get("transport") != "websocket" || n2.Handshake.Time.IsZero() {
+		t.Fatalf("n2 from Node: rooms %v data %s handshake %+v", n2.Rooms, jsonOf(n2.Data), n2.Handshake)
 	}
 
 	var fromNode []struct {
@@ -408,7 +407,7 @@ func runFetchSockets(t *testing.T, c *cluster3) {
 			if !slices.Equal(s.Rooms, []string{s.ID, "r2", "r3"}) && !slices.Equal(s.Rooms, []string{s.ID, "r3", "r2"}) {
 				t.Fatalf("Node sees b2's rooms %v", s.Rooms)
 			}
-			if mustJSON(s.Data) != `{"n":1,"who":"go"}` {
+			if jsonOf(s.Data) != `{"n":1,"who":"go"}` {
 				t.Fatalf("Node sees b2's data %v", s.Data)
 			}
 			for _, k := range []string{"headers", "time", "address", "xdomain", "secure", "issued", "url", "query", "auth"} {
@@ -554,17 +553,6 @@ func (c *cluster3) waitIn(t *testing.T, room string, in bool, names ...string) {
 	}
 }
 
-func nextSSE(t *testing.T, n *node) sseCall {
-	t.Helper()
-	select {
-	case s := <-n.sse:
-		return s
-	case <-time.After(waitTimeout):
-		t.Fatalf("no serverSideEmit within %v", waitTimeout)
-		return sseCall{}
-	}
-}
-
 // acker is the adapters' serverSideEmit with ack.
 type acker interface {
 	ServerSideEmitWithAck(ctx context.Context, args []any) ([]any, error)
@@ -594,11 +582,11 @@ func runServerSideEmitAndCount(t *testing.T, c *cluster3) {
 	if err := c.a.nsp.ServerSideEmit(ctx, "sse", 1, "two"); err != nil {
 		t.Fatal(err)
 	}
-	if s := nextSSE(t, c.b); mustJSON(s.args) != `["sse",1,"two"]` || s.withAck {
+	if s := nextSSE(t, c.b); jsonOf(s.args) != `["sse",1,"two"]` || s.withAck {
 		t.Fatalf("B got %+v", s)
 	}
 	ev := c.peer.WaitEvent("sse from go", func(e nodepeer.Event) bool { return e.Kind == "sse" && e.Name == "sse" })
-	if mustJSON(ev.Args) != `[1,"two"]` || ev.WithAck {
+	if jsonOf(ev.Args) != `[1,"two"]` || ev.WithAck {
 		t.Fatalf("Node got %s", ev.Raw)
 	}
 	select {
@@ -629,7 +617,7 @@ func runServerSideEmitAndCount(t *testing.T, c *cluster3) {
 		t.Fatalf("Node's serverSideEmitWithAck: %+v", nres)
 	}
 	for _, n := range []*node{c.a, c.b} {
-		if s := nextSSE(t, n); mustJSON(s.args) != `["from-node",3]` || !s.withAck {
+		if s := nextSSE(t, n); jsonOf(s.args) != `["from-node",3]` || !s.withAck {
 			t.Fatalf("from Node: %+v", s)
 		}
 	}
@@ -644,13 +632,13 @@ func runServerSideEmitAndCount(t *testing.T, c *cluster3) {
 		if c.classic {
 			want = `["plain",{"data":[9],"type":"Buffer"}]`
 		}
-		if s := nextSSE(t, n); mustJSON(s.args) != want || s.withAck {
-			t.Fatalf("plain from Node: %s, want %s", mustJSON(s.args), want)
+		if s := nextSSE(t, n); jsonOf(s.args) != want || s.withAck {
+			t.Fatalf("plain from Node: %s, want %s", jsonOf(s.args), want)
 		}
 		if !c.classic {
 			continue
 		}
-		if s := nextSSE(t, n); mustJSON(s.args) != `["from-emitter","e"]` {
+		if s := nextSSE(t, n); jsonOf(s.args) != `["from-emitter","e"]` {
 			t.Fatalf("from the emitter: %+v", s)
 		}
 	}
@@ -659,11 +647,11 @@ func runServerSideEmitAndCount(t *testing.T, c *cluster3) {
 			t.Fatal(err)
 		}
 		ev := c.peer.WaitEvent("binary sse", func(e nodepeer.Event) bool { return e.Kind == "sse" && e.Name == "bin-sse" })
-		if mustJSON(ev.Args) != `[{"$bin":"Bw=="}]` {
+		if jsonOf(ev.Args) != `[{"$bin":"Bw=="}]` {
 			t.Fatalf("Node got %s", ev.Raw)
 		}
-		if s := nextSSE(t, c.b); mustJSON(s.args) != `["bin-sse","Bw=="]` {
-			t.Fatalf("B got %s", mustJSON(s.args))
+		if s := nextSSE(t, c.b); jsonOf(s.args) != `["bin-sse","Bw=="]` {
+			t.Fatalf("B got %s", jsonOf(s.args))
 		}
 	}
 	if err := c.a.nsp.ServerSideEmit(ctx, "connection", 1); !errors.Is(err, errReservedSSE) {
@@ -679,15 +667,15 @@ func runBinary(t *testing.T, c *cluster3) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"b2", "n2"} {
-		ev := c.clients[name].next()
-		if mustJSON(ev) != `["bin","AQID",{"nested":"BA=="}]` {
-			t.Fatalf("%s got %s", name, mustJSON(ev))
+		ev := c.clients[name].next().values()
+		if jsonOf(ev) != `["bin",{"$bin":"AQID"},{"nested":{"$bin":"BA=="}}]` {
+			t.Fatalf("%s got %s", name, jsonOf(ev))
 		}
 	}
 	c.peer.Must("emit", map[string]any{"rooms": []string{"r2"}, "event": "bin", "args": []any{nodepeer.Bin([]byte{5, 6})}}, nil)
 	for _, name := range []string{"a2", "b2"} {
-		if ev := c.clients[name].next(); mustJSON(ev) != `["bin","BQY="]` {
-			t.Fatalf("%s got %s", name, mustJSON(ev))
+		if ev := c.clients[name].next().values(); jsonOf(ev) != `["bin",{"$bin":"BQY="}]` {
+			t.Fatalf("%s got %s", name, jsonOf(ev))
 		}
 	}
 }
@@ -704,7 +692,7 @@ func runOrder(t *testing.T, c *cluster3) {
 	}
 	for _, name := range []string{"a1", "b1", "n1"} {
 		for i := range n {
-			ev := c.clients[name].next()
+			ev := c.clients[name].next().values()
 			if ev[0] != "seq" || ev[1] != float64(i) {
 				t.Fatalf("%s: event %d is %v", name, i, ev)
 			}
@@ -713,13 +701,6 @@ func runOrder(t *testing.T, c *cluster3) {
 }
 
 func jsonRaw(s string) any { return json.RawMessage(s) }
-
-var _ = errors.Is
-var _ = fmt.Sprint
-var _ = strings.Cut
-var _ sync.Mutex
-var _ = time.Now
-var _ = context.Background
 
 // outageRun drives a Redis fault under a stream of sequential broadcasts from send (one every
 // 2 ms) and checks the bounds: the first call fails within ~1 s of the fault, calls fail fast
@@ -803,7 +784,7 @@ func (o *outageRun) settle(clients ...*client) (resume func()) {
 	o.mu.Unlock()
 	for _, cl := range clients {
 		for len(o.got[cl]) == 0 || o.got[cl][len(o.got[cl])-1] < last {
-			ev := cl.next()
+			ev := cl.next().values()
 			o.got[cl] = append(o.got[cl], ev[1].(float64))
 		}
 	}
@@ -841,7 +822,7 @@ func (o *outageRun) check(faultAt, resumedAt time.Time, clients ...*client) {
 	for _, cl := range clients {
 		got := o.got[cl]
 		for {
-			ev := cl.next()
+			ev := cl.next().values()
 			if ev[0] == "end" {
 				break
 			}
@@ -862,7 +843,7 @@ func (o *outageRun) check(faultAt, resumedAt time.Time, clients ...*client) {
 				}
 			}
 			t.Fatalf("client %s got %d events, want the %d calls that returned nil (in order); first difference at %d; missing %v; extra %v",
-				cl.name, len(got), len(want), firstDiff(got, want), missing, extra)
+				cl, len(got), len(want), firstDiff(got, want), missing, extra)
 		}
 	}
 	t.Logf("%d calls: %d returned nil, %d failed; first failure %v after the fault",
@@ -915,7 +896,7 @@ func runOutage(t *testing.T, adapter string) {
 		t.Run(kind, func(t *testing.T) {
 			srv := startPausable(t)
 			cfg := Config{Name: adapter, RedisURL: srv.URL()}
-			a, b := startNode(t, cfg), startNode(t, cfg)
+			a, b := startNode(t, cfg, nil), startNode(t, cfg, nil)
 			// The Node peer comes back a second after Redis: the recovery must wait for it.
 			peer := nodepeer.Start(t, nodepeer.Options{Adapter: peerAdapter, RedisURL: srv.URL(), ReconnectDelay: time.Second})
 			a1, b1, n1 := dial(t, a.url, "a1"), dial(t, b.url, "b1"), dial(t, peer.URL, "n1")

@@ -231,19 +231,10 @@ func (a *shardedAdapter) answerSockets(requester string, rid any, sockets []wire
 
 // Messages from other nodes.
 
-func decodeShardMessage(payload string) (map[string]any, bool) {
-	v, err := decodeAny([]byte(payload))
-	if err != nil {
-		return nil, false
-	}
-	m, ok := v.(map[string]any)
-	return m, ok
-}
-
 // onResponseMessage takes what arrives on our own channel: answers to our requests (Node does
 // not check their uid or namespace).
 func (a *shardedAdapter) onResponseMessage(_, payload string) {
-	if m, ok := decodeShardMessage(payload); ok {
+	if m := a.object(payload, decodeAny, ""); m != nil {
 		a.onResponse(m)
 	}
 }
@@ -259,8 +250,8 @@ func (a *shardedAdapter) onResponse(m map[string]any) {
 // onMessage handles what another node published on the main channel or a room's channel, in
 // the order it was published.
 func (a *shardedAdapter) onMessage(_, payload string) {
-	m, ok := decodeShardMessage(payload)
-	if !ok {
+	m := a.object(payload, decodeAny, "")
+	if m == nil {
 		return
 	}
 	uid, _ := m["uid"].(string)

@@ -158,14 +158,7 @@ func TestBackendCloseLeavesNothing(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				srv, err := socketio.NewServer(socketio.Config{Adapter: b.Adapter()})
-				if err != nil {
-					t.Fatal(err)
-				}
-				nsp, err := srv.Of("/")
-				if err != nil {
-					t.Fatal(err)
-				}
+				srv, nsp := serve(t, b, 0, zerolog.Nop())
 				nsp.OnServerSideEmit(func(args []any, ack func(...any)) {
 					if ack != nil {
 						ack("ok")

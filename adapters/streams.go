@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/switchboard/switchboard/socketio"
 )
@@ -42,9 +41,7 @@ const (
 // streamsBackend is the redis-streams backend: one connection, one reader of the stream and one
 // subscriber shared by every namespace (as Node shares its clients), and this node's uid.
 type streamsBackend struct {
-	log           zerolog.Logger
-	conn          *Conn
-	prefix        string // the stream's name and the channels' prefix
+	redisHold     // its prefix is the stream's name and the channels' prefix
 	stream        string
 	sessionPrefix string
 	uid           string
@@ -70,8 +67,6 @@ type streamsBackend struct {
 
 	mu       sync.Mutex
 	adapters map[string]*streamsAdapter // by namespace
-
-	presence nodePresence
 }
 
 var _ Backend = (*streamsBackend)(nil)
@@ -86,9 +81,7 @@ func newStreamsBackend(cfg Config) (Backend, error) {
 	prefix := prefixOf(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &streamsBackend{
-		log:           cfg.Logger.With().Str("component", "adapter").Str("adapter", "redis-streams").Logger(),
-		conn:          conn,
-		prefix:        prefix,
+		redisHold:     redisHold{log: cfg.Logger.With().Str("component", "adapter").Str("adapter", "redis-streams").Logger(), conn: conn, prefix: prefix},
 		stream:        prefix,
 		sessionPrefix: sessionPrefixOf(cfg),
 		uid:           randomID(8),
@@ -158,17 +151,6 @@ func (b *streamsBackend) streamEnd(ctx context.Context) (string, error) {
 // Adapter implements Backend.
 func (b *streamsBackend) Adapter() socketio.AdapterFactory { return b.newAdapter }
 
-// Presence implements Backend: presence on Redis (presence_redis.go), under the backend's prefix.
-func (b *streamsBackend) Presence(name string) socketio.Presence {
-	return b.presence.get(b.conn, b.prefix, b.log, name)
-}
-
-// Redis implements Backend.
-func (b *streamsBackend) Redis() redis.UniversalClient { return b.conn.Client() }
-
-// Status implements Backend.
-func (b *streamsBackend) Status() (Status, bool) { return b.conn.Status(), true }
-
 // Close implements Backend: the stream's reader stops, then the subscriber, presence and the
 // connection.
 func (b *streamsBackend) Close() error {
@@ -178,7 +160,7 @@ func (b *streamsBackend) Close() error {
 	b.sub.close()
 	_ = b.pushSub.Close()
 	<-b.pushDone
-	return errors.Join(b.presence.close(), b.conn.Close())
+	return b.release()
 }
 
 // The stream.

@@ -208,13 +208,8 @@ func (a *streamsAdapter) answerSockets(requester string, rid any, sockets []wire
 // onPubSub takes a message of the namespace's public or private channel: msgpack only, as Node
 // 0.3.1 reads them.
 func (a *streamsAdapter) onPubSub(_, payload string) {
-	v, err := socketio.DecodeMsgpack([]byte(payload))
-	if err != nil {
-		a.log.Debug().Err(err).Msg("ignore a malformed message")
-		return
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	m := a.object(payload, socketio.DecodeMsgpack, "message")
+	if m == nil {
 		return
 	}
 	uid, _ := m["uid"].(string)

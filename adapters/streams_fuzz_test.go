@@ -31,11 +31,12 @@ func FuzzStreamsEntry(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.typ, s.data)
 	}
-	a := startStreamsNode(f, localRedisURL, testPrefix(f), time.Minute, nil)
+	a := startStreamsNode(f, localRedis, uniquePrefix(f), time.Minute, nil)
+	sa := a.nsp.Adapter().(*streamsAdapter)
 	f.Fuzz(func(t *testing.T, typ, data string) {
-		a.b.deliverMu.Lock()
-		a.b.onEntry("1-0", "someone", "/", typ, data)
-		a.b.deliverMu.Unlock()
+		a.streams().deliverMu.Lock()
+		a.streams().onEntry("1-0", "someone", "/", typ, data)
+		a.streams().deliverMu.Unlock()
 		if m, err := decodeStreamData(data); err == nil {
 			if p, ok := decodePacket(m["packet"], "/"); ok {
 				_ = reaches([]string{"a"}, decodeOpts(m["opts"]))
@@ -44,10 +45,10 @@ func FuzzStreamsEntry(f *testing.F) {
 		}
 		_, _ = decodeSession(data)
 		_, _ = decodeSession(base64.StdEncoding.EncodeToString([]byte(data)))
-		a.b.onPushed("", data)
-		a.adapter().onPubSub("", data)
+		a.streams().onPushed("", data)
+		sa.onPubSub("", data)
 		if v, err := socketio.EncodeMsgpack(map[string]any{"type": 9, "uid": "u", "nsp": "/", "data": map[string]any{"packet": []any{data}}}); err == nil {
-			a.adapter().onPubSub("", string(v))
+			sa.onPubSub("", string(v))
 		}
 	})
 }

@@ -11,39 +11,24 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/nodepeer"
-	"github.com/switchboard/switchboard/socketio"
 )
 
-// streamsInterop is a Go node and a Node server (@socket.io/redis-streams-adapter 0.3.1, with
-// connection state recovery) in one cluster.
+// streamsInterop is a Go node (answerAsGo) and a Node server (@socket.io/redis-streams-adapter
+// 0.3.1, with connection state recovery) in one cluster.
 type streamsInterop struct {
-	goNode *stNode
+	goNode *node
 	peer   *nodepeer.Peer
-	sse    chan []any // serverSideEmits the Go node received
 }
 
 func startStreamsInterop(t *testing.T) *streamsInterop {
-	prefix := testPrefix(t)
-	in := &streamsInterop{sse: make(chan []any, 16)}
-	in.goNode = startStreamsNode(t, localRedisURL, prefix, time.Minute, func(nsp *socketio.Namespace) {
-		nsp.OnConnection(func(s *socketio.Socket) {
-			if !s.Recovered() {
-				s.SetData(map[string]any{"who": "go"})
-			}
-		})
-		nsp.OnServerSideEmit(func(args []any, ack func(...any)) {
-			in.sse <- args
-			if ack != nil {
-				ack(map[string]any{"from": "go", "args": args[1:]})
-			}
-		})
-	})
+	prefix := uniquePrefix(t)
+	in := &streamsInterop{goNode: startStreamsNode(t, localRedis, prefix, time.Minute, (*node).answerAsGo)}
 	in.peer = nodepeer.Start(t, nodepeer.Options{
-		Adapter: "streams", RedisURL: localRedisURL, Prefix: prefix, Recovery: true,
-		AdapterOptions: map[string]any{"sessionKeyPrefix": in.goNode.b.sessionPrefix},
+		Adapter: "streams", RedisURL: localRedis, Prefix: prefix, Recovery: true,
+		AdapterOptions: map[string]any{"sessionKeyPrefix": in.goNode.streams().sessionPrefix},
 	})
 	waitFor(t, "the Go node counts both", func() bool {
-		n, err := in.goNode.adapter().ServerCount(t.Context())
+		n, err := in.goNode.nsp.Adapter().ServerCount(t.Context())
 		return err == nil && n == 2
 	})
 	var n int
@@ -57,9 +42,9 @@ func startStreamsInterop(t *testing.T) *streamsInterop {
 // nodeReads waits until the Node server reads the stream: it reads from "$" once its first
 // XREAD runs, and misses what came before, so the Go node broadcasts until c (on the Node
 // server) got one.
-func (in *streamsInterop) nodeReads(t *testing.T, c *stClient) {
+func (in *streamsInterop) nodeReads(t *testing.T, c *client) {
 	t.Helper()
-	deadline := time.Now().Add(stWait)
+	deadline := time.Now().Add(waitTimeout)
 	for i := 1; len(c.named("warm-up")) == 0; i++ {
 		if time.Now().After(deadline) {
 			t.Fatal("the Node server never read the stream")
@@ -75,7 +60,7 @@ func (in *streamsInterop) nodeReads(t *testing.T, c *stClient) {
 }
 
 // args is an event's arguments without its offset, as JSON.
-func argsWithoutOffset(t *testing.T, e stEvent) string {
+func argsWithoutOffset(t *testing.T, e event) string {
 	t.Helper()
 	if len(e.Args) == 0 {
 		t.Fatalf("event %s without arguments", e.Name)
@@ -90,54 +75,54 @@ func argsWithoutOffset(t *testing.T, e stEvent) string {
 func TestStreamsNodeBroadcast(t *testing.T) {
 	in := startStreamsInterop(t)
 	g := in.goNode
-	cg := dialStreams(t, g.url, nil)
-	cp := dialStreams(t, in.peer.URL, nil)
+	cg := dial(t, g.url, "")
+	cp := dial(t, in.peer.URL, "")
 	in.nodeReads(t, cp)
-	g.socket(cg.SID).Join("r1")
-	in.peer.Must("join", map[string]any{"sid": cp.SID, "rooms": []string{"r1", "r2"}}, nil)
+	g.socket(cg.sid).Join("r1")
+	in.peer.Must("join", map[string]any{"sid": cp.sid, "rooms": []string{"r1", "r2"}}, nil)
 	cases := []struct {
 		name string
 		emit func()
-		want []*stClient
+		want []*client
 		args string
 	}{
 		{"node to all", func() {
 			in.peer.Must("emit", map[string]any{"event": "e", "args": []any{1, "x", map[string]any{"k": nil}}}, nil)
-		}, []*stClient{cg, cp}, `[1,"x",{"k":null}]`},
+		}, []*client{cg, cp}, `[1,"x",{"k":null}]`},
 		{"node to a room", func() {
 			in.peer.Must("emit", map[string]any{"rooms": []string{"r1"}, "event": "e", "args": []any{"r1"}}, nil)
-		}, []*stClient{cg, cp}, `["r1"]`},
+		}, []*client{cg, cp}, `["r1"]`},
 		{"node except a room", func() {
 			in.peer.Must("emit", map[string]any{"except": []string{"r2"}, "event": "e", "args": []any{"not r2"}}, nil)
-		}, []*stClient{cg}, `["not r2"]`},
+		}, []*client{cg}, `["not r2"]`},
 		{"node binary", func() {
 			in.peer.Must("emit", map[string]any{"event": "e", "args": []any{nodepeer.Bin([]byte{1, 2, 255}), map[string]any{"b": nodepeer.Bin([]byte{7})}}}, nil)
-		}, []*stClient{cg, cp}, `[{"$bin":"AQL/"},{"b":{"$bin":"Bw=="}}]`},
+		}, []*client{cg, cp}, `[{"$bin":"AQL/"},{"b":{"$bin":"Bw=="}}]`},
 		{"go to all", func() {
 			if err := g.nsp.Emit("e", 2, "y", map[string]any{"n": nil}); err != nil {
 				t.Fatal(err)
 			}
-		}, []*stClient{cg, cp}, `[2,"y",{"n":null}]`},
+		}, []*client{cg, cp}, `[2,"y",{"n":null}]`},
 		{"go to a room on the Node server", func() {
 			if err := g.nsp.To("r2").Emit("e", "r2"); err != nil {
 				t.Fatal(err)
 			}
-		}, []*stClient{cp}, `["r2"]`},
+		}, []*client{cp}, `["r2"]`},
 		{"go to a socket id on the Node server", func() {
-			if err := g.nsp.To(cp.SID).Emit("e", "you"); err != nil {
+			if err := g.nsp.To(cp.sid).Emit("e", "you"); err != nil {
 				t.Fatal(err)
 			}
-		}, []*stClient{cp}, `["you"]`},
+		}, []*client{cp}, `["you"]`},
 		{"go binary", func() {
 			if err := g.nsp.To("r1").Emit("e", []byte{0, 9}, map[string]any{"b": []byte{8}}); err != nil {
 				t.Fatal(err)
 			}
-		}, []*stClient{cg, cp}, `[{"$bin":"AAk="},{"b":{"$bin":"CA=="}}]`},
+		}, []*client{cg, cp}, `[{"$bin":"AAk="},{"b":{"$bin":"CA=="}}]`},
 	}
-	all := []*stClient{cg, cp}
+	all := []*client{cg, cp}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := map[*stClient]int{}
+			before := map[*client]int{}
 			for _, c := range all {
 				before[c] = len(c.named("e"))
 			}
@@ -151,12 +136,12 @@ func TestStreamsNodeBroadcast(t *testing.T) {
 				want := slices.Contains(tc.want, c)
 				switch {
 				case want && len(got) != 1:
-					t.Errorf("client %s got %d copies, want 1", c.SID, len(got))
+					t.Errorf("client %s got %d copies, want 1", c.sid, len(got))
 				case !want && len(got) != 0:
-					t.Errorf("client %s got %v, want nothing", c.SID, got)
+					t.Errorf("client %s got %v, want nothing", c.sid, got)
 				case want:
 					if s := argsWithoutOffset(t, got[0]); s != tc.args {
-						t.Errorf("client %s got %s, want %s", c.SID, s, tc.args)
+						t.Errorf("client %s got %s, want %s", c.sid, s, tc.args)
 					}
 				}
 			}
@@ -167,19 +152,19 @@ func TestStreamsNodeBroadcast(t *testing.T) {
 func TestStreamsNodeRequests(t *testing.T) {
 	in := startStreamsInterop(t)
 	g := in.goNode
-	cg := dialStreams(t, g.url, map[string]any{"token": "go-client"})
-	cp := dialStreams(t, in.peer.URL, map[string]any{"data": map[string]any{"n": 1}})
+	cg := dialAuth(t, g.url, "", map[string]any{"token": "go-client"})
+	cp := dialAuth(t, in.peer.URL, "", map[string]any{"data": map[string]any{"n": 1}})
 	in.nodeReads(t, cp)
 	ctx := t.Context()
 
 	t.Run("rooms", func(t *testing.T) {
-		if err := g.nsp.To(cp.SID).SocketsJoin(ctx, "from-go"); err != nil {
+		if err := g.nsp.To(cp.sid).SocketsJoin(ctx, "from-go"); err != nil {
 			t.Fatal(err)
 		}
-		in.peer.Must("socketsJoin", map[string]any{"rooms": []string{cg.SID}, "join": []string{"from-node", "x"}}, nil)
-		in.peer.Must("socketsLeave", map[string]any{"rooms": []string{cg.SID}, "leave": []string{"x"}}, nil)
+		in.peer.Must("socketsJoin", map[string]any{"rooms": []string{cg.sid}, "join": []string{"from-node", "x"}}, nil)
+		in.peer.Must("socketsLeave", map[string]any{"rooms": []string{cg.sid}, "leave": []string{"x"}}, nil)
 		waitFor(t, "the Go socket in from-node", func() bool {
-			return slices.Equal(g.socket(cg.SID).Rooms(), []string{"from-node"})
+			return slices.Equal(g.socket(cg.sid).Rooms(), []string{"from-node"})
 		})
 		waitFor(t, "the Node socket in from-go", func() bool {
 			var socks []struct {
@@ -199,7 +184,7 @@ func TestStreamsNodeRequests(t *testing.T) {
 		var ids []string
 		for _, rs := range got {
 			ids = append(ids, rs.ID)
-			if rs.ID == cp.SID {
+			if rs.ID == cp.sid {
 				if d := jsonOf(rs.Data); d != `{"n":1,"who":"node"}` {
 					t.Errorf("the Node socket's data %s", d)
 				}
@@ -209,7 +194,7 @@ func TestStreamsNodeRequests(t *testing.T) {
 			}
 		}
 		sort.Strings(ids)
-		want := []string{cg.SID, cp.SID}
+		want := []string{cg.sid, cp.sid}
 		sort.Strings(want)
 		if !slices.Equal(ids, want) {
 			t.Errorf("fetched %q, want %q", ids, want)
@@ -224,11 +209,11 @@ func TestStreamsNodeRequests(t *testing.T) {
 			Handshake map[string]any `json:"handshake"`
 		}
 		in.peer.Must("fetchSockets", map[string]any{"rooms": []string{"from-node"}}, &got)
-		if len(got) != 1 || got[0].ID != cg.SID {
+		if len(got) != 1 || got[0].ID != cg.sid {
 			t.Fatalf("fetched %+v, want the Go socket", got)
 		}
 		s := got[0]
-		if !slices.Equal(s.Rooms, []string{cg.SID, "from-node"}) || s.Data["who"] != "go" {
+		if !slices.Equal(s.Rooms, []string{cg.sid, "from-node"}) || s.Data["who"] != "go" {
 			t.Errorf("the Go socket: rooms %q data %v", s.Rooms, s.Data)
 		}
 		auth, _ := s.Handshake["auth"].(map[string]any)
@@ -245,7 +230,7 @@ func TestStreamsNodeRequests(t *testing.T) {
 		if s := jsonOf(ev.Args); s != `[1,{"$bin":"BQ=="}]` || ev.WithAck {
 			t.Errorf("Node got %s (ack %v)", s, ev.WithAck)
 		}
-		answers, err := g.adapter().ServerSideEmitWithAck(ctx, []any{"go-ask", "q"})
+		answers, err := g.nsp.Adapter().(acker).ServerSideEmitWithAck(ctx, []any{"go-ask", "q"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,23 +238,25 @@ func TestStreamsNodeRequests(t *testing.T) {
 			t.Errorf("answers %s", jsonOf(answers))
 		}
 		in.peer.Must("serverSideEmit", map[string]any{"event": "node-sse", "args": []any{2, nodepeer.Bin([]byte{6})}}, nil)
-		if got := recvValue(t, "the Node serverSideEmit", in.sse); jsonOf(got) != `["node-sse",2,"Bg=="]` {
-			t.Errorf("Go got %s", jsonOf(got))
+		if got := nextSSE(t, g); jsonOf(got.args) != `["node-sse",2,"Bg=="]` || got.withAck {
+			t.Errorf("Go got %+v", got)
 		}
 		var res struct {
 			Err       *string `json:"err"`
 			Responses []any   `json:"responses"`
 		}
 		in.peer.Must("serverSideEmitWithAck", map[string]any{"event": "node-ask", "args": []any{"p"}}, &res)
-		if res.Err != nil || jsonOf(res.Responses) != `[{"args":["p"],"from":"go"}]` {
+		if res.Err != nil || jsonOf(res.Responses) != `[{"args":["node-ask","p"],"from":"go"}]` {
 			t.Errorf("Node's serverSideEmitWithAck: err %v responses %s", res.Err, jsonOf(res.Responses))
 		}
-		<-in.sse
+		if got := nextSSE(t, g); !got.withAck {
+			t.Errorf("Go got %+v", got)
+		}
 	})
 
 	t.Run("broadcast with acks", func(t *testing.T) {
-		cg.ackWith(func(e stEvent) any { return "go-client:" + strings.Trim(e.arg(0), `"`) })
-		cp.ackWith(func(e stEvent) any { return "node-client:" + strings.Trim(e.arg(0), `"`) })
+		cg.ackWith(func(e event) any { return "go-client:" + strings.Trim(e.arg(0), `"`) })
+		cp.ackWith(func(e event) any { return "node-client:" + strings.Trim(e.arg(0), `"`) })
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		acks, timedOut, err := g.nsp.All().EmitWithAck(actx, "q", "from-go")
@@ -297,7 +284,7 @@ func TestStreamsNodeRequests(t *testing.T) {
 	})
 
 	t.Run("disconnectSockets", func(t *testing.T) {
-		in.peer.Must("disconnectSockets", map[string]any{"rooms": []string{cg.SID}}, nil)
+		in.peer.Must("disconnectSockets", map[string]any{"rooms": []string{cg.sid}}, nil)
 		cg.waitDisconnect()
 		if err := g.nsp.All().DisconnectSockets(ctx, false); err != nil {
 			t.Fatal(err)
@@ -311,62 +298,62 @@ func TestStreamsNodeRequests(t *testing.T) {
 func TestStreamsNodeRecovery(t *testing.T) {
 	in := startStreamsInterop(t)
 	g := in.goNode
-	warm := dialStreams(t, in.peer.URL, nil)
+	warm := dial(t, in.peer.URL, "")
 	in.nodeReads(t, warm)
 
 	t.Run("from Node to Go", func(t *testing.T) {
-		c := dialStreams(t, in.peer.URL, nil)
-		if c.PID == "" {
+		c := dial(t, in.peer.URL, "")
+		if c.pid == "" {
 			t.Fatal("the Node server gave no pid")
 		}
-		in.peer.Must("join", map[string]any{"sid": c.SID, "rooms": []string{"nr"}}, nil)
+		in.peer.Must("join", map[string]any{"sid": c.sid, "rooms": []string{"nr"}}, nil)
 		in.peer.Must("emit", map[string]any{"rooms": []string{"nr"}, "event": "before", "args": []any{0}}, nil)
 		c.waitEvent("before", 1)
 		offset := c.offset()
 		c.drop()
-		sessionKept(t, g.b, c.PID)
+		sessionKept(t, g, c.pid)
 		if err := g.nsp.To("nr").Emit("missed", 1); err != nil {
 			t.Fatal(err)
 		}
 		in.peer.Must("emit", map[string]any{"except": []string{"nr"}, "event": "not-missed", "args": []any{2}}, nil)
 		in.peer.Must("emit", map[string]any{"event": "missed", "args": []any{3}}, nil)
-		r := dialStreams(t, g.url, map[string]any{"pid": c.PID, "offset": offset})
-		if r.SID != c.SID {
-			t.Fatalf("recovered id %s, want %s", r.SID, c.SID)
+		r := dialAuth(t, g.url, "", map[string]any{"pid": c.pid, "offset": offset})
+		if r.sid != c.sid {
+			t.Fatalf("recovered id %s, want %s", r.sid, c.sid)
 		}
 		r.waitEvent("missed", 2)
 		got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
 		if !slices.Equal(got, []string{"[1]", "[3]"}) || len(r.named("not-missed")) != 0 {
 			t.Errorf("missed %q, events %v", got, r.list())
 		}
-		if rooms := g.socket(r.SID).Rooms(); !slices.Equal(rooms, []string{"nr"}) {
+		if rooms := g.socket(r.sid).Rooms(); !slices.Equal(rooms, []string{"nr"}) {
 			t.Errorf("recovered rooms %q", rooms)
 		}
-		if d := jsonOf(g.socket(r.SID).Data()); d != `{"who":"node"}` {
+		if d := jsonOf(g.socket(r.sid).Data()); d != `{"who":"node"}` {
 			t.Errorf("recovered data %s", d)
 		}
 	})
 
 	t.Run("from Go to Node", func(t *testing.T) {
-		c := dialStreams(t, g.url, nil)
-		g.socket(c.SID).Join("gr")
+		c := dial(t, g.url, "")
+		g.socket(c.sid).Join("gr")
 		if err := g.nsp.To("gr").Emit("before", 0); err != nil {
 			t.Fatal(err)
 		}
 		c.waitEvent("before", 1)
 		offset := c.offset()
 		c.drop()
-		sessionKept(t, g.b, c.PID)
+		sessionKept(t, g, c.pid)
 		in.peer.Must("emit", map[string]any{"rooms": []string{"gr"}, "event": "missed", "args": []any{1}}, nil)
 		if err := g.nsp.Except("gr").Emit("not-missed", 2); err != nil {
 			t.Fatal(err)
 		}
-		if err := g.nsp.To(c.SID).Emit("missed", 3); err != nil {
+		if err := g.nsp.To(c.sid).Emit("missed", 3); err != nil {
 			t.Fatal(err)
 		}
-		r := dialStreams(t, in.peer.URL, map[string]any{"pid": c.PID, "offset": offset})
-		if r.SID != c.SID {
-			t.Fatalf("recovered id %s, want %s", r.SID, c.SID)
+		r := dialAuth(t, in.peer.URL, "", map[string]any{"pid": c.pid, "offset": offset})
+		if r.sid != c.sid {
+			t.Fatalf("recovered id %s, want %s", r.sid, c.sid)
 		}
 		r.waitEvent("missed", 2)
 		got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
@@ -380,7 +367,7 @@ func TestStreamsNodeRecovery(t *testing.T) {
 		in.peer.Must("sockets", nil, &socks)
 		found := false
 		for _, s := range socks {
-			if s.ID == c.SID {
+			if s.ID == c.sid {
 				found = true
 				if !slices.Contains(s.Rooms, "gr") {
 					t.Errorf("recovered rooms on Node %q", s.Rooms)

@@ -13,26 +13,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/socketio"
 )
 
+// startStreamsNode starts a redis-streams node on the Redis at url with prefix; window is the
+// recovery window (0: off).
+func startStreamsNode(t testing.TB, url, prefix string, window time.Duration, setup func(*node)) *node {
+	return startNode(t, Config{Name: "redis-streams", RedisURL: url, Prefix: prefix, RecoveryWindow: window}, setup)
+}
+
 // twoStreamsNodes starts two Go nodes on one Redis and prefix.
-func twoStreamsNodes(t *testing.T, url string, window time.Duration, setup func(*socketio.Namespace)) (*stNode, *stNode) {
-	prefix := testPrefix(t)
+func twoStreamsNodes(t *testing.T, url string, window time.Duration, setup func(*node)) (*node, *node) {
+	prefix := uniquePrefix(t)
 	a := startStreamsNode(t, url, prefix, window, setup)
 	b := startStreamsNode(t, url, prefix, window, setup)
 	waitFor(t, "both nodes counted", func() bool {
-		n, err := a.adapter().ServerCount(t.Context())
+		n, err := a.nsp.Adapter().ServerCount(t.Context())
 		return err == nil && n == 2
 	})
 	return a, b
 }
 
+// sessionKept waits until the session of pid is in Redis (a socket's session is written as it
+// closes).
+func sessionKept(t *testing.T, n *node, pid string) {
+	t.Helper()
+	b := n.streams()
+	waitFor(t, "the session kept", func() bool {
+		c, err := b.conn.Client().Exists(t.Context(), b.sessionPrefix+pid).Result()
+		return err == nil && c == 1
+	})
+}
+
 // marker broadcasts a last event to every socket from n and waits until each client got it: the
 // stream keeps its order, so whatever was broadcast before has arrived by then (or never will).
-func marker(t *testing.T, n *stNode, id int, clients ...*stClient) {
+func marker(t *testing.T, n *node, id int, clients ...*client) {
 	t.Helper()
 	if err := n.nsp.Emit("marker", id); err != nil {
 		t.Fatal(err)
@@ -43,40 +61,40 @@ func marker(t *testing.T, n *stNode, id int, clients ...*stClient) {
 }
 
 func TestStreamsBroadcast(t *testing.T) {
-	a, b := twoStreamsNodes(t, localRedisURL, 0, nil)
-	ca := dialStreams(t, a.url, nil)
-	cb := dialStreams(t, b.url, nil)
-	cb2 := dialStreams(t, b.url, nil)
-	a.socket(ca.SID).Join("r1")
-	b.socket(cb.SID).Join("r1")
-	b.socket(cb2.SID).Join("r2")
+	a, b := twoStreamsNodes(t, localRedis, 0, nil)
+	ca := dial(t, a.url, "")
+	cb := dial(t, b.url, "")
+	cb2 := dial(t, b.url, "")
+	a.socket(ca.sid).Join("r1")
+	b.socket(cb.sid).Join("r1")
+	b.socket(cb2.sid).Join("r2")
 	cases := []struct {
 		name string
 		emit func() error
-		want []*stClient
+		want []*client
 		args string // the arguments every recipient gets, as JSON
 	}{
-		{"to a room, from a node with a member", func() error { return a.nsp.To("r1").Emit("e", "x", 1) }, []*stClient{ca, cb}, `["x",1]`},
-		{"to a room, from a node without one", func() error { return a.nsp.To("r2").Emit("e", map[string]any{"k": []any{1.5, true, nil}}) }, []*stClient{cb2}, `[{"k":[1.5,true,null]}]`},
-		{"to everyone", func() error { return b.nsp.Emit("e", "all") }, []*stClient{ca, cb, cb2}, `["all"]`},
-		{"except a room", func() error { return a.nsp.Except("r1").Emit("e", "not r1") }, []*stClient{cb2}, `["not r1"]`},
-		{"to a socket id", func() error { return a.nsp.To(cb.SID).Emit("e", "you") }, []*stClient{cb}, `["you"]`},
-		{"to two rooms, a socket once", func() error { return a.nsp.To("r1", "r2", cb.SID).Emit("e", "many") }, []*stClient{ca, cb, cb2}, `["many"]`},
-		{"from a socket, not to itself", func() error { return a.socket(ca.SID).To("r1").Emit("e", "others") }, []*stClient{cb}, `["others"]`},
-		{"volatile", func() error { return a.nsp.To("r1").Volatile().Emit("e", "v") }, []*stClient{ca, cb}, `["v"]`},
-		{"binary", func() error { return a.nsp.To("r1").Emit("e", []byte{0, 1, 2, 255}, map[string]any{"b": []byte{9}}) }, []*stClient{ca, cb},
+		{"to a room, from a node with a member", func() error { return a.nsp.To("r1").Emit("e", "x", 1) }, []*client{ca, cb}, `["x",1]`},
+		{"to a room, from a node without one", func() error { return a.nsp.To("r2").Emit("e", map[string]any{"k": []any{1.5, true, nil}}) }, []*client{cb2}, `[{"k":[1.5,true,null]}]`},
+		{"to everyone", func() error { return b.nsp.Emit("e", "all") }, []*client{ca, cb, cb2}, `["all"]`},
+		{"except a room", func() error { return a.nsp.Except("r1").Emit("e", "not r1") }, []*client{cb2}, `["not r1"]`},
+		{"to a socket id", func() error { return a.nsp.To(cb.sid).Emit("e", "you") }, []*client{cb}, `["you"]`},
+		{"to two rooms, a socket once", func() error { return a.nsp.To("r1", "r2", cb.sid).Emit("e", "many") }, []*client{ca, cb, cb2}, `["many"]`},
+		{"from a socket, not to itself", func() error { return a.socket(ca.sid).To("r1").Emit("e", "others") }, []*client{cb}, `["others"]`},
+		{"volatile", func() error { return a.nsp.To("r1").Volatile().Emit("e", "v") }, []*client{ca, cb}, `["v"]`},
+		{"binary", func() error { return a.nsp.To("r1").Emit("e", []byte{0, 1, 2, 255}, map[string]any{"b": []byte{9}}) }, []*client{ca, cb},
 			`[{"$bin":"AAEC/w=="},{"b":{"$bin":"CQ=="}}]`},
 		{"a struct with json tags", func() error {
 			return b.nsp.To("r2").Emit("e", struct {
 				Name string `json:"name"`
 				N    int    `json:"n,omitempty"`
 			}{Name: "s"})
-		}, []*stClient{cb2}, `[{"name":"s"}]`},
+		}, []*client{cb2}, `[{"name":"s"}]`},
 	}
-	all := []*stClient{ca, cb, cb2}
+	all := []*client{ca, cb, cb2}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := map[*stClient]int{}
+			before := map[*client]int{}
 			for _, c := range all {
 				before[c] = len(c.named("e"))
 			}
@@ -89,12 +107,12 @@ func TestStreamsBroadcast(t *testing.T) {
 				want := slices.Contains(tc.want, c)
 				switch {
 				case want && len(got) != 1:
-					t.Errorf("client %s got %d copies, want 1", c.SID, len(got))
+					t.Errorf("client %s got %d copies, want 1", c.sid, len(got))
 				case !want && len(got) != 0:
-					t.Errorf("client %s got %v, want nothing", c.SID, got)
+					t.Errorf("client %s got %v, want nothing", c.sid, got)
 				case want:
 					if s := jsonOf(got[0].Args); s != tc.args {
-						t.Errorf("client %s got %s, want %s", c.SID, s, tc.args)
+						t.Errorf("client %s got %s, want %s", c.sid, s, tc.args)
 					}
 				}
 			}
@@ -105,17 +123,17 @@ func TestStreamsBroadcast(t *testing.T) {
 // TestStreamsOrder: sequential broadcasts from two nodes arrive in the order each node made
 // them, on every node.
 func TestStreamsOrder(t *testing.T) {
-	a, b := twoStreamsNodes(t, localRedisURL, 0, nil)
-	ca := dialStreams(t, a.url, nil)
-	cb := dialStreams(t, b.url, nil)
+	a, b := twoStreamsNodes(t, localRedis, 0, nil)
+	ca := dial(t, a.url, "")
+	cb := dial(t, b.url, "")
 	const n = 200
 	var wg sync.WaitGroup
-	for _, node := range []*stNode{a, b} {
+	for _, node := range []*node{a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range n {
-				if err := node.nsp.Emit("seq", node.b.uid, i); err != nil {
+				if err := node.nsp.Emit("seq", node.streams().uid, i); err != nil {
 					t.Error(err)
 					return
 				}
@@ -123,7 +141,7 @@ func TestStreamsOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for _, c := range []*stClient{ca, cb} {
+	for _, c := range []*client{ca, cb} {
 		c.waitEvent("seq", 2*n)
 		next := map[string]int{}
 		for _, e := range c.named("seq") {
@@ -132,7 +150,7 @@ func TestStreamsOrder(t *testing.T) {
 			_ = json.Unmarshal(e.Args[0], &uid)
 			_ = json.Unmarshal(e.Args[1], &i)
 			if i != next[uid] {
-				t.Fatalf("client %s: from %s got %d, want %d", c.SID, uid, i, next[uid])
+				t.Fatalf("client %s: from %s got %d, want %d", c.sid, uid, i, next[uid])
 			}
 			next[uid]++
 		}
@@ -140,10 +158,10 @@ func TestStreamsOrder(t *testing.T) {
 }
 
 func TestStreamsRoomsAndDisconnect(t *testing.T) {
-	a, b := twoStreamsNodes(t, localRedisURL, 0, nil)
-	ca := dialStreams(t, a.url, nil)
-	cb := dialStreams(t, b.url, nil)
-	sa, sb := a.socket(ca.SID), b.socket(cb.SID)
+	a, b := twoStreamsNodes(t, localRedis, 0, nil)
+	ca := dial(t, a.url, "")
+	cb := dial(t, b.url, "")
+	sa, sb := a.socket(ca.sid), b.socket(cb.sid)
 	sb.Join("r1")
 	ctx := t.Context()
 	rooms := func(s *socketio.Socket) string {
@@ -160,7 +178,7 @@ func TestStreamsRoomsAndDisconnect(t *testing.T) {
 	}{
 		{"join every socket", func() error { return a.nsp.All().SocketsJoin(ctx, "all") }, "all", "all,r1", true},
 		{"join the sockets of a room on the other node", func() error { return a.nsp.To("r1").SocketsJoin(ctx, "x", "y") }, "all", "all,r1,x,y", true},
-		{"leave, by socket id", func() error { return a.nsp.To(cb.SID).SocketsLeave(ctx, "x") }, "all", "all,r1,y", true},
+		{"leave, by socket id", func() error { return a.nsp.To(cb.sid).SocketsLeave(ctx, "x") }, "all", "all,r1,y", true},
 		{"leave, except a room", func() error { return b.nsp.Except("r1").SocketsLeave(ctx, "all") }, "", "all,r1,y", true},
 	}
 	for i, st := range steps {
@@ -179,8 +197,8 @@ func TestStreamsRoomsAndDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	cb.waitDisconnect()
-	waitFor(t, "node B's socket gone", func() bool { return b.nsp.Socket(cb.SID) == nil })
-	if a.nsp.Socket(ca.SID) == nil {
+	waitFor(t, "node B's socket gone", func() bool { return b.nsp.Socket(cb.sid) == nil })
+	if a.nsp.Socket(ca.sid) == nil {
 		t.Error("node A's socket, not in y, was disconnected")
 	}
 }
@@ -191,11 +209,11 @@ type fetchData1 struct {
 }
 
 func TestStreamsFetchSockets(t *testing.T) {
-	a, b := twoStreamsNodes(t, localRedisURL, 0, nil)
-	ca := dialStreams(t, a.url, map[string]any{"token": "t"})
-	cb := dialStreams(t, b.url, nil)
-	a.socket(ca.SID).Join("r1")
-	sb := b.socket(cb.SID)
+	a, b := twoStreamsNodes(t, localRedis, 0, nil)
+	ca := dialAuth(t, a.url, "", map[string]any{"token": "t"})
+	cb := dial(t, b.url, "")
+	a.socket(ca.sid).Join("r1")
+	sb := b.socket(cb.sid)
 	sb.Join("r1", "r2")
 	sb.SetData(fetchData1{Who: "b"})
 	ctx := t.Context()
@@ -204,10 +222,10 @@ func TestStreamsFetchSockets(t *testing.T) {
 		op   *socketio.BroadcastOperator
 		want []string
 	}{
-		{"all", a.nsp.All(), []string{ca.SID, cb.SID}},
-		{"a room", a.nsp.To("r2"), []string{cb.SID}},
-		{"except", b.nsp.Except("r2"), []string{ca.SID}},
-		{"a socket id", a.nsp.To(cb.SID), []string{cb.SID}},
+		{"all", a.nsp.All(), []string{ca.sid, cb.sid}},
+		{"a room", a.nsp.To("r2"), []string{cb.sid}},
+		{"except", b.nsp.Except("r2"), []string{ca.sid}},
+		{"a socket id", a.nsp.To(cb.sid), []string{cb.sid}},
 		{"none", a.nsp.To("nobody"), nil},
 	}
 	for _, tc := range cases {
@@ -228,9 +246,9 @@ func TestStreamsFetchSockets(t *testing.T) {
 			}
 		})
 	}
-	got, err := a.nsp.To(cb.SID).FetchSockets(ctx)
+	got, err := a.nsp.To(cb.sid).FetchSockets(ctx)
 	if err != nil || len(got) != 1 {
-		t.Fatalf("fetch %s: %v, %v", cb.SID, got, err)
+		t.Fatalf("fetch %s: %v, %v", cb.sid, got, err)
 	}
 	rs := got[0]
 	r := slices.Clone(rs.Rooms)
@@ -245,32 +263,19 @@ func TestStreamsFetchSockets(t *testing.T) {
 	if !strings.HasPrefix(h.Address, "127.0.0.1") || h.Query.Get("EIO") != "4" || time.Since(h.Time) > time.Minute || !strings.HasPrefix(h.URL, "/socket.io/?") {
 		t.Errorf("handshake = %+v", h)
 	}
-	got, err = b.nsp.To(ca.SID).FetchSockets(ctx)
+	got, err = b.nsp.To(ca.sid).FetchSockets(ctx)
 	if err != nil || len(got) != 1 || got[0].Handshake.Auth["token"] != "t" {
 		t.Errorf("fetch with auth: %+v, %v", got, err)
 	}
 }
 
 func TestStreamsServerSideEmit(t *testing.T) {
-	type call struct {
-		args   string
-		hasAck bool
-	}
-	calls := make(chan call, 10)
-	a, b := twoStreamsNodes(t, localRedisURL, 0, func(nsp *socketio.Namespace) {
-		nsp.OnServerSideEmit(func(args []any, ack func(...any)) {
-			calls <- call{jsonOf(args), ack != nil}
-			if ack != nil {
-				ack(map[string]any{"pong": args[1:]}, "ignored")
-			}
-		})
-	})
-	_ = b
+	a, b := twoStreamsNodes(t, localRedis, 0, (*node).answerAsGo)
 	ctx := t.Context()
 	if err := a.nsp.ServerSideEmit(ctx, "hello", 1, "two", []byte{3}); err != nil {
 		t.Fatal(err)
 	}
-	if got := recvValue(t, "the serverSideEmit", calls); got.args != `["hello",1,"two","Aw=="]` || got.hasAck {
+	if got := nextSSE(t, b); jsonOf(got.args) != `["hello",1,"two","Aw=="]` || got.withAck {
 		t.Errorf("got %+v", got)
 	}
 	for _, reserved := range []string{"connection", "connect", "new_namespace"} {
@@ -278,46 +283,38 @@ func TestStreamsServerSideEmit(t *testing.T) {
 			t.Errorf("ServerSideEmit(%q): no error", reserved)
 		}
 	}
-	answers, err := a.adapter().ServerSideEmitWithAck(ctx, []any{"ask", 42})
+	answers, err := a.nsp.Adapter().(acker).ServerSideEmitWithAck(ctx, []any{"ask", 42})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := jsonOf(answers); s != `[{"pong":[42]}]` {
+	if s := jsonOf(answers); s != `[{"args":["ask",42],"from":"go"}]` {
 		t.Errorf("answers = %s", s)
 	}
-	if got := recvValue(t, "the serverSideEmit with ack", calls); got.args != `["ask",42]` || !got.hasAck {
+	if got := nextSSE(t, b); jsonOf(got.args) != `["ask",42]` || !got.withAck {
 		t.Errorf("got %+v", got)
 	}
-}
-
-// recvValue waits for a value on ch.
-func recvValue[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
 	select {
-	case v := <-ch:
-		return v
-	case <-time.After(stWait):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
+	case got := <-a.sse:
+		t.Errorf("A got its own serverSideEmit: %+v", got)
+	default:
 	}
 }
 
 func TestStreamsBroadcastWithAck(t *testing.T) {
-	a, b := twoStreamsNodes(t, localRedisURL, 0, nil)
-	var clients []*stClient
-	for i, n := range []*stNode{a, a, b, b} {
-		c := dialStreams(t, n.url, nil)
-		c.ackWith(func(e stEvent) any {
+	a, b := twoStreamsNodes(t, localRedis, 0, nil)
+	var clients []*client
+	for i, n := range []*node{a, a, b, b} {
+		c := dial(t, n.url, "")
+		c.ackWith(func(e event) any {
 			if i == 3 && e.arg(0) == `"all"` {
 				return nil // never answers that one
 			}
 			return fmt.Sprintf("ack-%d-%s", i, strings.Trim(e.arg(0), `"`))
 		})
-		n.socket(c.SID).Join("r")
+		n.socket(c.sid).Join("r")
 		clients = append(clients, c)
 	}
-	b.socket(clients[3].SID).Leave("r")
+	b.socket(clients[3].sid).Leave("r")
 	acks := func(list []*socketio.Args) []string {
 		var out []string
 		for _, a := range list {
@@ -354,12 +351,12 @@ func TestStreamsBroadcastWithAck(t *testing.T) {
 // TestStreamsRecovery: a client that dropped from node A recovers on node B: its id, rooms,
 // data and the events broadcast to it meanwhile (and only those), each with its offset.
 func TestStreamsRecovery(t *testing.T) {
-	a, b := twoStreamsNodes(t, localRedisURL, time.Minute, nil)
-	ca := dialStreams(t, a.url, nil)
-	if ca.PID == "" {
+	a, b := twoStreamsNodes(t, localRedis, time.Minute, nil)
+	ca := dial(t, a.url, "")
+	if ca.pid == "" {
 		t.Fatal("no pid: recovery is off")
 	}
-	sa := a.socket(ca.SID)
+	sa := a.socket(ca.sid)
 	sa.Join("r1", "r2")
 	sa.SetData(map[string]any{"n": 1})
 	if err := a.nsp.To("r1").Emit("before", 0); err != nil {
@@ -371,7 +368,7 @@ func TestStreamsRecovery(t *testing.T) {
 		t.Fatalf("offset %q, want a stream id", offset)
 	}
 	ca.drop()
-	sessionKept(t, a.b, ca.PID)
+	sessionKept(t, a, ca.pid)
 	emits := []struct {
 		event string
 		op    *socketio.BroadcastOperator
@@ -379,7 +376,7 @@ func TestStreamsRecovery(t *testing.T) {
 	}{
 		{"to-r1", b.nsp.To("r1"), true},
 		{"to-all", b.nsp.All(), true},
-		{"to-its-id", a.nsp.To(ca.SID), true},
+		{"to-its-id", a.nsp.To(ca.sid), true},
 		{"to-r9", b.nsp.To("r9"), false},
 		{"except-r2", b.nsp.Except("r2"), false},
 		{"volatile", b.nsp.All().Volatile(), false},
@@ -389,9 +386,9 @@ func TestStreamsRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cb := dialStreams(t, b.url, map[string]any{"pid": ca.PID, "offset": offset})
-	if cb.SID != ca.SID {
-		t.Fatalf("recovered id %s, want %s", cb.SID, ca.SID)
+	cb := dialAuth(t, b.url, "", map[string]any{"pid": ca.pid, "offset": offset})
+	if cb.sid != ca.sid {
+		t.Fatalf("recovered id %s, want %s", cb.sid, ca.sid)
 	}
 	marker(t, b, 1, cb)
 	var got []string
@@ -407,7 +404,7 @@ func TestStreamsRecovery(t *testing.T) {
 	if want := []string{"to-r1", "to-all", "to-its-id"}; !slices.Equal(got, want) {
 		t.Errorf("missed events = %q, want %q", got, want)
 	}
-	sb := b.socket(cb.SID)
+	sb := b.socket(cb.sid)
 	r := sb.Rooms()
 	sort.Strings(r)
 	if !slices.Equal(r, []string{"r1", "r2"}) || !sb.Recovered() {
@@ -417,8 +414,8 @@ func TestStreamsRecovery(t *testing.T) {
 		t.Errorf("recovered data %s", d)
 	}
 	// A session is restored once.
-	again := dialStreams(t, a.url, map[string]any{"pid": ca.PID, "offset": offset})
-	if again.SID == ca.SID {
+	again := dialAuth(t, a.url, "", map[string]any{"pid": ca.pid, "offset": offset})
+	if again.sid == ca.sid {
 		t.Error("the session was restored twice")
 	}
 }
@@ -427,40 +424,40 @@ func TestStreamsNoRecovery(t *testing.T) {
 	cases := []struct {
 		name   string
 		window time.Duration
-		prep   func(t *testing.T, c *stClient, offset string) string // returns the offset to send
+		prep   func(t *testing.T, c *client, offset string) string // returns the offset to send
 	}{
-		{"an expired session", time.Second, func(t *testing.T, c *stClient, offset string) string {
+		{"an expired session", time.Second, func(t *testing.T, c *client, offset string) string {
 			return offset
 		}},
-		{"an offset no longer in the stream", time.Minute, func(t *testing.T, c *stClient, offset string) string {
+		{"an offset no longer in the stream", time.Minute, func(t *testing.T, c *client, offset string) string {
 			return "1-0"
 		}},
-		{"not an offset", time.Minute, func(t *testing.T, c *stClient, offset string) string {
+		{"not an offset", time.Minute, func(t *testing.T, c *client, offset string) string {
 			return "abc"
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := twoStreamsNodes(t, localRedisURL, tc.window, nil)
-			ca := dialStreams(t, a.url, nil)
+			a, b := twoStreamsNodes(t, localRedis, tc.window, nil)
+			ca := dial(t, a.url, "")
 			if err := a.nsp.Emit("e", 1); err != nil {
 				t.Fatal(err)
 			}
 			ca.waitEvent("e", 1)
 			offset := ca.offset()
 			ca.drop()
-			sessionKept(t, a.b, ca.PID)
+			sessionKept(t, a, ca.pid)
 			if tc.window < 2*time.Second {
 				waitFor(t, "the session expired", func() bool {
-					n, err := a.b.conn.Client().Exists(t.Context(), a.b.sessionPrefix+ca.PID).Result()
+					n, err := a.streams().conn.Client().Exists(t.Context(), a.streams().sessionPrefix+ca.pid).Result()
 					return err == nil && n == 0
 				})
 			}
-			cb := dialStreams(t, b.url, map[string]any{"pid": ca.PID, "offset": tc.prep(t, ca, offset)})
-			if cb.SID == ca.SID {
+			cb := dialAuth(t, b.url, "", map[string]any{"pid": ca.pid, "offset": tc.prep(t, ca, offset)})
+			if cb.sid == ca.sid {
 				t.Fatal("recovered")
 			}
-			if s := b.socket(cb.SID); s.Recovered() || len(s.Rooms()) != 0 {
+			if s := b.socket(cb.sid); s.Recovered() || len(s.Rooms()) != 0 {
 				t.Errorf("new socket recovered %v rooms %q", s.Recovered(), s.Rooms())
 			}
 		})
@@ -470,15 +467,15 @@ func TestStreamsNoRecovery(t *testing.T) {
 // TestStreamsSessionWire: the session in Redis is Node's: base64 of msgpack {sid, pid, rooms
 // (its own id first), data}, expiring with the window.
 func TestStreamsSessionWire(t *testing.T) {
-	a := startStreamsNode(t, localRedisURL, testPrefix(t), time.Minute, nil)
-	c := dialStreams(t, a.url, nil)
-	s := a.socket(c.SID)
+	a := startStreamsNode(t, localRedis, uniquePrefix(t), time.Minute, nil)
+	c := dial(t, a.url, "")
+	s := a.socket(c.sid)
 	s.Join("r1")
 	s.SetData(fetchData1{Who: "go"})
 	c.drop()
-	sessionKept(t, a.b, c.PID)
-	cl := a.b.conn.Client()
-	key := a.b.sessionPrefix + c.PID
+	sessionKept(t, a, c.pid)
+	cl := a.streams().conn.Client()
+	key := a.streams().sessionPrefix + c.pid
 	raw, err := cl.Get(t.Context(), key).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +488,7 @@ func TestStreamsSessionWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf(`{"data":{"who":"go"},"pid":%q,"rooms":[%q,"r1"],"sid":%q}`, c.PID, c.SID, c.SID)
+	want := fmt.Sprintf(`{"data":{"who":"go"},"pid":%q,"rooms":[%q,"r1"],"sid":%q}`, c.pid, c.sid, c.sid)
 	if got := jsonOf(v); got != want {
 		t.Errorf("session = %s, want %s", got, want)
 	}
@@ -507,7 +504,7 @@ func TestStreamsSessionWire(t *testing.T) {
 // TestStreamsEntryWire: what this node puts in the stream is what Node reads: four fields, the
 // type a decimal string, data JSON (or base64 msgpack with binary) with rooms and except arrays.
 func TestStreamsEntryWire(t *testing.T) {
-	a := startStreamsNode(t, localRedisURL, testPrefix(t), time.Minute, nil)
+	a := startStreamsNode(t, localRedis, uniquePrefix(t), time.Minute, nil)
 	ctx := t.Context()
 	if err := a.nsp.To("r1").Emit("hello", "x"); err != nil {
 		t.Fatal(err)
@@ -521,7 +518,7 @@ func TestStreamsEntryWire(t *testing.T) {
 	if err := a.nsp.All().DisconnectSockets(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := a.b.conn.Client().XRange(ctx, a.b.stream, "-", "+").Result()
+	entries, err := a.streams().conn.Client().XRange(ctx, a.streams().stream, "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +533,7 @@ func TestStreamsEntryWire(t *testing.T) {
 		t.Fatalf("%d entries, want %d: %v", len(entries), len(want), entries)
 	}
 	for i, e := range entries {
-		if len(e.Values) != 4 || e.Values["uid"] != a.b.uid || e.Values["nsp"] != "/" || e.Values["type"] != types[i] {
+		if len(e.Values) != 4 || e.Values["uid"] != a.streams().uid || e.Values["nsp"] != "/" || e.Values["type"] != types[i] {
 			t.Errorf("entry %d fields %v", i, e.Values)
 		}
 		data := e.Values["data"].(string)
@@ -573,9 +570,9 @@ func TestStreamsOutage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startPausable(t)
 			a, b := twoStreamsNodes(t, srv.URL(), 0, nil)
-			clients := []*stClient{dialStreams(t, a.url, nil), dialStreams(t, b.url, nil)}
+			clients := []*client{dial(t, a.url, ""), dial(t, b.url, "")}
 			type sender struct {
-				node     *stNode
+				node     *node
 				mu       sync.Mutex
 				ok       []int
 				inFlight []int // failed calls made before the fault (Redis may have run them)
@@ -601,7 +598,7 @@ func TestStreamsOutage(t *testing.T) {
 						case <-pace.C:
 						}
 						start := time.Now()
-						err := s.node.nsp.Emit("n", s.node.b.uid, i)
+						err := s.node.nsp.Emit("n", s.node.streams().uid, i)
 						d := time.Since(start)
 						s.mu.Lock()
 						switch {
@@ -641,7 +638,7 @@ func TestStreamsOutage(t *testing.T) {
 			faultAt = time.Now()
 			tc.fault(srv)
 			faultMu.Unlock()
-			waitFor(t, "both nodes see Redis down", func() bool { return !a.b.conn.Ready() && !b.b.conn.Ready() })
+			waitFor(t, "both nodes see Redis down", func() bool { return !a.streams().conn.Ready() && !b.streams().conn.Ready() })
 			if d := time.Since(faultAt); d > time.Second {
 				t.Errorf("the outage was seen after %v", d)
 			}
@@ -655,7 +652,7 @@ func TestStreamsOutage(t *testing.T) {
 				s.mu.Unlock()
 			}
 			tc.heal(srv)
-			waitFor(t, "both nodes recovered", func() bool { return a.b.conn.Ready() && b.b.conn.Ready() })
+			waitFor(t, "both nodes recovered", func() bool { return a.streams().conn.Ready() && b.streams().conn.Ready() })
 			waitFor(t, "broadcasts after the recovery", func() bool {
 				for i, s := range senders {
 					s.mu.Lock()
@@ -683,22 +680,22 @@ func TestStreamsOutage(t *testing.T) {
 					// Exactly the calls that succeeded, in order; but for a call in flight at the
 					// fault, which Redis may have run just before it stopped and then answered too
 					// late (the one ambiguity no fence removes).
-					g := slices.DeleteFunc(slices.Clone(got[s.node.b.uid]), func(n int) bool { return slices.Contains(s.inFlight, n) })
-					if !slices.Equal(g, s.ok) || !slices.IsSorted(got[s.node.b.uid]) || len(got[s.node.b.uid])-len(g) > 1 {
+					g := slices.DeleteFunc(slices.Clone(got[s.node.streams().uid]), func(n int) bool { return slices.Contains(s.inFlight, n) })
+					if !slices.Equal(g, s.ok) || !slices.IsSorted(got[s.node.streams().uid]) || len(got[s.node.streams().uid])-len(g) > 1 {
 						t.Errorf("client %s got %d events from node %s, want the %d that succeeded, in order (%d failed; in flight at the fault %v)\n got %v\nwant %v",
-							c.SID, len(got[s.node.b.uid]), s.node.b.uid, len(s.ok), s.failed, s.inFlight, got[s.node.b.uid], s.ok)
+							c.sid, len(got[s.node.streams().uid]), s.node.streams().uid, len(s.ok), s.failed, s.inFlight, got[s.node.streams().uid], s.ok)
 					}
 				}
 			}
 			for _, s := range senders {
 				if s.slowest > 1500*time.Millisecond {
-					t.Errorf("node %s: the slowest failed broadcast took %v", s.node.b.uid, s.slowest)
+					t.Errorf("node %s: the slowest failed broadcast took %v", s.node.streams().uid, s.slowest)
 				}
-				t.Logf("node %s: %d broadcasts succeeded, %d failed (%d within 50 ms, the slowest %v)", s.node.b.uid, len(s.ok), s.failed, s.fast, s.slowest)
+				t.Logf("node %s: %d broadcasts succeeded, %d failed (%d within 50 ms, the slowest %v)", s.node.streams().uid, len(s.ok), s.failed, s.fast, s.slowest)
 			}
 			// Requests work again: both nodes answer.
 			waitFor(t, "both nodes counted again", func() bool {
-				n, err := a.adapter().ServerCount(t.Context())
+				n, err := a.nsp.Adapter().ServerCount(t.Context())
 				return err == nil && n == 2
 			})
 			got, err := a.nsp.All().FetchSockets(t.Context())
@@ -713,19 +710,11 @@ func TestStreamsOutage(t *testing.T) {
 // the node counter, presence) end with Close.
 func TestStreamsCloseLeaksNothing(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	be, err := newStreamsBackend(Config{Name: "redis-streams", RedisURL: localRedisURL, Prefix: testPrefix(t), RecoveryWindow: time.Minute})
+	b, err := New(Config{Name: "redis-streams", RedisURL: localRedis, Prefix: uniquePrefix(t), RecoveryWindow: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := be.(*streamsBackend)
-	srv, err := socketio.NewServer(socketio.Config{Adapter: b.Adapter(), RecoveryWindow: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsp, err := srv.Of("/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, nsp := serve(t, b, time.Minute, zerolog.Nop())
 	if err := nsp.Emit("e", 1); err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,8 @@ func FuzzPubSubMessages(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
-	classic := startNode(f, Config{Name: "redis", RedisURL: localRedis, Prefix: uniquePrefix(f)})
-	sharded := startNode(f, Config{Name: "redis-sharded", RedisURL: localRedis, Prefix: uniquePrefix(f)})
+	classic := startNode(f, Config{Name: "redis", RedisURL: localRedis, Prefix: uniquePrefix(f)}, nil)
+	sharded := startNode(f, Config{Name: "redis-sharded", RedisURL: localRedis, Prefix: uniquePrefix(f)}, nil)
 	for _, n := range []*node{classic, sharded} {
 		n.nsp.OnServerSideEmit(func(args []any, ack func(...any)) {
 			if ack != nil {
