@@ -184,7 +184,10 @@ func (c *Conn) closeWith(reason string, graceful bool) {
 			c.lingerDone = make(chan struct{})
 		}
 	}
-	notify := !c.dispatching
+	recv := c.recv
+	// Closed while the layer above was still in Open (it was handed c there, and another
+	// goroutine can close it): Server.open tells it once Open has returned.
+	notify := !c.dispatching && recv != nil
 	if notify {
 		c.notified = true
 	}
@@ -206,8 +209,8 @@ func (c *Conn) closeWith(reason string, graceful bool) {
 	if probe != nil {
 		probe.shutdown()
 	}
-	if notify && c.recv != nil {
-		c.recv.OnClose(c, reason)
+	if notify {
+		recv.OnClose(c, reason)
 	}
 }
 

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !race
 
 package engineio
 
@@ -15,6 +15,12 @@ import (
 // thread and lets it hand the goroutine's P to another thread when the call lasts past 20 µs (a
 // loopback write does the receiver's TCP work inline and can): at a few thousand messages a
 // second those thread switches were a third of the server's CPU.
+//
+// Built with -race, rawio_race_linux.go makes the same calls through package syscall instead:
+// its Read and Write tell the race detector that what a goroutine did before writing to a
+// socket happens before what the reader does after reading from it, as net.Conn does. Raw
+// system calls say nothing, so a test that set a handler and then sent the packet that runs it
+// was reported as a race.
 
 // maxIovecs bounds the frames of one writev (the kernel takes at most IOV_MAX, 1024); past it the
 // rest waits for the caller's next call.

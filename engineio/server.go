@@ -325,8 +325,21 @@ func remoteIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// open hands c to the layer above. If c was closed meanwhile (the layer above, or a goroutine it
+// gave c to, may close it before Open returns), OnClose is called now that there is a receiver.
 func (s *Server) open(c *Conn, r *http.Request) {
-	c.recv = s.cfg.Open(c, r)
+	recv := s.cfg.Open(c, r)
+	c.mu.Lock()
+	c.recv = recv
+	missed := recv != nil && c.state != stateOpen && !c.notified && !c.dispatching
+	if missed {
+		c.notified = true
+	}
+	reason := c.reason
+	c.mu.Unlock()
+	if missed {
+		recv.OnClose(c, reason)
+	}
 }
 
 func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {

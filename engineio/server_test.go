@@ -485,3 +485,45 @@ func FuzzPayload(f *testing.F) {
 		})
 	})
 }
+
+// A session closed while the layer above is still in Open (it may hand the connection to
+// another goroutine, or refuse it there) is reported once Open returns, and not kept.
+func TestCloseDuringOpen(t *testing.T) {
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			rec := newRecorder(false)
+			srv, err := NewServer(Config{Open: func(c *Conn, r *http.Request) Receiver {
+				c.Close()
+				return rec
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := httptest.NewServer(srv)
+			defer hs.Close()
+			if transport == "websocket" {
+				ws := dialWS(t, hs.URL, "EIO=4&transport=websocket")
+				ws.next() // the open packet
+				if op, _, _ := ws.read(); op != opClose {
+					t.Fatalf("op %d, want close", op)
+				}
+			} else {
+				code, body := poll(t, "GET", hs.URL+"/?EIO=4&transport=polling", "")
+				if code != 200 || !strings.HasPrefix(body, "0") {
+					t.Fatalf("handshake: %d %q", code, body)
+				}
+			}
+			if r := receive(t, "close", rec.closed); r != ReasonForcedClose {
+				t.Fatalf("closed with %q", r)
+			}
+			select {
+			case r := <-rec.closed:
+				t.Fatalf("OnClose called twice (%q)", r)
+			default:
+			}
+			if n := srv.Count(); n != 0 {
+				t.Fatalf("%d sessions kept", n)
+			}
+		})
+	}
+}
