@@ -79,12 +79,8 @@ func portFree(port int) bool {
 func TestRedisClusterPresenceAndStreams(t *testing.T) {
 	url := startRedisCluster(t)
 	t.Run("presence", func(t *testing.T) {
-		prefix := uniquePrefix(t)
 		ctx := t.Context()
-		var log expiredLog
-		dead := presenceNodeForTest(t, url, prefix, fastPresence)
-		live := presenceNodeForTest(t, url, prefix, fastPresence).Presence("chat")
-		log.listen("live", live)
+		dead, live, log, _ := watchedPair(t, url)
 		d := dead.Presence("chat")
 		masters := map[string]bool{}
 		cl := live.node.conn.Client().(*redis.ClusterClient)
@@ -139,9 +135,7 @@ func TestRedisClusterPresenceAndStreams(t *testing.T) {
 		if err != nil || len(got) != 2 {
 			t.Errorf("fetch: %d, %v", len(got), err)
 		}
-		offset := ca.offset()
-		ca.drop()
-		sessionKept(t, a, ca.pid)
+		offset := ca.dropKept(t, a, "e")
 		if err := a.nsp.To("r").Emit("missed", 2); err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/switchboard/switchboard/internal/nodepeer"
 	"github.com/switchboard/switchboard/socketio"
 )
 
@@ -179,6 +180,21 @@ func (n *node) streams() *streamsBackend { return n.b.(*streamsBackend) }
 func nextSSE(t testing.TB, n *node) sseCall {
 	t.Helper()
 	return recvValue(t, "a serverSideEmit", n.sse)
+}
+
+// peerSocket is a socket as the Node peer lists it (its sockets and fetchSockets commands).
+type peerSocket struct {
+	ID        string         `json:"id"`
+	Rooms     []string       `json:"rooms"`
+	Data      map[string]any `json:"data"`
+	Handshake map[string]any `json:"handshake"`
+}
+
+// peerSockets is the Node peer's own sockets.
+func peerSockets(p *nodepeer.Peer) []peerSocket {
+	var out []peerSocket
+	p.Must("sockets", nil, &out)
+	return out
 }
 
 // event is an event a test client received: its name, its arguments as JSON (binary

@@ -50,6 +50,17 @@ func (l *expiredLog) list() []string {
 	return slices.Clone(l.got)
 }
 
+// watchedPair starts two presence nodes on url under a new prefix: subject, and a watcher whose
+// "chat" presence's OnExpired calls log collects (as "watcher ...").
+func watchedPair(t *testing.T, url string) (subject *PresenceNode, watcher *RedisPresence, log *expiredLog, prefix string) {
+	prefix = uniquePrefix(t)
+	log = &expiredLog{}
+	subject = presenceNodeForTest(t, url, prefix, fastPresence)
+	watcher = presenceNodeForTest(t, url, prefix, fastPresence).Presence("chat")
+	log.listen("watcher", watcher)
+	return subject, watcher, log, prefix
+}
+
 // withoutNode drops the node name of each entry, sorted.
 func withoutNode(entries []string) []string {
 	out := make([]string, len(entries))
@@ -73,6 +84,21 @@ func presenceKeys(t testing.TB, c *Conn, prefix string) []string {
 	})
 	sort.Strings(keys)
 	return keys
+}
+
+// memberInfos is what Members gives for room, as sorted strings.
+func memberInfos(t testing.TB, p socketio.Presence, room string) []string {
+	t.Helper()
+	infos, err := p.Members(t.Context(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{}
+	for _, b := range infos {
+		out = append(out, string(b))
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestPresenceExactlyOnce(t *testing.T) {
@@ -153,16 +179,8 @@ func TestPresenceExactlyOnce(t *testing.T) {
 				return p.Join(ctx, "lobby", m, []byte("info-"+m))
 			}))
 			for i, p := range nodes {
-				infos, err := p.Members(ctx, "lobby")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var got []string
-				for _, b := range infos {
-					got = append(got, string(b))
-				}
-				sort.Strings(got)
-				var want []string
+				got := memberInfos(t, p, "lobby")
+				want := []string{}
 				for m := range tc.members {
 					want = append(want, fmt.Sprintf("info-m%d", m))
 				}
@@ -266,16 +284,7 @@ func TestPresenceMembersInfo(t *testing.T) {
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		infos, err := b.Members(ctx, "r")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, i := range infos {
-			got = append(got, string(i))
-		}
-		sort.Strings(got)
-		if !slices.Equal(got, st.want) {
+		if got := memberInfos(t, b, "r"); !slices.Equal(got, st.want) {
 			t.Errorf("%s: Members = %q, want %q", st.name, got, st.want)
 		}
 	}
@@ -334,16 +343,7 @@ func TestPresenceDeadNode(t *testing.T) {
 			t.Errorf("the dead node reported %q", e)
 		}
 	}
-	infos, err := survivors[0].Members(ctx, "shared")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var members []string
-	for _, i := range infos {
-		members = append(members, string(i))
-	}
-	sort.Strings(members)
-	if want := []string{"i-b1", "i-both"}; !slices.Equal(members, want) {
+	if members, want := memberInfos(t, survivors[0], "shared"), []string{"i-b1", "i-both"}; !slices.Equal(members, want) {
 		t.Errorf("shared members after the reap = %q, want %q", members, want)
 	}
 	// The dead node's late Leaves (a process that was only paused) change nothing.
@@ -368,12 +368,8 @@ func TestPresenceDeadNode(t *testing.T) {
 // its old sockets stay gone (their Leaves change nothing), and what it joins from then on counts
 // under a new id that the others see.
 func TestPresenceFence(t *testing.T) {
-	prefix := uniquePrefix(t)
 	ctx := t.Context()
-	var log expiredLog
-	paused := presenceNodeForTest(t, localRedis, prefix, fastPresence)
-	other := presenceNodeForTest(t, localRedis, prefix, fastPresence).Presence("chat")
-	log.listen("other", other)
+	paused, other, log, prefix := watchedPair(t, localRedis)
 	p := paused.Presence("chat")
 	if _, err := p.Join(ctx, "r", "old", nil); err != nil {
 		t.Fatal(err)

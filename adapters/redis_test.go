@@ -393,12 +393,7 @@ func runFetchSockets(t *testing.T, c *cluster3) {
 		t.Fatalf("n2 from Node: rooms %v data %s handshake %+v", n2.Rooms, jsonOf(n2.Data), n2.Handshake)
 	}
 
-	var fromNode []struct {
-		ID        string         `json:"id"`
-		Rooms     []string       `json:"rooms"`
-		Data      map[string]any `json:"data"`
-		Handshake map[string]any `json:"handshake"`
-	}
+	var fromNode []peerSocket
 	c.peer.Must("fetchSockets", map[string]any{"rooms": []string{"r2"}}, &fromNode)
 	ids = nil
 	for _, s := range fromNode {
@@ -538,12 +533,7 @@ func (c *cluster3) waitIn(t *testing.T, room string, in bool, names ...string) {
 					return s.In(room) == in
 				}
 			}
-			var socks []struct {
-				ID    string   `json:"id"`
-				Rooms []string `json:"rooms"`
-			}
-			c.peer.Must("sockets", nil, &socks)
-			for _, s := range socks {
+			for _, s := range peerSockets(c.peer) {
 				if s.ID == cl.sid {
 					return slices.Contains(s.Rooms, room) == in
 				}

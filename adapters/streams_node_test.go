@@ -80,73 +80,34 @@ func TestStreamsNodeBroadcast(t *testing.T) {
 	in.nodeReads(t, cp)
 	g.socket(cg.sid).Join("r1")
 	in.peer.Must("join", map[string]any{"sid": cp.sid, "rooms": []string{"r1", "r2"}}, nil)
-	cases := []struct {
-		name string
-		emit func()
-		want []*client
-		args string
-	}{
-		{"node to all", func() {
-			in.peer.Must("emit", map[string]any{"event": "e", "args": []any{1, "x", map[string]any{"k": nil}}}, nil)
-		}, []*client{cg, cp}, `[1,"x",{"k":null}]`},
-		{"node to a room", func() {
-			in.peer.Must("emit", map[string]any{"rooms": []string{"r1"}, "event": "e", "args": []any{"r1"}}, nil)
-		}, []*client{cg, cp}, `["r1"]`},
-		{"node except a room", func() {
-			in.peer.Must("emit", map[string]any{"except": []string{"r2"}, "event": "e", "args": []any{"not r2"}}, nil)
-		}, []*client{cg}, `["not r2"]`},
-		{"node binary", func() {
-			in.peer.Must("emit", map[string]any{"event": "e", "args": []any{nodepeer.Bin([]byte{1, 2, 255}), map[string]any{"b": nodepeer.Bin([]byte{7})}}}, nil)
-		}, []*client{cg, cp}, `[{"$bin":"AQL/"},{"b":{"$bin":"Bw=="}}]`},
-		{"go to all", func() {
-			if err := g.nsp.Emit("e", 2, "y", map[string]any{"n": nil}); err != nil {
-				t.Fatal(err)
-			}
-		}, []*client{cg, cp}, `[2,"y",{"n":null}]`},
-		{"go to a room on the Node server", func() {
-			if err := g.nsp.To("r2").Emit("e", "r2"); err != nil {
-				t.Fatal(err)
-			}
-		}, []*client{cp}, `["r2"]`},
-		{"go to a socket id on the Node server", func() {
-			if err := g.nsp.To(cp.sid).Emit("e", "you"); err != nil {
-				t.Fatal(err)
-			}
-		}, []*client{cp}, `["you"]`},
-		{"go binary", func() {
-			if err := g.nsp.To("r1").Emit("e", []byte{0, 9}, map[string]any{"b": []byte{8}}); err != nil {
-				t.Fatal(err)
-			}
-		}, []*client{cg, cp}, `[{"$bin":"AAk="},{"b":{"$bin":"CA=="}}]`},
+	nodeEmit := func(args map[string]any) func() error {
+		return func() error { _, err := in.peer.Call("emit", args); return err }
+	}
+	cases := []broadcastCase{
+		{"node to all", nodeEmit(map[string]any{"event": "e", "args": []any{1, "x", map[string]any{"k": nil}}}),
+			[]*client{cg, cp}, `[1,"x",{"k":null}]`},
+		{"node to a room", nodeEmit(map[string]any{"rooms": []string{"r1"}, "event": "e", "args": []any{"r1"}}),
+			[]*client{cg, cp}, `["r1"]`},
+		{"node except a room", nodeEmit(map[string]any{"except": []string{"r2"}, "event": "e", "args": []any{"not r2"}}),
+			[]*client{cg}, `["not r2"]`},
+		{"node binary", nodeEmit(map[string]any{"event": "e", "args": []any{nodepeer.Bin([]byte{1, 2, 255}), map[string]any{"b": nodepeer.Bin([]byte{7})}}}),
+			[]*client{cg, cp}, `[{"$bin":"AQL/"},{"b":{"$bin":"Bw=="}}]`},
+		{"go to all", func() error { return g.nsp.Emit("e", 2, "y", map[string]any{"n": nil}) },
+			[]*client{cg, cp}, `[2,"y",{"n":null}]`},
+		{"go to a room on the Node server", func() error { return g.nsp.To("r2").Emit("e", "r2") },
+			[]*client{cp}, `["r2"]`},
+		{"go to a socket id on the Node server", func() error { return g.nsp.To(cp.sid).Emit("e", "you") },
+			[]*client{cp}, `["you"]`},
+		{"go binary", func() error { return g.nsp.To("r1").Emit("e", []byte{0, 9}, map[string]any{"b": []byte{8}}) },
+			[]*client{cg, cp}, `[{"$bin":"AAk="},{"b":{"$bin":"CA=="}}]`},
 	}
 	all := []*client{cg, cp}
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			before := map[*client]int{}
-			for _, c := range all {
-				before[c] = len(c.named("e"))
-			}
-			tc.emit()
-			in.peer.Must("emit", map[string]any{"event": "marker", "args": []any{i}}, nil)
-			for _, c := range all {
-				c.waitEvent("marker", i+1)
-			}
-			for _, c := range all {
-				got := c.named("e")[before[c]:]
-				want := slices.Contains(tc.want, c)
-				switch {
-				case want && len(got) != 1:
-					t.Errorf("client %s got %d copies, want 1", c.sid, len(got))
-				case !want && len(got) != 0:
-					t.Errorf("client %s got %v, want nothing", c.sid, got)
-				case want:
-					if s := argsWithoutOffset(t, got[0]); s != tc.args {
-						t.Errorf("client %s got %s, want %s", c.sid, s, tc.args)
-					}
-				}
-			}
-		})
-	}
+	checkBroadcasts(t, cases, all, func(t *testing.T, i int) {
+		in.peer.Must("emit", map[string]any{"event": "marker", "args": []any{i}}, nil)
+		for _, c := range all {
+			c.waitEvent("marker", i+1)
+		}
+	}, argsWithoutOffset)
 }
 
 func TestStreamsNodeRequests(t *testing.T) {
@@ -167,11 +128,7 @@ func TestStreamsNodeRequests(t *testing.T) {
 			return slices.Equal(g.socket(cg.sid).Rooms(), []string{"from-node"})
 		})
 		waitFor(t, "the Node socket in from-go", func() bool {
-			var socks []struct {
-				ID    string   `json:"id"`
-				Rooms []string `json:"rooms"`
-			}
-			in.peer.Must("sockets", nil, &socks)
+			socks := peerSockets(in.peer)
 			return len(socks) == 1 && slices.Contains(socks[0].Rooms, "from-go")
 		})
 	})
@@ -202,12 +159,7 @@ func TestStreamsNodeRequests(t *testing.T) {
 	})
 
 	t.Run("fetchSockets from Node", func(t *testing.T) {
-		var got []struct {
-			ID        string         `json:"id"`
-			Rooms     []string       `json:"rooms"`
-			Data      map[string]any `json:"data"`
-			Handshake map[string]any `json:"handshake"`
-		}
+		var got []peerSocket
 		in.peer.Must("fetchSockets", map[string]any{"rooms": []string{"from-node"}}, &got)
 		if len(got) != 1 || got[0].ID != cg.sid {
 			t.Fatalf("fetched %+v, want the Go socket", got)
@@ -293,6 +245,28 @@ func TestStreamsNodeRequests(t *testing.T) {
 	})
 }
 
+// recoverOn connects to the server at base with c's session and offset and checks that the
+// socket recovered its id.
+func recoverOn(t *testing.T, base string, c *client, offset string) *client {
+	t.Helper()
+	r := dialAuth(t, base, "", map[string]any{"pid": c.pid, "offset": offset})
+	if r.sid != c.sid {
+		t.Fatalf("recovered id %s, want %s", r.sid, c.sid)
+	}
+	return r
+}
+
+// gotMissed checks that a recovered client got the missed events [1] and [3], each with its
+// offset, and no "not-missed".
+func gotMissed(t *testing.T, r *client) {
+	t.Helper()
+	r.waitEvent("missed", 2)
+	got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
+	if !slices.Equal(got, []string{"[1]", "[3]"}) || len(r.named("not-missed")) != 0 {
+		t.Errorf("missed %q, events %v", got, r.list())
+	}
+}
+
 // TestStreamsNodeRecovery: sessions and offsets cross between Node and Go: a client that
 // dropped from one recovers on the other, with its id, rooms and missed events.
 func TestStreamsNodeRecovery(t *testing.T) {
@@ -308,24 +282,14 @@ func TestStreamsNodeRecovery(t *testing.T) {
 		}
 		in.peer.Must("join", map[string]any{"sid": c.sid, "rooms": []string{"nr"}}, nil)
 		in.peer.Must("emit", map[string]any{"rooms": []string{"nr"}, "event": "before", "args": []any{0}}, nil)
-		c.waitEvent("before", 1)
-		offset := c.offset()
-		c.drop()
-		sessionKept(t, g, c.pid)
+		offset := c.dropKept(t, g, "before")
 		if err := g.nsp.To("nr").Emit("missed", 1); err != nil {
 			t.Fatal(err)
 		}
 		in.peer.Must("emit", map[string]any{"except": []string{"nr"}, "event": "not-missed", "args": []any{2}}, nil)
 		in.peer.Must("emit", map[string]any{"event": "missed", "args": []any{3}}, nil)
-		r := dialAuth(t, g.url, "", map[string]any{"pid": c.pid, "offset": offset})
-		if r.sid != c.sid {
-			t.Fatalf("recovered id %s, want %s", r.sid, c.sid)
-		}
-		r.waitEvent("missed", 2)
-		got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
-		if !slices.Equal(got, []string{"[1]", "[3]"}) || len(r.named("not-missed")) != 0 {
-			t.Errorf("missed %q, events %v", got, r.list())
-		}
+		r := recoverOn(t, g.url, c, offset)
+		gotMissed(t, r)
 		if rooms := g.socket(r.sid).Rooms(); !slices.Equal(rooms, []string{"nr"}) {
 			t.Errorf("recovered rooms %q", rooms)
 		}
@@ -340,10 +304,7 @@ func TestStreamsNodeRecovery(t *testing.T) {
 		if err := g.nsp.To("gr").Emit("before", 0); err != nil {
 			t.Fatal(err)
 		}
-		c.waitEvent("before", 1)
-		offset := c.offset()
-		c.drop()
-		sessionKept(t, g, c.pid)
+		offset := c.dropKept(t, g, "before")
 		in.peer.Must("emit", map[string]any{"rooms": []string{"gr"}, "event": "missed", "args": []any{1}}, nil)
 		if err := g.nsp.Except("gr").Emit("not-missed", 2); err != nil {
 			t.Fatal(err)
@@ -351,20 +312,9 @@ func TestStreamsNodeRecovery(t *testing.T) {
 		if err := g.nsp.To(c.sid).Emit("missed", 3); err != nil {
 			t.Fatal(err)
 		}
-		r := dialAuth(t, in.peer.URL, "", map[string]any{"pid": c.pid, "offset": offset})
-		if r.sid != c.sid {
-			t.Fatalf("recovered id %s, want %s", r.sid, c.sid)
-		}
-		r.waitEvent("missed", 2)
-		got := []string{argsWithoutOffset(t, r.named("missed")[0]), argsWithoutOffset(t, r.named("missed")[1])}
-		if !slices.Equal(got, []string{"[1]", "[3]"}) || len(r.named("not-missed")) != 0 {
-			t.Errorf("missed %q, events %v", got, r.list())
-		}
-		var socks []struct {
-			ID    string   `json:"id"`
-			Rooms []string `json:"rooms"`
-		}
-		in.peer.Must("sockets", nil, &socks)
+		r := recoverOn(t, in.peer.URL, c, offset)
+		gotMissed(t, r)
+		socks := peerSockets(in.peer)
 		found := false
 		for _, s := range socks {
 			if s.ID == c.sid {

@@ -48,6 +48,17 @@ func sessionKept(t *testing.T, n *node, pid string) {
 	})
 }
 
+// dropKept drops c once it got the first event called after and waits until n kept its session;
+// it returns the last offset c got.
+func (c *client) dropKept(t *testing.T, n *node, after string) string {
+	t.Helper()
+	c.waitEvent(after, 1)
+	offset := c.offset()
+	c.drop()
+	sessionKept(t, n, c.pid)
+	return offset
+}
+
 // marker broadcasts a last event to every socket from n and waits until each client got it: the
 // stream keeps its order, so whatever was broadcast before has arrived by then (or never will).
 func marker(t *testing.T, n *node, id int, clients ...*client) {
@@ -68,12 +79,7 @@ func TestStreamsBroadcast(t *testing.T) {
 	a.socket(ca.sid).Join("r1")
 	b.socket(cb.sid).Join("r1")
 	b.socket(cb2.sid).Join("r2")
-	cases := []struct {
-		name string
-		emit func() error
-		want []*client
-		args string // the arguments every recipient gets, as JSON
-	}{
+	cases := []broadcastCase{
 		{"to a room, from a node with a member", func() error { return a.nsp.To("r1").Emit("e", "x", 1) }, []*client{ca, cb}, `["x",1]`},
 		{"to a room, from a node without one", func() error { return a.nsp.To("r2").Emit("e", map[string]any{"k": []any{1.5, true, nil}}) }, []*client{cb2}, `[{"k":[1.5,true,null]}]`},
 		{"to everyone", func() error { return b.nsp.Emit("e", "all") }, []*client{ca, cb, cb2}, `["all"]`},
@@ -92,6 +98,24 @@ func TestStreamsBroadcast(t *testing.T) {
 		}, []*client{cb2}, `[{"name":"s"}]`},
 	}
 	all := []*client{ca, cb, cb2}
+	checkBroadcasts(t, cases, all, func(t *testing.T, i int) { marker(t, a, i+1, all...) },
+		func(_ *testing.T, e event) string { return jsonOf(e.Args) })
+}
+
+// broadcastCase is a broadcast ("e") and the clients that must get it once each, with args (its
+// arguments as JSON).
+type broadcastCase struct {
+	name string
+	emit func() error
+	want []*client
+	args string
+}
+
+// checkBroadcasts runs the cases in turn among all: after case i, end(i) must make sure every
+// client got what reaches it (a marker after it); argsOf is an event's arguments as a case gives
+// them.
+func checkBroadcasts(t *testing.T, cases []broadcastCase, all []*client, end func(t *testing.T, i int), argsOf func(t *testing.T, e event) string) {
+	t.Helper()
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := map[*client]int{}
@@ -101,18 +125,18 @@ func TestStreamsBroadcast(t *testing.T) {
 			if err := tc.emit(); err != nil {
 				t.Fatal(err)
 			}
-			marker(t, a, i+1, all...)
+			end(t, i)
 			for _, c := range all {
 				got := c.named("e")[before[c]:]
 				want := slices.Contains(tc.want, c)
 				switch {
 				case want && len(got) != 1:
-					t.Errorf("client %s got %d copies, want 1", c.sid, len(got))
+					t.Errorf("client %s got %d copies, want 1", c, len(got))
 				case !want && len(got) != 0:
-					t.Errorf("client %s got %v, want nothing", c.sid, got)
+					t.Errorf("client %s got %v, want nothing", c, got)
 				case want:
-					if s := jsonOf(got[0].Args); s != tc.args {
-						t.Errorf("client %s got %s, want %s", c.sid, s, tc.args)
+					if s := argsOf(t, got[0]); s != tc.args {
+						t.Errorf("client %s got %s, want %s", c, s, tc.args)
 					}
 				}
 			}
@@ -362,13 +386,10 @@ func TestStreamsRecovery(t *testing.T) {
 	if err := a.nsp.To("r1").Emit("before", 0); err != nil {
 		t.Fatal(err)
 	}
-	ca.waitEvent("before", 1)
-	offset := ca.offset()
+	offset := ca.dropKept(t, a, "before")
 	if offset == "" || !streamOffset.MatchString(offset) {
 		t.Fatalf("offset %q, want a stream id", offset)
 	}
-	ca.drop()
-	sessionKept(t, a, ca.pid)
 	emits := []struct {
 		event string
 		op    *socketio.BroadcastOperator
@@ -443,10 +464,7 @@ func TestStreamsNoRecovery(t *testing.T) {
 			if err := a.nsp.Emit("e", 1); err != nil {
 				t.Fatal(err)
 			}
-			ca.waitEvent("e", 1)
-			offset := ca.offset()
-			ca.drop()
-			sessionKept(t, a, ca.pid)
+			offset := ca.dropKept(t, a, "e")
 			if tc.window < 2*time.Second {
 				waitFor(t, "the session expired", func() bool {
 					n, err := a.streams().conn.Client().Exists(t.Context(), a.streams().sessionPrefix+ca.pid).Result()
