@@ -96,6 +96,19 @@ func serve(t testing.TB, b Backend, window time.Duration, log zerolog.Logger) (*
 	return srv, nsp
 }
 
+// rootNamespace is namespace "/" of a server on no backend, for the tests of the adapters'
+// encoders (which name their namespace).
+func rootNamespace(t testing.TB) *socketio.Namespace {
+	t.Helper()
+	b, err := New(Config{Name: "memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, nsp := serve(t, b, 0, zerolog.Nop())
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	return nsp
+}
+
 // node is a Switchboard node for the tests: a socketio server on a backend, served on
 // 127.0.0.1:0.
 type node struct {

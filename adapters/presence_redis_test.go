@@ -214,6 +214,21 @@ func TestPresenceChurn(t *testing.T) {
 	ctx := t.Context()
 	var mu sync.Mutex
 	arrivals, departures := 0, 0
+	// counted counts a change of the member in n; false on an error.
+	counted := func(n *int) func(socketio.PresenceChange, error) bool {
+		return func(ch socketio.PresenceChange, err error) bool {
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ch.Member {
+				*n++
+			}
+			return true
+		}
+	}
 	var wg sync.WaitGroup
 	for _, p := range nodes {
 		for range 8 {
@@ -221,26 +236,9 @@ func TestPresenceChurn(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 25 {
-					ch, err := p.Join(ctx, "busy", "u", nil)
-					if err != nil {
-						t.Error(err)
+					if !counted(&arrivals)(p.Join(ctx, "busy", "u", nil)) || !counted(&departures)(p.Leave(ctx, "busy", "u")) {
 						return
 					}
-					mu.Lock()
-					if ch.Member {
-						arrivals++
-					}
-					mu.Unlock()
-					ch, err = p.Leave(ctx, "busy", "u")
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					if ch.Member {
-						departures++
-					}
-					mu.Unlock()
 				}
 			}()
 		}

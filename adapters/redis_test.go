@@ -21,8 +21,8 @@ import (
 // captured from Node 8.3.0): io.to("r1").emit("hello", "x").
 func TestClassicBroadcastBytes(t *testing.T) {
 	a := &classicAdapter{uid: "8Su_fX"}
-	pkt := wirePacket{Type: 2, Data: []any{"hello", "x"}, Nsp: "/"}
-	msg, err := socketio.EncodeMsgpack([]any{a.uid, pkt, encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})})
+	a.clusterAdapter = &clusterAdapter{nsp: rootNamespace(t)}
+	msg, err := a.encodeBroadcast(&socketio.Packet{Type: socketio.PacketEvent, Nsp: "/", ID: -1, Data: []any{"hello", "x"}}, socketio.BroadcastOptions{Rooms: []string{"r1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,21 +16,19 @@ import (
 // The sharded adapter's messages and channels are Node's (redis-wire notes §5.2, §5.3).
 func TestShardedWire(t *testing.T) {
 	a := &shardedAdapter{uid: "0ca360f20765ad50", channel: "socket.io#/#"}
+	a.clusterAdapter = &clusterAdapter{nsp: rootNamespace(t)}
 	enc := func(typ int, data any, binary bool) string {
 		t.Helper()
-		m := clusterMessage{Type: typ, Data: data, UID: a.uid, Nsp: "/"}
-		var b []byte
-		var err error
-		if binary {
-			m.Data = wireValue(toPlain(data))
-			b, err = socketio.EncodeMsgpack(m)
-		} else {
-			b, err = socketio.MarshalJSON(m)
-		}
+		b, err := a.encode(typ, data, binary)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(b)
+	}
+	// remote is a join, leave or disconnect of the sockets in r1 as sendRemote writes it.
+	remote := func(op remoteOp, rooms []string, close bool) string {
+		typ, data := remoteData(op, socketio.BroadcastOptions{Rooms: []string{"r1"}}, rooms, close)
+		return enc(typ, data, false)
 	}
 	tests := []struct {
 		name, got, want string
@@ -39,9 +37,11 @@ func TestShardedWire(t *testing.T) {
 			`{"type":3,"data":{"packet":{"type":2,"data":["hello","x"]},"opts":{"rooms":["r1"],"except":[],"flags":{}}},"uid":"0ca360f20765ad50","nsp":"/"}`},
 		{"fetch", enc(msgFetchSockets, fetchData{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), RequestID: "5dca91675e4fe641"}, false),
 			`{"type":7,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"requestId":"5dca91675e4fe641"},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"join", enc(msgSocketsJoin, roomsData{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}}), Rooms: []string{"r2"}}, false),
+		{"join", remote(remoteJoin, []string{"r2"}, false),
 			`{"type":4,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"rooms":["r2"]},"uid":"0ca360f20765ad50","nsp":"/"}`},
-		{"disconnect", enc(msgDisconnectSockets, disconnectData{Opts: encodeOpts(socketio.BroadcastOptions{Rooms: []string{"r1"}})}, false),
+		{"leave", remote(remoteLeave, nil, false),
+			`{"type":5,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"rooms":[]},"uid":"0ca360f20765ad50","nsp":"/"}`},
+		{"disconnect", remote(remoteDisconnect, nil, false),
 			`{"type":6,"data":{"opts":{"rooms":["r1"],"except":[],"flags":{}},"close":false},"uid":"0ca360f20765ad50","nsp":"/"}`},
 		{"sse", enc(msgServerSideEmit, sseData{Packet: []any{"sse", map[string]any{"x": 1}}}, false),
 			`{"type":9,"data":{"packet":["sse",{"x":1}]},"uid":"0ca360f20765ad50","nsp":"/"}`},
