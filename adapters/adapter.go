@@ -305,7 +305,14 @@ func (c *clusterAdapter) ServerSideEmitWithAck(ctx context.Context, args []any) 
 
 // onRemote applies another node's join, leave or disconnect: body holds its opts, and its rooms
 // or close.
+//
+// Without an opts object the message is dropped: read as no rooms it would mean every socket of
+// the namespace (a disconnect of everyone), where Node's adapters throw on it and do nothing.
 func (c *clusterAdapter) onRemote(op remoteOp, body map[string]any) {
+	if _, ok := body["opts"].(map[string]any); !ok {
+		c.log.Debug().Int("op", int(op)).Msg("ignore a join, leave or disconnect without opts")
+		return
+	}
 	close, _ := body["close"].(bool)
 	c.applyLocal(op, decodeOpts(body["opts"]), roomList(body["rooms"]), close)
 }

@@ -191,3 +191,36 @@ func TestBackendCloseLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A join, leave or disconnect from another node without opts is dropped: read as no rooms it
+// would reach every socket of the namespace, where Node's adapters throw on it. The messages
+// after it in the channel are still applied.
+func TestShardedRemoteWithoutOpts(t *testing.T) {
+	prefix := uniquePrefix(t)
+	n := startNode(t, Config{Name: "redis-sharded", RedisURL: localRedis, Prefix: prefix}, nil)
+	c := dial(t, n.url, "c")
+	s := n.socket(c.sid)
+	ropts, err := redis.ParseURL(localRedis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	ctx := context.Background()
+	channel := prefix + "#/#"
+	for _, msg := range []string{
+		`{"type":6,"data":{"close":true},"uid":"elsewhere","nsp":"/"}`,
+		`{"type":6,"uid":"elsewhere","nsp":"/"}`,
+		`{"type":4,"data":{"rooms":["everyone"]},"uid":"elsewhere","nsp":"/"}`,
+		`{"type":6,"data":{"opts":"all","close":true},"uid":"elsewhere","nsp":"/"}`,
+		`{"type":4,"data":{"opts":{"rooms":[],"except":[]},"rooms":["marker"]},"uid":"elsewhere","nsp":"/"}`,
+	} {
+		if err := rdb.SPublish(ctx, channel, msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the valid join after the malformed messages", func() bool { return s.In("marker") })
+	if !s.Connected() || s.In("everyone") {
+		t.Fatalf("connected %v, rooms %v: a message without opts was applied", s.Connected(), s.Rooms())
+	}
+}

@@ -247,7 +247,7 @@ func (a *streamsAdapter) onMessage(uid string, typ int, data map[string]any, off
 	}
 	opts := decodeOpts(data["opts"])
 	if withID {
-		a.onBroadcastWithAck(uid, rid, p, socketio.BroadcastOptions{Rooms: opts.Rooms, Except: opts.Except})
+		a.onBroadcastWithAck(uid, rid, p, opts) // flags kept, as ClusterAdapter's decodeOptions does
 		return
 	}
 	a.BroadcastLocal(a.withOffset(p, opts, offset), opts)
