@@ -37,9 +37,15 @@ type socketLimits struct {
 	kicked        bool
 }
 
-// install puts the guard in front of nsp's handlers.
-func (g *eventGuard) install(nsp *socketio.Namespace) {
-	nsp.UseEvents(g.admit)
+// install puts the guard in front of nsp's handlers. The room limit applies to the joining
+// events (subscribe, chat:join, relay:join) only where ns handles them itself: on a namespace of
+// --namespaces an event of that name is the app's own, and the rooms its backend answers with
+// are checked against the limit where they are applied (hooks.go).
+func (g *eventGuard) install(nsp *socketio.Namespace, ns namespaces.Namespace) {
+	own, _ := ns.(interface{ Handles(event string) bool })
+	nsp.UseEvents(func(s *socketio.Socket, ev *socketio.Event) bool {
+		return g.admit(s, ev, own != nil && own.Handles(ev.Name))
+	})
 	nsp.OnOverflow(func(s *socketio.Socket, ev *socketio.Event) {
 		g.metrics.Limited("event_queue")
 		ev.Ack(namespaces.ErrorReply(namespaces.Errorf(namespaces.CodeRateLimited, "too many events waiting")))
@@ -69,7 +75,8 @@ func (g *eventGuard) state(s *socketio.Socket) *socketLimits {
 }
 
 // admit applies the limits to one event of s; false refuses it (its ack has been answered).
-func (g *eventGuard) admit(s *socketio.Socket, ev *socketio.Event) bool {
+// builtin says the namespace's own handler takes the event (the room limit may apply).
+func (g *eventGuard) admit(s *socketio.Socket, ev *socketio.Event, builtin bool) bool {
 	if g.limits.EventRate > 0 && s.Connected() {
 		l := g.state(s)
 		if !l.events.Allow() {
@@ -85,7 +92,7 @@ func (g *eventGuard) admit(s *socketio.Socket, ev *socketio.Event) bool {
 		}
 	}
 	most := maxAsked(ev.Name)
-	if g.limits.MaxRoomsPerSocket == 0 || most == 0 {
+	if g.limits.MaxRoomsPerSocket == 0 || most == 0 || !builtin {
 		return true
 	}
 	own := namespaces.UserRoom(namespaces.IdentityOf(s).User.ID)

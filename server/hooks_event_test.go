@@ -446,3 +446,40 @@ func TestHookEventRateLimited(t *testing.T) {
 		t.Errorf("rejected forwards counted %v, want %d", n, over)
 	}
 }
+
+// TestHookEventRoomLimitOnBuiltinsOnly: the room limit refuses a subscribe, chat:join or
+// relay:join over it where the namespace's own handler takes it; on a --namespaces namespace
+// those names are the app's own events and reach its backend whatever the socket's rooms.
+func TestHookEventRoomLimitOnBuiltinsOnly(t *testing.T) {
+	b := newTestBackend(t)
+	b.onEvent(func(req eventBody) answerOf {
+		return answerOf{status: 200, body: `{"ack":["from-backend"]}`}
+	})
+	cfg := hookConfig(b, false)
+	cfg.Namespaces = []string{"/game"}
+	cfg.Limits.MaxRoomsPerSocket = 1
+	ts := startServer(t, cfg)
+	tests := []struct {
+		nsp, event, args, want string
+	}{
+		{"/", "subscribe", `{"rooms":["a","b"]}`, "forbidden"},
+		{"/game", "subscribe", `{"rooms":["a","b"]}`, "from-backend"},
+		{"/game", "chat:join", `{"room":"a"}`, "from-backend"},
+		{"/game", "relay:join", `{"room":"a"}`, "from-backend"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.nsp+" "+tt.event, func(t *testing.T) {
+			c := mustRawDial(t, ts, tt.nsp)
+			if tt.nsp == "/" {
+				// Already in one room: one more is past the limit of 1.
+				if _, ack := c.untilAckAfter(t, tt.nsp, "subscribe", `{"rooms":["x"]}`, 100+i); strings.Contains(compact(ack), "error") {
+					t.Fatalf("first subscribe: %s", compact(ack))
+				}
+			}
+			_, ack := c.untilAckAfter(t, tt.nsp, tt.event, tt.args, i)
+			if got := compact(ack); !strings.Contains(got, tt.want) {
+				t.Fatalf("ack %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -59,7 +59,7 @@ func (s *Server) serveNamespaces(list []namespaces.Namespace) error {
 		nsp.Use(s.auth.Middleware)
 		s.hooks.install(nsp) // the connect hook, before the namespace's own middlewares
 		s.instrument(nsp)
-		s.guard.install(nsp)
+		s.guard.install(nsp, ns)
 		s.auth.install(nsp)
 		ns.Register(nsp)
 		s.hooks.observe(nsp)
