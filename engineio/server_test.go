@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -470,19 +471,85 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// FuzzPayload decodes arbitrary long-polling payloads: no panic, and every packet it delivers
-// re-encodes to what the payload held.
+// FuzzPayload decodes arbitrary long-polling payloads: no panic, only packets of the seven
+// types, and a payload that decodes re-encodes (text as type and data, binary as "b" and base64)
+// to one that decodes to the same packets.
 func FuzzPayload(f *testing.F) {
 	f.Add([]byte("4hello\x1e4world"))
 	f.Add([]byte("bAQID\x1e2\x1e3probe"))
 	f.Add([]byte("b====\x1e"))
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		_ = decodePayload(payload, func(p packet) bool {
+	f.Add([]byte("bAQ\r\nID"))
+	decode := func(t *testing.T, payload []byte) ([]packet, error) {
+		var got []packet
+		err := decodePayload(payload, func(p packet) bool {
 			if p.typ < PacketOpen || p.typ > PacketNoop {
 				t.Fatalf("delivered packet type %q", p.typ)
 			}
+			got = append(got, packet{typ: p.typ, data: append([]byte(nil), p.data...), binary: p.binary})
 			return true
 		})
+		return got, err
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		first, err := decode(t, payload)
+		if err != nil {
+			return
+		}
+		var again []byte
+		for i, p := range first {
+			switch {
+			case p.binary:
+				again = appendPolling(again, NewBinaryMessage(p.data), i == 0)
+			case p.typ == PacketMessage:
+				again = appendPolling(again, NewTextMessage(string(p.data)), i == 0)
+			default: // the engine's own packets: the type digit and the data
+				if i > 0 {
+					again = append(again, recordSeparator)
+				}
+				again = append(append(again, byte(p.typ)), p.data...)
+			}
+		}
+		second, err := decode(t, again)
+		if err != nil {
+			t.Fatalf("%q decoded, its re-encoding %q does not: %v", payload, again, err)
+		}
+		if len(first) != len(second) {
+			t.Fatalf("%q: %d packets, re-encoded %q: %d", payload, len(first), again, len(second))
+		}
+		for i := range first {
+			a, b := first[i], second[i]
+			if a.typ != b.typ || a.binary != b.binary || string(a.data) != string(b.data) {
+				t.Fatalf("%q: packet %d %+v, re-encoded %+v", payload, i, a, b)
+			}
+		}
+	})
+}
+
+// FuzzParseQuery: the engine's query reader agrees with net/url on EIO, transport and sid
+// wherever net/url accepts the query and each of them is given at most once.
+func FuzzParseQuery(f *testing.F) {
+	f.Add("EIO=4&transport=polling&sid=abc")
+	f.Add("EIO=4&transport=websocket&t=%41&sid=a%2Bb+c")
+	f.Add("sid=%zz&EIO")
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := parseQuery(raw) // never panics
+		want, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		for k, v := range map[string]string{"EIO": got.eio, "transport": got.transport, "sid": got.sid} {
+			if len(want[k]) > 1 || strings.ContainsAny(raw, ";") {
+				continue
+			}
+			for _, kv := range strings.Split(raw, "&") { // keys are compared as written
+				if key, _, _ := strings.Cut(kv, "="); key != k && strings.ContainsAny(key, "%+") {
+					return
+				}
+			}
+			if w := want.Get(k); w != v {
+				t.Fatalf("%q: %s = %q, net/url says %q", raw, k, v, w)
+			}
+		}
 	})
 }
 
