@@ -2,6 +2,17 @@
 // HTTP API for backends, metrics, health, limits and lifecycle, around the Socket.IO server of
 // package socketio and the namespaces of package namespaces. Start reading at New (what a node
 // is made of) and routes (what it serves).
+//
+// The files come in groups by their prefix: config* (flags and their checks), auth* (JWT and the
+// token's lifetime on a socket), api* (the HTTP API: routes, bodies, emit, sockets, stats, the
+// OpenAPI document), admin* (the @socket.io/admin-ui namespace, its sessions, stats, development
+// streams and the UI's files), hooks* (the app backend's hooks wired to the namespaces), and one
+// file each for metrics, limits, health, the landing page and runtime settings.
+//
+// At ~5,800 lines it is past the ~2,000 the other packages keep to, on purpose: every group reads
+// and changes the same node (its namespaces, backend, metrics, limits and lifecycle), so packages
+// of their own would export that node's insides to each other for no gain in what depends on
+// what; the parts that stand alone are packages already (socketio, namespaces, adapters, hooks).
 package server
 
 import (
