@@ -141,32 +141,14 @@ func (a *streamsAdapter) missed(e redis.XMessage, rooms []string) []any {
 		return nil
 	}
 	opts := decodeOpts(data["opts"])
-	if opts.Volatile || !reaches(rooms, opts) {
+	if opts.Volatile || !opts.Reaches(rooms) {
 		return nil
 	}
 	return append(p.Data, e.ID)
 }
 
-// reaches reports whether a socket in rooms (its own id among them) was among the recipients of
-// a broadcast with opts (Node's shouldIncludePacket).
-func reaches(rooms []string, opts socketio.BroadcastOptions) bool {
-	in := len(opts.Rooms) == 0
-	for _, r := range opts.Rooms {
-		if slices.Contains(rooms, r) {
-			in = true
-			break
-		}
-	}
-	if !in {
-		return false
-	}
-	for _, r := range opts.Except {
-		if slices.Contains(rooms, r) {
-			return false
-		}
-	}
-	return true
-}
+// reaches is socketio's BroadcastOptions.Reaches, under the name FuzzStreamsEntry calls.
+func reaches(rooms []string, opts socketio.BroadcastOptions) bool { return opts.Reaches(rooms) }
 
 // decodeSession reads a session Node (or this adapter) wrote.
 func decodeSession(raw string) (*socketio.Session, error) {

@@ -3,6 +3,7 @@ package socketio
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -17,6 +18,16 @@ type BroadcastOptions struct {
 	Volatile bool
 	// Local keeps the operation on this node.
 	Local bool
+}
+
+// Reaches reports whether a socket in rooms (its own id among them) is among the recipients of a
+// broadcast with these options: in one of Rooms, or Rooms is empty, and in none of Except (Node's
+// shouldIncludePacket). Connection state recovery asks it of each stored event, to give a
+// returning socket what it would have got, and the cluster adapters that keep their own store
+// ask it too, so that every store picks the same events.
+func (o BroadcastOptions) Reaches(rooms []string) bool {
+	in := func(r string) bool { return slices.Contains(rooms, r) }
+	return (len(o.Rooms) == 0 || slices.ContainsFunc(o.Rooms, in)) && !slices.ContainsFunc(o.Except, in)
 }
 
 // Adapter is a namespace's room and broadcast backend, Node's Adapter in Go: it keeps which

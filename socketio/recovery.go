@@ -155,31 +155,11 @@ func (st *sessionStore) restore(pid, offset string, now time.Time, join func(*Se
 	restored.Missed = nil
 	for i := st.first; i < len(st.packets); i++ {
 		p := &st.packets[i]
-		if p.seq > seq && includes(rooms, p.opts) {
+		if p.seq > seq && p.opts.Reaches(rooms) {
 			restored.Missed = append(restored.Missed, p.data)
 		}
 	}
 	return &restored
-}
-
-// includes reports whether a socket in rooms was among the recipients of a broadcast with opts.
-func includes(rooms []string, opts BroadcastOptions) bool {
-	in := len(opts.Rooms) == 0
-	for _, r := range opts.Rooms {
-		if slices.Contains(rooms, r) {
-			in = true
-			break
-		}
-	}
-	if !in {
-		return false
-	}
-	for _, r := range opts.Except {
-		if slices.Contains(rooms, r) {
-			return false
-		}
-	}
-	return true
 }
 
 func (st *sessionStore) close() {

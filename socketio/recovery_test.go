@@ -438,3 +438,34 @@ func TestRecoveryRoomCallbackBroadcasts(t *testing.T) {
 		t.Fatalf("then %q", before)
 	}
 }
+
+// TestBroadcastOptionsReaches: the events a recovered socket gets back are those whose options
+// reach it, by the rule Node's shouldIncludePacket applies.
+func TestBroadcastOptionsReaches(t *testing.T) {
+	rooms := []string{"a", "b", "sid1"} // the socket's rooms, its own id among them
+	cases := []struct {
+		name string
+		opts BroadcastOptions
+		want bool
+	}{
+		{"everyone", BroadcastOptions{}, true},
+		{"one of its rooms", BroadcastOptions{Rooms: []string{"x", "b"}}, true},
+		{"its own id", BroadcastOptions{Rooms: []string{"sid1"}}, true},
+		{"other rooms only", BroadcastOptions{Rooms: []string{"x", "y"}}, false},
+		{"everyone but one of its rooms", BroadcastOptions{Except: []string{"a"}}, false},
+		{"everyone but its own id", BroadcastOptions{Except: []string{"sid1"}}, false},
+		{"its room but an excepted one", BroadcastOptions{Rooms: []string{"a"}, Except: []string{"b"}}, false},
+		{"its room, other rooms excepted", BroadcastOptions{Rooms: []string{"a"}, Except: []string{"x"}}, true},
+		{"flags do not matter", BroadcastOptions{Rooms: []string{"a"}, Volatile: true, Local: true}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.opts.Reaches(rooms); got != tc.want {
+				t.Fatalf("Reaches = %v, want %v", got, tc.want)
+			}
+			if got := tc.opts.Reaches(nil); got != (len(tc.opts.Rooms) == 0) {
+				t.Fatalf("a socket in no room: Reaches = %v", got)
+			}
+		})
+	}
+}
