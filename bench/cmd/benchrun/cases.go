@@ -14,6 +14,14 @@ type metric struct {
 	Digits     int
 }
 
+// heading is the metric's row heading in the report: its label and which way is better.
+func (m metric) heading() string {
+	if m.Higher {
+		return m.Label + " ↑"
+	}
+	return m.Label + " ↓"
+}
+
 // benchCase is one scenario at one size.
 type benchCase struct {
 	ID, Title, What string
@@ -41,9 +49,9 @@ type benchCase struct {
 }
 
 var (
-	connectMetrics = []metric{
-		{"conn_per_s", "connections accepted per second", true, 0},
-		{"failures", "failed connections", false, 0},
+	// idleConnMetrics are what both connect cases read once every client is connected: the cost
+	// of a connection and of keeping it, and how long its handshake took.
+	idleConnMetrics = []metric{
 		{"cpu_per_conn_us", "server CPU per connection (µs)", false, 1},
 		{"rss_per_conn_kib", "server RSS per idle connection (KiB)", false, 1},
 		{"rss_kib", "server RSS with every client connected (KiB)", false, 0},
@@ -51,19 +59,18 @@ var (
 		{"handshake_p50_ms", "handshake latency p50, dial → namespace CONNECT (ms)", false, 1},
 		{"handshake_p99_ms", "handshake latency p99 (ms)", false, 1},
 	}
-	pollingMetrics = []metric{
+	connectMetrics = slices.Concat([]metric{
+		{"conn_per_s", "connections accepted per second", true, 0},
+		{"failures", "failed connections", false, 0},
+	}, idleConnMetrics)
+	pollingMetrics = slices.Concat([]metric{
 		{"conn_per_s", "connections per second (connected, subscribed and upgraded)", true, 0},
 		{"failures", "failed connections", false, 0},
 		{"not_upgraded", "connected sockets left on long-polling", false, 0},
-		{"cpu_per_conn_us", "server CPU per connection (µs)", false, 1},
-		{"rss_per_conn_kib", "server RSS per idle connection (KiB)", false, 1},
-		{"rss_kib", "server RSS with every client connected (KiB)", false, 0},
-		{"goroutines_per_conn", "server goroutines per idle connection", false, 2},
-		{"handshake_p50_ms", "handshake latency p50, dial → namespace CONNECT (ms)", false, 1},
-		{"handshake_p99_ms", "handshake latency p99 (ms)", false, 1},
+	}, idleConnMetrics, []metric{
 		{"upgrade_p99_ms", "dial → websocket upgrade done, p99 (ms)", false, 1},
 		{"clients_cpu_pct", "Node client CPU use until ready (% of one core)", false, 0},
-	}
+	})
 	echoFixedMetrics = []metric{
 		{"acks_per_s", "acks per second", true, 0},
 		{"rate_pct", "acks per second, % of the target", true, 1},

@@ -194,23 +194,10 @@ func (r report) markdown() string {
 			if !okS && !okN && r.allFailed(c.ID) {
 				continue
 			}
-			label := mt.Label
-			if mt.Higher {
-				label += " ↑"
-			} else {
-				label += " ↓"
-			}
-			p("| %s | %s | %s | %s |", label, cell(sb, okS, mt.Digits), cell(nd, okN, mt.Digits), ratio(sb, okS, nd, okN))
+			p("| %s | %s | %s | %s |", mt.heading(), cell(sb, okS, mt.Digits), cell(nd, okN, mt.Digits), ratio(sb, okS, nd, okN))
 		}
 		for _, s := range servers {
-			if why := r.notAvailable(c.ID, s.Name); why != "" {
-				p("")
-				p("%s: n/a — %s", s.Label, why)
-			}
-			for _, n := range r.notes(c.ID, s.Name) {
-				p("")
-				p("%s: %s", s.Label, n)
-			}
+			r.serverNotes(p, c.ID, s)
 		}
 	}
 	p("")
@@ -230,24 +217,24 @@ func (r report) switchboardOnly(p func(string, ...any), c benchCase) {
 		if !ok && r.allFailed(c.ID) {
 			continue
 		}
-		label := mt.Label
-		if mt.Higher {
-			label += " ↑"
-		} else {
-			label += " ↓"
-		}
-		p("| %s | %s |", label, cell(sb, ok, mt.Digits))
+		p("| %s | %s |", mt.heading(), cell(sb, ok, mt.Digits))
 	}
-	if why := r.notAvailable(c.ID, "switchboard"); why != "" {
-		p("")
-		p("Switchboard: n/a — %s", why)
-	}
-	for _, n := range r.notes(c.ID, "switchboard") {
-		p("")
-		p("Switchboard: %s", n)
-	}
+	r.serverNotes(p, c.ID, servers[0]) // Switchboard
 	p("")
 	p("No Node column: %s.", c.NodeWould)
+}
+
+// serverNotes renders, under a case's table, why server s had no figures (n/a) and the notes
+// its runs left, each a paragraph of its own.
+func (r report) serverNotes(p func(string, ...any), caseID string, s serverKind) {
+	if why := r.notAvailable(caseID, s.Name); why != "" {
+		p("")
+		p("%s: n/a — %s", s.Label, why)
+	}
+	for _, n := range r.notes(caseID, s.Name) {
+		p("")
+		p("%s: %s", s.Label, n)
+	}
 }
 
 // allFailed reports whether no run of the case produced figures on either server.

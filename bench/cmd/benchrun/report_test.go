@@ -53,27 +53,44 @@ func TestFormatting(t *testing.T) {
 	}
 }
 
-func TestReportFiguresAndNA(t *testing.T) {
-	c := benchCase{ID: "echo", Title: "echo", Metrics: []metric{{Key: "acks_per_s", Label: "acks per second", Higher: true}}}
-	ok := func(v float64) outcome {
-		return outcome{Result: loadgen.Result{Metrics: map[string]float64{"acks_per_s": v}}}
+// caseMarkdown renders the report of case c alone, with the outcomes of its repetitions by
+// server name.
+func caseMarkdown(c benchCase, byServer map[string][]outcome) string {
+	r := report{Machine: machine{}, Env: &environment{}, Cases: []benchCase{c}, Reps: 3,
+		Results: map[string]map[string][]outcome{c.ID: byServer}}
+	return r.markdown()
+}
+
+// figures are repetitions that measured metric key, one a value.
+func figures(key string, values ...float64) []outcome {
+	out := make([]outcome, len(values))
+	for i, v := range values {
+		out[i] = outcome{Result: loadgen.Result{Metrics: map[string]float64{key: v}}}
 	}
-	r := report{
-		Machine: machine{}, Env: &environment{}, Cases: []benchCase{c}, Reps: 3,
-		Results: map[string]map[string][]outcome{"echo": {
-			"switchboard": {ok(300), ok(100), ok(200)},
-			"node":        {{Result: loadgen.Result{NA: "subscribe: no ack within 5s"}}, {Result: loadgen.Result{NA: "subscribe: no ack within 5s"}}},
-		}},
-	}
-	md := r.markdown()
-	for _, want := range []string{
-		"| acks per second ↑ | 200 [100–300] | n/a | n/a |",
-		"Node socket.io: n/a — subscribe: no ack within 5s",
-	} {
+	return out
+}
+
+// wantInReport fails t for each of wants that md lacks.
+func wantInReport(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+}
+
+func TestReportFiguresAndNA(t *testing.T) {
+	c := benchCase{ID: "echo", Title: "echo", Metrics: []metric{{Key: "acks_per_s", Label: "acks per second", Higher: true}}}
+	na := outcome{Result: loadgen.Result{NA: "subscribe: no ack within 5s"}}
+	md := caseMarkdown(c, map[string][]outcome{
+		"switchboard": figures("acks_per_s", 300, 100, 200),
+		"node":        {na, na},
+	})
+	wantInReport(t, md,
+		"| acks per second ↑ | 200 [100–300] | n/a | n/a |",
+		"Node socket.io: n/a — subscribe: no ack within 5s",
+	)
 }
 
 func TestDefaultCasesIncludeEmitAndCluster(t *testing.T) {
@@ -144,20 +161,13 @@ func TestDefaultCasesIncludeIssue18Scenarios(t *testing.T) {
 func TestReportSwitchboardOnly(t *testing.T) {
 	c := benchCase{ID: "hook", Title: "hook", NodeWould: "Node would need a handler of its own",
 		Metrics: []metric{{Key: "cpu_per_ack_us", Label: "CPU per forwarded event (µs)", Digits: 1}}}
-	ok := func(v float64) outcome {
-		return outcome{Result: loadgen.Result{Metrics: map[string]float64{"cpu_per_ack_us": v}}}
-	}
-	r := report{Machine: machine{}, Env: &environment{}, Cases: []benchCase{c}, Reps: 3,
-		Results: map[string]map[string][]outcome{"hook": {"switchboard": {ok(30), ok(10), ok(20)}}}}
-	md := r.markdown()
-	for _, want := range []string{
+	reps := figures("cpu_per_ack_us", 30, 10, 20)
+	reps[1].Result.Notes = []string{"the load generator was late"}
+	md := caseMarkdown(c, map[string][]outcome{"switchboard": reps})
+	wantInReport(t, md,
 		"| figure | Switchboard |\n|---|---|\n| CPU per forwarded event (µs) ↓ | 20.0 [10.0–30.0] |",
-		"No Node column: Node would need a handler of its own.",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q:\n%s", want, md)
-		}
-	}
+		"Switchboard: repetition 2: the load generator was late\n\nNo Node column: Node would need a handler of its own.",
+	)
 	if strings.Contains(md, "| figure | Switchboard | Node socket.io |") {
 		t.Errorf("the case has a Node column:\n%s", md)
 	}
