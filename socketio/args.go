@@ -190,6 +190,7 @@ func bufferJSON(v any) any {
 // fillPlaceholders replaces the {"_placeholder":true,"num":n} objects of a decoded JSON value by
 // their attachments.
 func fillPlaceholders(v any, bins [][]byte) (any, error) {
+	var err error
 	switch t := v.(type) {
 	case map[string]any:
 		if p, ok := t["_placeholder"].(bool); ok && p {
@@ -200,25 +201,18 @@ func fillPlaceholders(v any, bins [][]byte) (any, error) {
 			return bins[int(n)], nil
 		}
 		for k, e := range t {
-			f, err := fillPlaceholders(e, bins)
-			if err != nil {
+			if t[k], err = fillPlaceholders(e, bins); err != nil {
 				return nil, err
 			}
-			t[k] = f
 		}
-		return t, nil
 	case []any:
 		for i, e := range t {
-			f, err := fillPlaceholders(e, bins)
-			if err != nil {
+			if t[i], err = fillPlaceholders(e, bins); err != nil {
 				return nil, err
 			}
-			t[i] = f
 		}
-		return t, nil
-	default:
-		return v, nil
 	}
+	return v, nil // a map or slice filled in place, or a value that holds no placeholder
 }
 
 func decodeMsgpackValue(b []byte) (any, error) {

@@ -145,15 +145,10 @@ func (cl *client) connect(p *inPacket) {
 		return
 	}
 	if nsp == nil {
-		cl.refused++
-		over := cl.refused > cl.srv.cfg.MaxRefusedConnects
 		cl.mu.Unlock()
-		cl.srv.cfg.OnRefusedConnect()
-		if over {
-			cl.conn.Close()
-			return
+		if !cl.connectRefused(nil) {
+			cl.writeConnectError(p.nsp, "Invalid namespace", nil)
 		}
-		cl.writeConnectError(p.nsp, "Invalid namespace", nil)
 		return
 	}
 	auth := p.auth
@@ -166,8 +161,8 @@ func (cl *client) connect(p *inPacket) {
 	s.enqueue(task{kind: taskConnect, pkt: p})
 }
 
-// connectRefused forgets a socket whose CONNECT was refused; too many refusals close the
-// connection.
+// connectRefused forgets a socket whose CONNECT was refused (nil: none was made, the namespace
+// does not exist) and counts the refusal; too many close the connection (true).
 func (cl *client) connectRefused(s *Socket) bool {
 	cl.mu.Lock()
 	cl.sockets = slices.DeleteFunc(cl.sockets, func(x *Socket) bool { return x == s })

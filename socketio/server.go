@@ -26,8 +26,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -215,12 +216,7 @@ func (srv *Server) Namespace(name string) *Namespace {
 func (srv *Server) Namespaces() []*Namespace {
 	srv.mu.RLock()
 	defer srv.mu.RUnlock()
-	out := make([]*Namespace, 0, len(srv.nsps))
-	for _, n := range srv.nsps {
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+	return slices.SortedFunc(maps.Values(srv.nsps), func(a, b *Namespace) int { return strings.Compare(a.name, b.name) })
 }
 
 // namespaceFor is the namespace a CONNECT asks for: an existing one, or a dynamic one created
