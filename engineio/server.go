@@ -366,13 +366,8 @@ func (s *Server) handshakeWebsocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(s, newSessionID(), remoteIP(r))
 	open := openMessage(c.id, false, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), s.cfg.MaxPayload)
-	nc, early, err := acceptWebsocket(w, accept, open)
-	if err != nil {
-		return
-	}
-	wt, err := newWSTransport(c, nc, probeNone)
-	if err != nil {
-		nc.Close()
+	wt, early := acceptTransport(c, w, accept, open, probeNone)
+	if wt == nil {
 		return
 	}
 	c.ws = wt // before Open: the layer above may send as soon as it has the connection
@@ -395,13 +390,8 @@ func (s *Server) serveUpgrade(c *Conn, w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, errBadRequest)
 		return
 	}
-	nc, early, err := acceptWebsocket(w, accept, nil)
-	if err != nil {
-		return
-	}
-	wt, err := newWSTransport(c, nc, probeWaiting)
-	if err != nil {
-		nc.Close()
+	wt, early := acceptTransport(c, w, accept, nil, probeWaiting)
+	if wt == nil {
 		return
 	}
 	c.mu.Lock()

@@ -132,6 +132,22 @@ func acceptWebsocket(w http.ResponseWriter, accept string, first *Message) (net.
 // once unless the client is gone.
 const handshakeWriteTimeout = 5 * time.Second
 
+// acceptTransport answers a checked handshake (acceptWebsocket, with first) and wraps the
+// websocket as a transport of session c, returning it with the bytes the client sent behind its
+// handshake; nil when the connection failed, which leaves nothing to answer.
+func acceptTransport(c *Conn, w http.ResponseWriter, accept string, first *Message, probe probeState) (*wsTransport, []byte) {
+	nc, early, err := acceptWebsocket(w, accept, first)
+	if err != nil {
+		return nil, nil
+	}
+	wt, err := newWSTransport(c, nc, probe)
+	if err != nil {
+		nc.Close()
+		return nil, nil
+	}
+	return wt, early
+}
+
 // newWSTransport wraps an accepted websocket of session c.
 func newWSTransport(c *Conn, nc net.Conn, probe probeState) (*wsTransport, error) {
 	sc, ok := nc.(syscall.Conn)
