@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -34,17 +32,18 @@ type RelayConfig struct {
 // RelayState (memory, or Redis for a cluster), and members get at most one relay:message per
 // (user, key) per tick, always the latest (relay_tick.go).
 //
-// Presence is that of "/chat": socketio.Presence counts each user's sockets in each room, as
-// sockets join, leave, disconnect and recover; relay:user-joined goes out for a user's first
-// socket in a room, relay:user-left for its last, and then the user's state in the room is
-// dropped. Membership (needed to publish) is a relay:join, or a room a recovered socket got back.
+// Presence is that of "/chat" (presence.go): socketio.Presence counts each user's sockets in
+// each room, as sockets join, leave, disconnect and recover; relay:user-joined goes out for a
+// user's first socket in a room, relay:user-left for its last, and then the user's state in the
+// room is dropped. Membership (needed to publish) is a relay:join, or a room a recovered socket
+// got back.
 //
 // Close stops the tick; the server calls it at shutdown.
 type Relay struct {
 	log      zerolog.Logger
 	routes   *Routes[*socketio.Event]
 	state    RelayState
-	presence socketio.Presence
+	members  *roomPresence
 	fallback Fallback
 	obs      RelayObserver
 	tick     time.Duration
@@ -57,10 +56,9 @@ type Relay struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	counts  map[*socketio.Socket][]string // the rooms presence counts each socket in
-	rooms   map[string]*relayRoom         // rooms with keyed work on this node
-	running bool                          // the tick loop runs
-	done    chan struct{}                 // closed when the running loop returns
+	rooms   map[string]*relayRoom // rooms with keyed work on this node
+	running bool                  // the tick loop runs
+	done    chan struct{}         // closed when the running loop returns
 	wake    chan struct{}
 	manual  bool // tests run the tick themselves (step)
 
@@ -88,16 +86,19 @@ func NewRelay(log zerolog.Logger, cfg RelayConfig, state RelayState, presence so
 	r := &Relay{
 		log:      log.With().Str("nsp", "/relay").Logger(),
 		state:    state,
-		presence: presence,
 		fallback: fallback,
 		obs:      cfg.Observer,
 		tick:     cfg.Tick,
 		ctx:      ctx,
 		cancel:   cancel,
-		counts:   map[*socketio.Socket][]string{},
 		rooms:    map[string]*relayRoom{},
 		wake:     make(chan struct{}, 1),
 	}
+	r.members = newRoomPresence(ctx, r.log, presence, RelayUserJoinedEvent, RelayUserLeftEvent, presenceHooks{
+		counted:   r.keepTouched,
+		departed:  r.departed,
+		recovered: r.recovered,
+	})
 	routes := NewRoutes[*socketio.Event](log)
 	Route(routes, RelayJoinEvent, r.join)
 	Route(routes, RelayLeaveEvent, r.leave)
@@ -120,10 +121,11 @@ func (r *Relay) Register(nsp *socketio.Namespace) {
 		r.encode = nsp.Encode
 	}
 	_, r.single = nsp.Adapter().(*socketio.LocalAdapter)
+	r.members.register(nsp)
 	nsp.Use(joinUserRoom)
 	nsp.OnConnection(func(s *socketio.Socket) {
 		if s.Recovered() {
-			r.recovered(s)
+			r.members.recovered(s)
 		}
 	})
 	nsp.OnEvent(func(s *socketio.Socket, ev *socketio.Event) {
@@ -131,9 +133,11 @@ func (r *Relay) Register(nsp *socketio.Namespace) {
 			r.fallback(s, ev)
 		}
 	})
-	nsp.OnDisconnect(func(s *socketio.Socket, _ string) { r.disconnected(s) })
+	nsp.OnDisconnect(func(s *socketio.Socket, _ string) {
+		r.forgetSocket(s)
+		r.members.disconnected(s)
+	})
 	nsp.OnServerSideEmit(r.serverSide)
-	r.presence.OnExpired(r.expired)
 }
 
 // Close stops the tick and waits for it; what was not sent yet is dropped.
@@ -147,53 +151,14 @@ func (r *Relay) Close() {
 	}
 }
 
-func (r *Relay) counted(s *socketio.Socket, room string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Contains(r.counts[s], room)
-}
-
-func (r *Relay) count(s *socketio.Socket, room string) {
-	r.mu.Lock()
-	r.counts[s] = append(r.counts[s], room)
+// keepTouched follows each room counted for a socket: with a RelayState that expires, the tick
+// loop runs to touch the rooms with members.
+func (r *Relay) keepTouched() {
 	if r.state.TouchEvery() > 0 {
-		r.ensureLoopLocked() // rooms with members are touched
+		r.mu.Lock()
+		r.ensureLoopLocked()
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
-}
-
-func (r *Relay) uncount(s *socketio.Socket, room string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rooms := r.counts[s]
-	i := slices.Index(rooms, room)
-	if i < 0 {
-		return false
-	}
-	rooms = slices.Delete(rooms, i, i+1)
-	if len(rooms) == 0 {
-		delete(r.counts, s)
-	} else {
-		r.counts[s] = rooms
-	}
-	return true
-}
-
-// memberRooms lists the rooms this node has relay members in.
-func (r *Relay) memberRooms() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	set := map[string]struct{}{}
-	for _, rooms := range r.counts {
-		for _, room := range rooms {
-			set[room] = struct{}{}
-		}
-	}
-	out := make([]string, 0, len(set))
-	for room := range set {
-		out = append(out, room)
-	}
-	return out
 }
 
 // join enters the room, then answers with its members and state. The socket's keyed deliveries
@@ -210,12 +175,7 @@ func (r *Relay) join(ev *socketio.Event, req RoomRequest) (RelayJoinReply, error
 	r.holdDeliveries(s, req.Room)
 	defer r.releaseDeliveries(s, req.Room)
 	ctx := s.Context()
-	if !r.counted(s, req.Room) {
-		if err := r.enter(ctx, s, id.User, req.Room); err != nil {
-			return RelayJoinReply{}, err
-		}
-	}
-	members, err := presentUsers(ctx, r.presence, req.Room)
+	members, err := r.members.join(ctx, s, id.User, req.Room)
 	if err != nil {
 		return RelayJoinReply{}, err
 	}
@@ -246,79 +206,18 @@ func decodeState(values []RelayValue) map[string]map[string]any {
 	return out
 }
 
-// enter puts s in room and counts it; the room hears relay:user-joined when this is the user's
-// first socket there.
-func (r *Relay) enter(ctx context.Context, s *socketio.Socket, u User, room string) error {
-	s.Join(room)
-	ch, err := r.presence.Join(ctx, room, u.ID, userInfo(u))
-	if err != nil {
-		s.Leave(room)
-		return err
-	}
-	r.count(s, room)
-	if ch.Member {
-		if err := r.nsp.To(room).Except(s.ID()).Emit(RelayUserJoinedEvent, PresenceEvent{Room: room, User: u}); err != nil {
-			r.log.Warn().Err(err).Str("room", room).Msg("announce a member")
-		}
-	}
-	return nil
-}
-
-// presentUsers lists each user present in room once, sorted by name then id.
-func presentUsers(ctx context.Context, p socketio.Presence, room string) ([]User, error) {
-	infos, err := p.Members(ctx, room)
-	if err != nil {
-		return nil, err
-	}
-	users := make([]User, 0, len(infos))
-	for _, info := range infos {
-		var u User
-		if json.Unmarshal(info, &u) == nil && u.ID != "" {
-			users = append(users, u)
-		}
-	}
-	sort.Slice(users, func(i, j int) bool {
-		if users[i].Name != users[j].Name {
-			return users[i].Name < users[j].Name
-		}
-		return users[i].ID < users[j].ID
-	})
-	return users, nil
-}
-
 func (r *Relay) leave(ev *socketio.Event, req RoomRequest) (RelayLeaveReply, error) {
 	s := ev.Socket()
-	id := IdentityOf(s)
-	if req.Room == UserRoom(id.User.ID) {
-		return RelayLeaveReply{}, Errorf(CodeForbidden, "the user room %q cannot be left", req.Room)
-	}
-	s.Leave(req.Room)
-	if r.uncount(s, req.Room) {
-		if err := r.depart(s.Context(), s.ID(), id.User, req.Room); err != nil {
-			return RelayLeaveReply{}, err
-		}
+	if err := r.members.leave(s, IdentityOf(s).User, req.Room); err != nil {
+		return RelayLeaveReply{}, err
 	}
 	return RelayLeaveReply{Room: req.Room}, nil
 }
 
-// depart uncounts a socket of u in room; when it was the user's last, the user's state goes and
-// the room hears relay:user-left.
-func (r *Relay) depart(ctx context.Context, sid string, u User, room string) error {
-	ch, err := r.presence.Leave(ctx, room, u.ID)
-	if err != nil {
-		return err
-	}
-	r.gone(ctx, room, u, ch, sid)
-	return nil
-}
-
-// gone ends a user's presence in room when ch says it was the user's last socket: its state is
-// dropped (here, in the store and on the other nodes) before relay:user-left goes out, so that
-// whoever hears of the departure and then joins sees no trace of it.
-func (r *Relay) gone(ctx context.Context, room string, u User, ch socketio.PresenceChange, except string) {
-	if !ch.Member {
-		return
-	}
+// departed drops the state of a user whose last socket left room (here, in the store and on the
+// other nodes) before relay:user-left goes out, so that whoever hears of the departure and then
+// joins sees no trace of it.
+func (r *Relay) departed(ctx context.Context, room string, u User, ch socketio.PresenceChange) {
 	r.purge(room, u.ID)
 	if err := r.state.DropUser(ctx, room, u.ID); err != nil {
 		r.log.Warn().Err(err).Str("room", room).Msg("drop a departed user's state")
@@ -329,74 +228,20 @@ func (r *Relay) gone(ctx context.Context, room string, u User, ch socketio.Prese
 		}
 	}
 	r.tellOthers(ctx, relayGoneEvent, room, u.ID)
-	to := r.nsp.To(room)
-	if except != "" {
-		to = to.Except(except)
-	}
-	if err := to.Emit(RelayUserLeftEvent, PresenceEvent{Room: room, User: u}); err != nil {
-		r.log.Warn().Err(err).Str("room", room).Msg("announce a departure")
-	}
 }
 
-// expired handles members whose node died (cluster presence reaps them on one survivor).
-func (r *Relay) expired(room, _ string, info []byte, ch socketio.PresenceChange) {
-	var u User
-	if json.Unmarshal(info, &u) != nil || u.ID == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, presenceTimeout)
-	defer cancel()
-	r.gone(ctx, room, u, ch, "")
-}
-
-// disconnected uncounts a socket from every room it was counted in.
-func (r *Relay) disconnected(s *socketio.Socket) {
-	r.mu.Lock()
-	rooms := r.counts[s]
-	delete(r.counts, s)
-	r.mu.Unlock()
-	r.forgetSocket(s)
-	if len(rooms) == 0 {
-		return
-	}
-	u := IdentityOf(s).User
-	ctx, cancel := context.WithTimeout(r.ctx, presenceTimeout)
-	defer cancel()
-	for _, room := range rooms {
-		if err := r.depart(ctx, s.ID(), u, room); err != nil {
-			r.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("presence on disconnect")
-		}
-	}
-}
-
-// recovered counts a socket that connection state recovery put back in its rooms (its
-// disconnection uncounted it) and hands it the rooms' state, since the keyed values it missed
-// were volatile; then the room hears relay:user-joined where it is its user's first socket
-// again (after the state is in the socket's backlog: the next tick writes it).
-func (r *Relay) recovered(s *socketio.Socket) {
-	u := IdentityOf(s).User
-	for _, room := range s.Rooms() {
-		if !isChatRoom(room) || r.counted(s, room) {
-			continue
-		}
-		ch, err := r.presence.Join(s.Context(), room, u.ID, userInfo(u))
-		if err != nil {
-			r.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("presence on recovery")
-			continue
-		}
-		r.count(s, room)
-		if err := r.resync(s.Context(), s, room, u.ID); err != nil {
-			r.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("state on recovery")
-		}
-		if ch.Member {
-			_ = r.nsp.To(room).Except(s.ID()).Emit(RelayUserJoinedEvent, PresenceEvent{Room: room, User: u})
-		}
+// recovered hands a socket that connection state recovery put back in room the room's state,
+// since the keyed values it missed were volatile, before the room hears it rejoin (the state is
+// then in the socket's backlog: the next tick writes it).
+func (r *Relay) recovered(ctx context.Context, s *socketio.Socket, room string, u User) {
+	if err := r.resync(ctx, s, room, u.ID); err != nil {
+		r.log.Warn().Err(err).Str("sid", s.ID()).Str("room", room).Msg("state on recovery")
 	}
 }
 
 func (r *Relay) publish(ev *socketio.Event, req RelayPublishRequest) (struct{}, error) {
 	s := ev.Socket()
-	if !r.counted(s, req.Room) {
+	if !r.members.counted(s, req.Room) {
 		return struct{}{}, Errorf(CodeForbidden, "not a member of %q", req.Room)
 	}
 	u := IdentityOf(s).User

@@ -462,13 +462,25 @@ func (c *rawClient) emit(event string, arg any) {
 func (c *rawClient) call(event string, arg any) json.RawMessage {
 	c.t.Helper()
 	b, _ := json.Marshal([]any{event, arg})
+	return c.ack(fmt.Sprintf("the ack of %s %s", event, b), c.send(event, arg))
+}
+
+// send sends an event with an ack id and returns the id, without waiting for the ack.
+func (c *rawClient) send(event string, arg any) int {
+	b, _ := json.Marshal([]any{event, arg})
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	id := c.nextID
 	c.nextID++
 	c.writeLocked("42/relay," + strconv.Itoa(id) + string(b))
-	c.wmu.Unlock()
+	return id
+}
+
+// ack waits for the ack of id (what says which) and returns its argument.
+func (c *rawClient) ack(what string, id int) json.RawMessage {
+	c.t.Helper()
 	var got json.RawMessage
-	c.waitFor(fmt.Sprintf("the ack of %s %s", event, b), func(log []rawEvent) bool {
+	c.waitFor(what, func(log []rawEvent) bool {
 		for _, ev := range log {
 			if ev.name == "" && ev.ack == id {
 				got = ev.arg

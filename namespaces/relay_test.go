@@ -248,6 +248,51 @@ func TestRelayPresence(t *testing.T) {
 	}
 }
 
+// Many members joining one room at once each learn of every other exactly once: from their
+// relay:join's member list or from a relay:user-joined after it, never from both, never from
+// neither (presence is that of "/chat", SPEC §9).
+func TestRelayPresenceExactlyOnce(t *testing.T) {
+	env := startRelay(t, relayEnvOptions{manual: true})
+	const members = 60
+	all := make([]*rawClient, members)
+	for i := range all {
+		all[i] = env.dial(fmt.Sprintf("m%02d", i))
+	}
+	ids := make([]int, members)
+	for i, c := range all { // sent at once: the server takes them concurrently
+		ids[i] = c.send(RelayJoinEvent, map[string]any{"room": "crowd"})
+	}
+	replies := make([]RelayJoinReply, members)
+	for i, c := range all {
+		if err := json.Unmarshal(mustData(t, c.ack("the join answer", ids[i])), &replies[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every announcement was written before the last answer; one more event marks their end.
+	if err := env.nsp.To("crowd").Emit("end"); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range all {
+		c.waitFor("the end", func(log []rawEvent) bool { return len(eventsOf(log, "end")) == 1 })
+		seen := map[string]int{}
+		for _, u := range replies[i].Members {
+			seen[u.ID]++
+		}
+		for _, raw := range eventsOf(c.received(), RelayUserJoinedEvent) {
+			var ev PresenceEvent
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				t.Fatal(err)
+			}
+			seen[ev.User.ID]++
+		}
+		for _, o := range all { // a member is in its own list too, and never announced to itself
+			if seen[o.user] != 1 {
+				t.Errorf("%s heard of %s %d times", c.user, o.user, seen[o.user])
+			}
+		}
+	}
+}
+
 func eventsOf(log []rawEvent, name string) []json.RawMessage {
 	var out []json.RawMessage
 	for _, ev := range log {

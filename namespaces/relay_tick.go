@@ -285,7 +285,7 @@ func (r *Relay) resync(ctx context.Context, s *socketio.Socket, room, own string
 	if err != nil || len(values) == 0 {
 		return err
 	}
-	members, err := presentUsers(ctx, r.presence, room)
+	members, err := presentUsers(ctx, r.members.presence, room)
 	if err != nil {
 		return err
 	}
@@ -510,7 +510,7 @@ func (r *Relay) forgetMissing(missing []RelayMissing) {
 
 // touch keeps alive the stored state of the rooms this node has members in.
 func (r *Relay) touch() {
-	rooms := r.memberRooms()
+	rooms := r.members.countedRooms()
 	if len(rooms) == 0 {
 		return
 	}
@@ -553,7 +553,7 @@ func (r *Relay) loop(done chan struct{}) {
 		r.mu.Lock()
 		switch {
 		case len(r.rooms) > 0:
-		case touchEvery == 0 || len(r.counts) == 0:
+		case touchEvery == 0 || !r.members.anyCounted():
 			r.running = false
 			r.mu.Unlock()
 			return
