@@ -50,9 +50,7 @@ func runConnect(ctx context.Context, o Options) (Result, error) {
 	res.set("rss_per_conn_kib", float64(settled.RSS-before.RSS)/1024/float64(max(ok, 1)))
 	res.set("rss_kib", float64(settled.RSS)/1024)
 	lat := Summarize(hs)
-	res.set("handshake_p50_ms", ms(lat.P50))
-	res.set("handshake_p99_ms", ms(lat.P99))
-	res.set("handshake_max_ms", ms(lat.Max))
+	res.setLatency("handshake_", lat)
 	setGoroutines(&res, o, ok, g0, g1, firstErr(gerr, gerr1))
 	return res, nil
 }

@@ -140,10 +140,8 @@ func runEcho(ctx context.Context, o Options) (Result, error) {
 	res.set("cpu_per_ack_us", perUnit(p1.CPU-p0.CPU, lat.N))
 	res.set("server_cpu_pct", 100*(p1.CPU-p0.CPU).Seconds()/window.Seconds())
 	res.set("loadgen_cpu_per_ack_us", perUnit(self1.CPU-self0.CPU, lat.N))
-	res.set("p50_ms", ms(lat.P50))
+	res.setLatency("", lat)
 	res.set("p90_ms", ms(Percentile(all, 90))) // the body of the distribution: how evenly clients are served
-	res.set("p99_ms", ms(lat.P99))
-	res.set("max_ms", ms(lat.Max))
 	res.set("rss_kib", float64(p1.RSS)/1024)
 	return res, nil
 }

@@ -18,12 +18,32 @@ type receiver struct {
 	lat  []time.Duration
 }
 
-// fanoutRun is the shared state of one fanout run.
-type fanoutRun struct {
+// deliveries is what the members of one fanout or relay run received, counted by their read
+// loops.
+type deliveries struct {
 	base      time.Time    // stamps are nanoseconds since base
 	delivered atomic.Int64 // stamped messages received by members
 	frames    atomic.Int64 // every frame received by members (to see the setup traffic settle)
 	lastAt    atomic.Int64 // nanoseconds since base of the last delivery
+}
+
+// handler makes a member's frame handler: every frame counts in frames, and the data of each
+// event goes to stamped with its arrival time since base; when stamped says it was a delivery
+// (a message of the run, not presence), it counts in delivered and lastAt. Events are consumed;
+// acks are left to the client.
+func (d *deliveries) handler(stamped func(data []byte, now time.Duration) bool) func(Frame, time.Time) bool {
+	return func(f Frame, at time.Time) bool {
+		d.frames.Add(1)
+		if f.SIO != sioEvent {
+			return false
+		}
+		now := at.Sub(d.base)
+		if stamped(f.Data, now) {
+			d.delivered.Add(1)
+			d.lastAt.Store(int64(now))
+		}
+		return true
+	}
 }
 
 // runFanout puts N members in one room, publishes Rate messages per second for Duration to it
@@ -35,7 +55,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	d := o.dialer(o.Addr)
 	nsp, join := "/", d.Event("/", "subscribe", roomsPayload(o.Room))
 	var publish func(seq int, sent int64) error
-	run := &fanoutRun{base: time.Now()}
+	run := &deliveries{base: time.Now()}
 
 	switch o.Via {
 	case "api":
@@ -54,22 +74,15 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	clients, failures, err := dialSpread(ctx, o, nsp, func(i, node int) func(Frame, time.Time) bool {
 		r := &receiver{node: node}
 		members[i] = r
-		return func(f Frame, at time.Time) bool {
-			run.frames.Add(1)
-			if f.SIO != sioEvent {
+		return run.handler(func(data []byte, now time.Duration) bool {
+			seq, sent, ok := FindStamp(data)
+			if !ok {
 				return false
 			}
-			seq, sent, ok := FindStamp(f.Data)
-			if !ok {
-				return true
-			}
-			now := at.Sub(run.base)
 			r.seq.Observe(seq)
 			r.lat = append(r.lat, now-time.Duration(sent))
-			run.delivered.Add(1)
-			run.lastAt.Store(int64(now))
 			return true
-		}
+		})
 	})
 	if err != nil {
 		return res, err
@@ -189,9 +202,7 @@ func runFanout(ctx context.Context, o Options) (Result, error) {
 	res.set("delivered_per_s", float64(got)/max(span.Seconds(), o.Duration.Seconds()/2))
 	res.set("cpu_per_delivery_us", perUnit(p1.CPU-p0.CPU, got))
 	res.set("loadgen_cpu_per_delivery_us", perUnit(self1.CPU-self0.CPU, got))
-	res.set("p50_ms", ms(lat.P50))
-	res.set("p99_ms", ms(lat.P99))
-	res.set("max_ms", ms(lat.Max))
+	res.setLatency("", lat)
 	res.set("lost", float64(lost))
 	res.set("out_of_order", float64(ooo))
 	res.set("duplicates", float64(dups))

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"encoding/hex"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -77,18 +78,8 @@ func TestMsgpackParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := r.parse(mustHex(t, tt.in))
-			if tt.isErr {
-				if err == nil {
-					t.Fatalf("parse(%s) = %+v, want an error", tt.in, f)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("parse(%s): %v", tt.in, err)
-			}
-			if f.EIO != eioMessage || f.SIO != tt.sio || f.Nsp != tt.nsp || f.AckID != tt.id || hex.EncodeToString(f.Data) != tt.data {
-				t.Fatalf("parse(%s) = {%c %c %q %d %x}, want {4 %c %q %d %s}", tt.in, f.EIO, f.SIO, f.Nsp, f.AckID, f.Data, tt.sio, tt.nsp, tt.id, tt.data)
-			}
+			want := Frame{EIO: eioMessage, SIO: tt.sio, Nsp: tt.nsp, AckID: tt.id, Data: mustHex(t, tt.data)}
+			checkParsed(t, fmt.Sprintf("parse(%s)", tt.in), f, err, want, tt.isErr)
 		})
 	}
 	if sid := msgpackSID(mustHex(t, tests[0].data)); sid != "AAAAAAAAAAAAAAAAAAAA" {

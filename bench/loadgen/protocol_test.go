@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -28,20 +30,27 @@ func TestParseFrame(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseFrame([]byte(tt.in))
-			if tt.isErr {
-				if err == nil {
-					t.Fatalf("ParseFrame(%q) = %+v, want an error", tt.in, got)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParseFrame(%q): %v", tt.in, err)
-			}
-			if got.EIO != tt.want.EIO || got.SIO != tt.want.SIO || got.Nsp != tt.want.Nsp || got.AckID != tt.want.AckID || string(got.Data) != string(tt.want.Data) {
-				t.Fatalf("ParseFrame(%q) = {%c %c %q %d %q}, want {%c %c %q %d %q}", tt.in,
-					got.EIO, got.SIO, got.Nsp, got.AckID, got.Data, tt.want.EIO, tt.want.SIO, tt.want.Nsp, tt.want.AckID, tt.want.Data)
-			}
+			checkParsed(t, fmt.Sprintf("ParseFrame(%q)", tt.in), got, err, tt.want, tt.isErr)
 		})
+	}
+}
+
+// checkParsed checks what a frame parser returned for the call named call: an error where
+// isErr, else want in every field (Data byte for byte, nil and empty alike).
+func checkParsed(t *testing.T, call string, got Frame, err error, want Frame, isErr bool) {
+	t.Helper()
+	if isErr {
+		if err == nil {
+			t.Fatalf("%s = %+v, want an error", call, got)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", call, err)
+	}
+	if got.EIO != want.EIO || got.SIO != want.SIO || got.Nsp != want.Nsp || got.AckID != want.AckID || !bytes.Equal(got.Data, want.Data) {
+		t.Fatalf("%s = {%c %c %q %d %q}, want {%c %c %q %d %q}", call,
+			got.EIO, got.SIO, got.Nsp, got.AckID, got.Data, want.EIO, want.SIO, want.Nsp, want.AckID, want.Data)
 	}
 }
 

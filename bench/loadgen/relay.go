@@ -26,11 +26,8 @@ type relayPlayer struct {
 
 // relayRun is the shared state of one relay run.
 type relayRun struct {
-	base      time.Time
-	delivered atomic.Int64
-	frames    atomic.Int64
-	lastAt    atomic.Int64 // nanoseconds since base of the last stamped delivery
-	finals    atomic.Int64 // (member, player) pairs whose player's last message arrived
+	deliveries
+	finals atomic.Int64 // (member, player) pairs whose player's last message arrived
 }
 
 // runRelay puts N players in one room of "/relay"; each publishes Rate messages a second for
@@ -46,7 +43,7 @@ func runRelay(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("loadgen: relay needs at least 2 players, got %d", o.N)
 	}
 	d := o.dialer(o.Addr)
-	run := &relayRun{base: time.Now()}
+	run := &relayRun{deliveries: deliveries{base: time.Now()}}
 	period := time.Second / time.Duration(max(o.Rate, 1))
 	perPlayer := max(int(o.Duration/period), 1)
 	players := make([]*relayPlayer, o.N)
@@ -56,16 +53,11 @@ func runRelay(ctx context.Context, o Options) (Result, error) {
 			p.last[j] = -1
 		}
 		players[i] = p
-		return func(f Frame, at time.Time) bool {
-			run.frames.Add(1)
-			if f.SIO != sioEvent {
-				return false
-			}
-			from, seq, sent, ok := findRelayStamp(f.Data)
+		return run.handler(func(data []byte, now time.Duration) bool {
+			from, seq, sent, ok := findRelayStamp(data)
 			if !ok || from < 0 || from >= o.N {
-				return true // presence events
+				return false // presence events
 			}
-			now := at.Sub(run.base)
 			p.lat = append(p.lat, now-time.Duration(sent))
 			p.got++
 			if o.Keyed {
@@ -79,10 +71,8 @@ func runRelay(ctx context.Context, o Options) (Result, error) {
 				run.finals.Add(1)
 			}
 			p.last[from] = max(p.last[from], seq)
-			run.delivered.Add(1)
-			run.lastAt.Store(int64(now))
 			return true
-		}
+		})
 	})
 	if err != nil {
 		return res, err
@@ -242,9 +232,7 @@ func runRelay(ctx context.Context, o Options) (Result, error) {
 	res.set("cpu_per_publish_us", perUnit(cpu, pubs))
 	res.set("cpu_per_delivery_us", perUnit(cpu, got))
 	res.set("server_cpu_pct", 100*cpu.Seconds()/span.Seconds())
-	res.set("p50_ms", ms(lat.P50))
-	res.set("p99_ms", ms(lat.P99))
-	res.set("max_ms", ms(lat.Max))
+	res.setLatency("", lat)
 	res.set("drain_ms", ms(max(time.Duration(run.lastAt.Load())-endAt, 0)))
 	res.set("final_missing", float64(miss))
 	res.set("out_of_order", float64(ooo))

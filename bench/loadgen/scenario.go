@@ -46,9 +46,6 @@ type Options struct {
 	Tick  time.Duration
 }
 
-// msgpackScenarios are the scenarios whose clients can speak socket.io-msgpack-parser.
-var msgpackScenarios = []string{"connect", "echo", "fanout"}
-
 // dialer returns a Dialer for addr speaking o.Parser.
 func (o Options) dialer(addr string) *Dialer {
 	d := NewDialer(addr, o.Sources)
@@ -75,6 +72,13 @@ func (r *Result) set(key string, v float64) {
 	r.Metrics[key] = v
 }
 
+// setLatency sets the three figures of latency l, named prefix+"p50_ms", "p99_ms" and "max_ms".
+func (r *Result) setLatency(prefix string, l Latency) {
+	r.set(prefix+"p50_ms", ms(l.P50))
+	r.set(prefix+"p99_ms", ms(l.P99))
+	r.set(prefix+"max_ms", ms(l.Max))
+}
+
 func (r *Result) note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
@@ -86,15 +90,45 @@ func (e *errNA) Error() string { return e.reason }
 
 func notAvailable(format string, args ...any) error { return &errNA{fmt.Sprintf(format, args...)} }
 
-// Scenarios are the names Run knows.
-var Scenarios = []string{"connect", "connect-polling", "echo", "echo-fixed", "hook-fixed", "fanout", "chat-join", "api-emit", "churn", "relay"}
+// scenarioRun is one scenario Run knows.
+type scenarioRun struct {
+	name    string
+	run     func(context.Context, Options) (Result, error)
+	msgpack bool // its clients can speak socket.io-msgpack-parser
+}
+
+// scenarioRuns are the scenarios Run knows, in the order Scenarios names them.
+var scenarioRuns = []scenarioRun{
+	{"connect", runConnect, true},
+	{"connect-polling", runConnectPolling, false},
+	{"echo", runEcho, true},
+	{"echo-fixed", runEchoFixed, false},
+	{"hook-fixed", runHookFixed, false},
+	{"fanout", runFanout, true},
+	{"chat-join", runChatJoin, false},
+	{"api-emit", runAPIEmit, false},
+	{"churn", runChurn, false},
+	{"relay", runRelay, false},
+}
+
+// Scenarios are the names Run knows; msgpackScenarios the ones whose clients can speak
+// socket.io-msgpack-parser.
+var Scenarios, msgpackScenarios = scenarioNames(false), scenarioNames(true)
+
+// scenarioNames are the names of scenarioRuns, of the msgpack ones only where msgpackOnly.
+func scenarioNames(msgpackOnly bool) []string {
+	var names []string
+	for _, s := range scenarioRuns {
+		if s.msgpack || !msgpackOnly {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
 
 // Run runs the named scenario.
 func Run(ctx context.Context, scenario string, o Options) (Result, error) {
-	var (
-		res Result
-		err error
-	)
+	var res Result
 	switch o.Parser {
 	case "", ParserDefault:
 	case ParserMsgpack:
@@ -104,30 +138,11 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 	default:
 		return res, fmt.Errorf("loadgen: unknown parser %q (%s or %s)", o.Parser, ParserDefault, ParserMsgpack)
 	}
-	switch scenario {
-	case "connect":
-		res, err = runConnect(ctx, o)
-	case "echo":
-		res, err = runEcho(ctx, o)
-	case "fanout":
-		res, err = runFanout(ctx, o)
-	case "churn":
-		res, err = runChurn(ctx, o)
-	case "api-emit":
-		res, err = runAPIEmit(ctx, o)
-	case "connect-polling":
-		res, err = runConnectPolling(ctx, o)
-	case "chat-join":
-		res, err = runChatJoin(ctx, o)
-	case "echo-fixed":
-		res, err = runEchoFixed(ctx, o)
-	case "hook-fixed":
-		res, err = runHookFixed(ctx, o)
-	case "relay":
-		res, err = runRelay(ctx, o)
-	default:
+	i := slices.IndexFunc(scenarioRuns, func(s scenarioRun) bool { return s.name == scenario })
+	if i < 0 {
 		return res, fmt.Errorf("loadgen: unknown scenario %q (%s)", scenario, strings.Join(Scenarios, ", "))
 	}
+	res, err := scenarioRuns[i].run(ctx, o)
 	res.Scenario = scenario
 	if na, ok := errors.AsType[*errNA](err); ok {
 		res.NA = na.reason

@@ -2,8 +2,10 @@ package loadgen
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,42 @@ func TestDriverExitingEarlyFails(t *testing.T) {
 	err = d.await(ctx, time.After(5*time.Second), "ready", &r)
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("await of a driver that exited: %v; want an error with its stderr", err)
+	}
+}
+
+// TestScenarioTable: the names Run knows and the msgpack ones come from one table, in its order;
+// Run refuses a name it does not know and msgpack where the scenario cannot speak it, before it
+// dials anything.
+func TestScenarioTable(t *testing.T) {
+	want := []string{"connect", "connect-polling", "echo", "echo-fixed", "hook-fixed", "fanout", "chat-join", "api-emit", "churn", "relay"}
+	if !slices.Equal(Scenarios, want) {
+		t.Fatalf("Scenarios = %v, want %v", Scenarios, want)
+	}
+	if want := []string{"connect", "echo", "fanout"}; !slices.Equal(msgpackScenarios, want) {
+		t.Fatalf("msgpackScenarios = %v, want %v", msgpackScenarios, want)
+	}
+	tests := []struct {
+		name, scenario, parser, wantErr string
+	}{
+		{"unknown scenario", "nope", "", `unknown scenario "nope" (connect, connect-polling, echo,`},
+		{"msgpack where the scenario has none", "relay", ParserMsgpack, `-parser msgpack runs only connect, echo, fanout, not "relay"`},
+		{"unknown parser", "echo", "cbor", `unknown parser "cbor"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tt.scenario, Options{Parser: tt.parser})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Run(%q, parser %q) = %v, want an error with %q", tt.scenario, tt.parser, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSetLatency(t *testing.T) {
+	var res Result
+	res.setLatency("handshake_", Latency{N: 3, P50: 1500 * time.Microsecond, P99: 20 * time.Millisecond, Max: time.Second})
+	want := map[string]float64{"handshake_p50_ms": 1.5, "handshake_p99_ms": 20, "handshake_max_ms": 1000}
+	if !maps.Equal(res.Metrics, want) {
+		t.Fatalf("metrics %v, want %v", res.Metrics, want)
 	}
 }
