@@ -2,11 +2,7 @@ package engineio
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wstest"
 )
 
 // waitTimeout bounds every wait in these tests: nothing sleeps, everything waits for an event.
@@ -123,7 +121,7 @@ func openPolling(t *testing.T, base string) string {
 	return open.SID
 }
 
-// wsClient is a minimal websocket client: masked frames out, frames in.
+// wsClient is a websocket of wstest's: masked frames out, frames in.
 type wsClient struct {
 	t  *testing.T
 	nc net.Conn
@@ -132,24 +130,11 @@ type wsClient struct {
 
 func dialWS(t *testing.T, base, query string) *wsClient {
 	t.Helper()
-	addr := strings.TrimPrefix(base, "http://")
-	nc, err := net.Dial("tcp", addr)
+	nc, br, err := wstest.Dial(strings.TrimPrefix(base, "http://"), "/?"+query)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	fmt.Fprintf(nc, "GET /?%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		query, addr, base64.StdEncoding.EncodeToString(key[:]))
-	br := bufio.NewReader(nc)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("websocket handshake: %s", res.Status)
-	}
 	return &wsClient{t: t, nc: nc, br: br}
 }
 
@@ -164,30 +149,8 @@ func (c *wsClient) text(s string) { c.send(opText, []byte(s)) }
 // read returns the next frame's opcode and payload; err at the end of the connection.
 func (c *wsClient) read() (byte, string, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
-	var h [2]byte
-	if _, err := io.ReadFull(c.br, h[:]); err != nil {
-		return 0, "", err
-	}
-	n := int(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(c.br, l[:]); err != nil {
-			return 0, "", err
-		}
-		n = int(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(c.br, l[:]); err != nil {
-			return 0, "", err
-		}
-		n = int(binary.BigEndian.Uint64(l[:]))
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(c.br, p); err != nil {
-		return 0, "", err
-	}
-	return h[0] & 0x0F, string(p), nil
+	op, p, err := wstest.ReadFrame(c.br)
+	return op, string(p), err
 }
 
 // next returns the next frame's payload, failing the test on an error.

@@ -5,30 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/wstest"
 )
 
-// clientFrame builds a masked frame as a client sends it.
+// clientFrame builds a masked frame as a client sends it. The key is fixed so that the frames, the
+// fuzz seeds among them, are the same in every run.
 func clientFrame(fin bool, op byte, payload []byte) []byte {
-	b := []byte{op}
-	if fin {
-		b[0] |= 0x80
-	}
-	n := len(payload)
-	switch {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	key := []byte{0x12, 0x34, 0x56, 0x78}
-	b = append(b, key...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
+	return wstest.AppendFrame(nil, fin, op, [4]byte{0x12, 0x34, 0x56, 0x78}, payload)
 }
 
 type got struct {

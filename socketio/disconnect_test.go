@@ -7,6 +7,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/wstest"
 )
 
 // disconnectSetup serves "/" and "/custom", both recorded, and connects one client to both.
@@ -113,7 +115,7 @@ func TestDisconnectReasons(t *testing.T) {
 	})
 	t.Run("transport close: websocket close frame", func(t *testing.T) {
 		_, c, recs, sockets := disconnectSetup(t, Config{})
-		c.write(maskedFrame(8, []byte{0x03, 0xe8}))
+		c.write(wstest.Frame(wstest.OpClose, []byte{0x03, 0xe8}))
 		if r := reasonOf(t, recs["/"], sockets["/"]); r != "transport close" {
 			t.Fatalf("reason %q", r)
 		}

@@ -3,13 +3,9 @@ package socketio
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/engineio"
+	"github.com/switchboard/switchboard/internal/wstest"
 )
 
 // waitTimeout bounds every wait in these tests: nothing sleeps, everything waits for an event.
@@ -167,24 +164,9 @@ func (ts *testServer) dial() *rawClient {
 
 func dialURL(t *testing.T, base string) *rawClient {
 	t.Helper()
-	addr := strings.TrimPrefix(base, "http://")
-	nc, err := net.Dial("tcp", addr)
+	nc, br, err := wstest.Dial(strings.TrimPrefix(base, "http://"), "/socket.io/?EIO=4&transport=websocket")
 	if err != nil {
 		t.Fatal(err)
-	}
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	fmt.Fprintf(nc, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		addr, base64.StdEncoding.EncodeToString(key[:]))
-	br := bufio.NewReader(nc)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		nc.Close()
-		t.Fatalf("websocket handshake: %v", err)
-	}
-	if res.StatusCode != http.StatusSwitchingProtocols {
-		nc.Close()
-		t.Fatalf("websocket handshake: %s", res.Status)
 	}
 	c := &rawClient{t: t, nc: nc, frames: make(chan wsFrame, 4096), done: make(chan struct{})}
 	c.pong.Store(true)
@@ -207,82 +189,30 @@ func (c *rawClient) read(br *bufio.Reader) {
 	defer close(c.done)
 	defer c.nc.Close()
 	for {
-		op, p, err := readFrame(br)
+		op, p, err := wstest.ReadFrame(br)
 		if err != nil {
 			return
 		}
 		switch op {
-		case 1:
+		case wstest.OpText:
 			if string(p) == "2" {
 				c.pings.Add(1)
 				if c.pong.Load() {
-					c.write(maskedFrame(1, []byte("3")))
+					c.write(wstest.Frame(wstest.OpText, []byte("3")))
 				}
 				continue
 			}
 			c.frames <- wsFrame{data: p}
-		case 2:
+		case wstest.OpBinary:
 			c.frames <- wsFrame{binary: true, data: p}
-		case 8:
+		case wstest.OpClose:
 			c.closeFrame.Store(true)
-			c.write(maskedFrame(8, p))
+			c.write(wstest.Frame(wstest.OpClose, p))
 			return
-		case 9:
-			c.write(maskedFrame(10, p))
+		case wstest.OpPing:
+			c.write(wstest.Frame(wstest.OpPong, p))
 		}
 	}
-}
-
-func readFrame(br *bufio.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(l[:])
-	}
-	if n > 64<<20 {
-		return 0, nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(br, p); err != nil {
-		return 0, nil, err
-	}
-	return h[0] & 0x0F, p, nil
-}
-
-// maskedFrame is a final client frame.
-func maskedFrame(op byte, payload []byte) []byte {
-	b := []byte{0x80 | op}
-	n := len(payload)
-	switch {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	var key [4]byte
-	_, _ = rand.Read(key[:])
-	b = append(b, key[:]...)
-	for i, x := range payload {
-		b = append(b, x^key[i%4])
-	}
-	return b
 }
 
 func (c *rawClient) write(b []byte) {
@@ -296,7 +226,7 @@ func (c *rawClient) write(b []byte) {
 func (c *rawClient) send(packets ...string) {
 	var b []byte
 	for _, p := range packets {
-		b = append(b, maskedFrame(1, []byte("4"+p))...)
+		b = append(b, wstest.Frame(wstest.OpText, []byte("4"+p))...)
 	}
 	c.write(b)
 }
@@ -305,7 +235,7 @@ func (c *rawClient) send(packets ...string) {
 func (c *rawClient) sendEngine(packets ...string) {
 	var b []byte
 	for _, p := range packets {
-		b = append(b, maskedFrame(1, []byte(p))...)
+		b = append(b, wstest.Frame(wstest.OpText, []byte(p))...)
 	}
 	c.write(b)
 }
@@ -314,7 +244,7 @@ func (c *rawClient) sendEngine(packets ...string) {
 func (c *rawClient) sendBinary(msgs ...[]byte) {
 	var b []byte
 	for _, m := range msgs {
-		b = append(b, maskedFrame(2, m)...)
+		b = append(b, wstest.Frame(wstest.OpBinary, m)...)
 	}
 	c.write(b)
 }
