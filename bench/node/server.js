@@ -102,6 +102,34 @@ function socketRooms(socket) {
   return [...socket.rooms].filter((r) => r !== socket.id).sort();
 }
 
+// Presence, as /chat and /relay keep it: a room's members map each user id to {user, sockets},
+// so that a user with several sockets in a room joins it once and leaves it with the last.
+
+// joinMembers puts socket in room and among its members; the others hear `${prefix}:user-joined`
+// when its user is new there. joined is the socket's own set of rooms.
+function joinMembers(socket, joined, room, members, prefix) {
+  let m = members.get(socket.data.user.id);
+  const first = !m;
+  if (!m) {
+    m = { user: socket.data.user, sockets: new Set() };
+    members.set(socket.data.user.id, m);
+  }
+  m.sockets.add(socket.id);
+  socket.join(room);
+  joined.add(room);
+  if (first) socket.to(room).emit(`${prefix}:user-joined`, { room, user: socket.data.user });
+}
+
+// leftMembers takes socket out of members and reports whether that was its user's last socket
+// there (the user has left; it is no longer a member).
+function leftMembers(socket, members) {
+  const m = members?.get(socket.data.user.id);
+  if (!m || !m.sockets.delete(socket.id)) return false;
+  if (m.sockets.size > 0) return false;
+  members.delete(socket.data.user.id);
+  return true;
+}
+
 if (!["default", "msgpack"].includes(parserName)) {
   console.error(`server.js: --parser ${parserName}: want default or msgpack`);
   process.exit(2);
@@ -157,11 +185,7 @@ function chatRoom(name) {
 }
 
 function leaveChat(socket, name) {
-  const r = rooms.get(name);
-  const m = r?.members.get(socket.data.user.id);
-  if (!m || !m.sockets.delete(socket.id)) return;
-  if (m.sockets.size === 0) {
-    r.members.delete(socket.data.user.id);
+  if (leftMembers(socket, rooms.get(name)?.members)) {
     socket.to(name).emit("chat:user-left", { room: name, user: socket.data.user });
   }
 }
@@ -173,16 +197,7 @@ chat.on("connection", (socket) => {
     checkRoom(req.room);
     if (!mayJoin(socket, req.room)) throw new ClientError("forbidden", `not allowed to join "${req.room}"`);
     const r = chatRoom(req.room);
-    let m = r.members.get(socket.data.user.id);
-    const first = !m;
-    if (!m) {
-      m = { user: socket.data.user, sockets: new Set() };
-      r.members.set(socket.data.user.id, m);
-    }
-    m.sockets.add(socket.id);
-    socket.join(req.room);
-    joined.add(req.room);
-    if (first) socket.to(req.room).emit("chat:user-joined", { room: req.room, user: socket.data.user });
+    joinMembers(socket, joined, req.room, r.members, "chat");
     return { room: req.room, members: [...r.members.values()].map((x) => x.user), history: r.history.slice(-50) };
   });
   handle(socket, "chat:leave", (req) => {
@@ -220,13 +235,9 @@ const eventRe = /^[A-Za-z0-9_\-.:@]{1,64}$/;
 
 function leaveRelay(socket, name) {
   const members = relayRooms.get(name);
-  const m = members?.get(socket.data.user.id);
-  if (!m || !m.sockets.delete(socket.id)) return;
-  if (m.sockets.size === 0) {
-    members.delete(socket.data.user.id);
-    if (members.size === 0) relayRooms.delete(name);
-    socket.to(name).emit("relay:user-left", { room: name, user: socket.data.user });
-  }
+  if (!leftMembers(socket, members)) return;
+  if (members.size === 0) relayRooms.delete(name);
+  socket.to(name).emit("relay:user-left", { room: name, user: socket.data.user });
 }
 
 relay.on("connection", (socket) => {
@@ -240,16 +251,7 @@ relay.on("connection", (socket) => {
       members = new Map();
       relayRooms.set(req.room, members);
     }
-    let m = members.get(socket.data.user.id);
-    const first = !m;
-    if (!m) {
-      m = { user: socket.data.user, sockets: new Set() };
-      members.set(socket.data.user.id, m);
-    }
-    m.sockets.add(socket.id);
-    socket.join(req.room);
-    joined.add(req.room);
-    if (first) socket.to(req.room).emit("relay:user-joined", { room: req.room, user: socket.data.user });
+    joinMembers(socket, joined, req.room, members, "relay");
     return { room: req.room, members: [...members.values()].map((x) => x.user), state: {} };
   });
   handle(socket, "relay:leave", (req) => {
