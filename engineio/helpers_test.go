@@ -138,6 +138,16 @@ func dialWS(t *testing.T, base, query string) *wsClient {
 	return &wsClient{t: t, nc: nc, br: br}
 }
 
+// openWS opens a websocket session on base and reads its open packet.
+func openWS(t *testing.T, base string) *wsClient {
+	t.Helper()
+	ws := dialWS(t, base, "EIO=4&transport=websocket")
+	if open := ws.next(); !strings.HasPrefix(open, `0{"sid":"`) {
+		t.Fatalf("open packet %q", open)
+	}
+	return ws
+}
+
 func (c *wsClient) send(op byte, payload []byte) {
 	if _, err := c.nc.Write(clientFrame(true, op, payload)); err != nil {
 		c.t.Fatalf("write: %v", err)

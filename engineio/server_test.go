@@ -111,52 +111,52 @@ func TestPollingStalledBodyTimesOut(t *testing.T) {
 	}
 }
 
-func TestPollingOverlapClosesTheSession(t *testing.T) {
-	rec := newRecorder(false)
-	srv, base := startEngine(t, Config{}, rec)
-	sid := openPolling(t, base)
-	url := base + "/?EIO=4&transport=polling&sid=" + sid
-	first := make(chan string, 1)
-	go func() { _, body := poll(t, "GET", url, ""); first <- body }()
-	c := srv.lookup(sid)
-	waitUntil(t, "the first poll to wait", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.poll.waiter != nil
-	})
-	if code, _ := poll(t, "GET", url, ""); code != 400 {
-		t.Fatalf("second poll: %d, want 400", code)
+// A request that comes while a poll waits: a second GET is refused and ends the session (the
+// waiting poll gets the close packet); the client's close packet ends it too (the waiting poll
+// gets a noop).
+func TestPollingWhileAPollWaits(t *testing.T) {
+	cases := []struct {
+		name, method, body string
+		code               int
+		pending            string // what the waiting poll gets
+		reason             string
+	}{
+		{"overlapping GET", "GET", "", 400, "1", ReasonTransportError},
+		{"client close", "POST", "1", 200, "6", ReasonTransportClose},
 	}
-	if body := receive(t, "first poll", first); body != "1" {
-		t.Fatalf("first poll got %q, want the close packet", body)
-	}
-	if r := receive(t, "close", rec.closed); r != ReasonTransportError {
-		t.Fatalf("closed with %q", r)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder(false)
+			srv, base := startEngine(t, Config{}, rec)
+			url, _, pending := waitingPoll(t, srv, base)
+			if code, _ := poll(t, tc.method, url, tc.body); code != tc.code {
+				t.Fatalf("%s: %d, want %d", tc.method, code, tc.code)
+			}
+			if body := receive(t, "the waiting poll", pending); body != tc.pending {
+				t.Fatalf("the waiting poll got %q, want %q", body, tc.pending)
+			}
+			if r := receive(t, "close", rec.closed); r != tc.reason {
+				t.Fatalf("closed with %q, want %q", r, tc.reason)
+			}
+		})
 	}
 }
 
-func TestPollingClientClose(t *testing.T) {
-	rec := newRecorder(false)
-	srv, base := startEngine(t, Config{}, rec)
+// waitingPoll opens a long-polling session and a GET that waits on the server for its packets.
+// It returns the session's polling URL, its Conn, and the channel the GET's body comes on.
+func waitingPoll(t *testing.T, srv *Server, base string) (string, *Conn, <-chan string) {
+	t.Helper()
 	sid := openPolling(t, base)
 	url := base + "/?EIO=4&transport=polling&sid=" + sid
-	first := make(chan string, 1)
-	go func() { _, body := poll(t, "GET", url, ""); first <- body }()
+	pending := make(chan string, 1)
+	go func() { _, body := poll(t, "GET", url, ""); pending <- body }()
 	c := srv.lookup(sid)
 	waitUntil(t, "the poll to wait", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.poll.waiter != nil
 	})
-	if code, _ := poll(t, "POST", url, "1"); code != 200 {
-		t.Fatalf("POST close: %d", code)
-	}
-	if body := receive(t, "pending poll", first); body != "6" {
-		t.Fatalf("pending poll got %q, want a noop", body)
-	}
-	if r := receive(t, "close", rec.closed); r != ReasonTransportClose {
-		t.Fatalf("closed with %q", r)
-	}
+	return url, c, pending
 }
 
 func TestWebsocketEcho(t *testing.T) {
@@ -202,8 +202,7 @@ func TestWebsocketProtocolViolationCloses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ws := dialWS(t, base, "EIO=4&transport=websocket")
-			ws.next()
+			ws := openWS(t, base)
 			if _, err := ws.nc.Write(tc.frame); err != nil {
 				t.Fatal(err)
 			}
@@ -223,8 +222,7 @@ func TestWebsocketProtocolViolationCloses(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	rec := newRecorder(false)
 	_, base := startEngine(t, Config{PingInterval: 50 * time.Millisecond, PingTimeout: 50 * time.Millisecond}, rec)
-	ws := dialWS(t, base, "EIO=4&transport=websocket")
-	ws.next()
+	ws := openWS(t, base)
 	for range 3 {
 		if got := ws.next(); got != "2" {
 			t.Fatalf("got %q, want a ping", got)
@@ -268,17 +266,8 @@ func TestPollAfterPingTimeout(t *testing.T) {
 func TestUpgrade(t *testing.T) {
 	rec := newRecorder(false)
 	srv, base := startEngine(t, Config{}, rec)
-	sid := openPolling(t, base)
-	url := base + "/?EIO=4&transport=polling&sid=" + sid
-	c := srv.lookup(sid)
-	pending := make(chan string, 1)
-	go func() { _, body := poll(t, "GET", url, ""); pending <- body }()
-	waitUntil(t, "the poll to wait", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.poll.waiter != nil
-	})
-	ws := dialWS(t, base, "EIO=4&transport=websocket&sid="+sid)
+	url, c, pending := waitingPoll(t, srv, base)
+	ws := dialWS(t, base, "EIO=4&transport=websocket&sid="+c.ID())
 	ws.text("2probe")
 	if got := ws.next(); got != "3probe" {
 		t.Fatalf("probe answer %q", got)
@@ -316,8 +305,7 @@ func TestUpgrade(t *testing.T) {
 func TestSendOrder(t *testing.T) {
 	rec := newRecorder(false)
 	_, base := startEngine(t, Config{}, rec)
-	ws := dialWS(t, base, "EIO=4&transport=websocket")
-	ws.next()
+	ws := openWS(t, base)
 	c := receive(t, "open", rec.opened)
 	const senders, each = 4, 2000
 	pad := strings.Repeat("x", 900)
@@ -361,8 +349,7 @@ func TestSlowClientIsDropped(t *testing.T) {
 	rec := newRecorder(false)
 	var slow atomic.Int32
 	_, base := startEngine(t, Config{MaxWriteBuffer: 64 << 10, OnSlowClient: func() { slow.Add(1) }}, rec)
-	ws := dialWS(t, base, "EIO=4&transport=websocket")
-	ws.next()
+	openWS(t, base) // and never read from it again
 	c := receive(t, "open", rec.opened)
 	msg := NewTextMessage(strings.Repeat("x", 16<<10))
 	var err error
@@ -384,8 +371,7 @@ func TestSlowClientIsDropped(t *testing.T) {
 func TestGracefulClose(t *testing.T) {
 	rec := newRecorder(false)
 	_, base := startEngine(t, Config{}, rec)
-	ws := dialWS(t, base, "EIO=4&transport=websocket")
-	ws.next()
+	ws := openWS(t, base)
 	c := receive(t, "open", rec.opened)
 	_ = c.Send(NewTextMessage("last"))
 	c.Close()
@@ -419,8 +405,7 @@ func TestGracefulCloseWhileTheClientSends(t *testing.T) {
 		c.Close()
 	}
 	_, base := startEngine(t, Config{}, rec)
-	ws := dialWS(t, base, "EIO=4&transport=websocket")
-	ws.next()
+	ws := openWS(t, base)
 	_ = ws.nc.(*net.TCPConn).SetReadBuffer(16 << 10) // a slow reader: the answers queue on the server
 	burst := clientFrame(true, opText, []byte("4bye"))
 	for range 1000 {
@@ -449,8 +434,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
-	ws := dialWS(t, hs.URL, "EIO=4&transport=websocket")
-	ws.next()
+	ws := openWS(t, hs.URL)
 	sid := openPolling(t, hs.URL)
 	_ = sid
 	ctx, cancel := contextWithTimeout(100 * time.Millisecond) // the polling session's next poll never comes
@@ -569,8 +553,7 @@ func TestCloseDuringOpen(t *testing.T) {
 			hs := httptest.NewServer(srv)
 			defer hs.Close()
 			if transport == "websocket" {
-				ws := dialWS(t, hs.URL, "EIO=4&transport=websocket")
-				ws.next() // the open packet
+				ws := openWS(t, hs.URL)
 				if op, _, _ := ws.read(); op != opClose {
 					t.Fatalf("op %d, want close", op)
 				}
