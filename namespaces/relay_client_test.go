@@ -202,23 +202,13 @@ func (env *relayEnv) dial(user string, opts ...dialOptions) *rawClient {
 	if err != nil || !bytes.HasPrefix(open, []byte("0{")) {
 		env.t.Fatalf("engine open packet: %q %v", open, err)
 	}
-	authMap := map[string]any{"user": user}
-	for k, v := range o.auth {
-		authMap[k] = v
-	}
-	auth, _ := json.Marshal(authMap)
-	c.write("40/relay," + string(auth))
+	c.connect(o.auth)
 	for {
 		f, err := readFrame(br)
 		if err != nil {
 			env.t.Fatalf("connect %s: %v", user, err)
 		}
-		if s, ok := strings.CutPrefix(string(f), "40/relay,"); ok {
-			var reply struct{ SID, PID string }
-			if err := json.Unmarshal([]byte(s), &reply); err != nil || reply.SID == "" {
-				env.t.Fatalf("connect reply %q", f)
-			}
-			c.sid, c.pid = reply.SID, reply.PID
+		if c.connectReply(string(f)) {
 			break
 		}
 		if bytes.HasPrefix(f, []byte("44/relay,")) {
@@ -243,27 +233,44 @@ func (env *relayEnv) dialPolling(user string) *rawClient {
 	}
 	c := &rawClient{t: env.t, env: env, user: user, pollURL: base + "&sid=" + open.SID,
 		changed: make(chan struct{}, 1), closed: make(chan struct{})}
-	auth, _ := json.Marshal(map[string]any{"user": user})
-	c.write("40/relay," + string(auth))
+	c.connect(nil)
 	for c.sid == "" {
 		packets, err := pollOnce(c.pollURL)
 		if err != nil {
 			env.t.Fatalf("connect %s: %v", user, err)
 		}
 		for _, p := range packets {
-			if s, ok := strings.CutPrefix(p, "40/relay,"); ok {
-				var reply struct{ SID, PID string }
-				if err := json.Unmarshal([]byte(s), &reply); err != nil || reply.SID == "" {
-					env.t.Fatalf("connect reply %q", p)
-				}
-				c.sid, c.pid = reply.SID, reply.PID
-			} else {
+			if !c.connectReply(p) {
 				c.handle(p)
 			}
 		}
 	}
 	go c.poll()
 	return c
+}
+
+// connect sends the CONNECT of "/relay", whose auth names the client's user, and more.
+func (c *rawClient) connect(more map[string]any) {
+	auth := map[string]any{"user": c.user}
+	for k, v := range more {
+		auth[k] = v
+	}
+	b, _ := json.Marshal(auth)
+	c.write("40/relay," + string(b))
+}
+
+// connectReply takes p as the answer to the CONNECT if it is one.
+func (c *rawClient) connectReply(p string) bool {
+	s, ok := strings.CutPrefix(p, "40/relay,")
+	if !ok {
+		return false
+	}
+	var reply struct{ SID, PID string }
+	if err := json.Unmarshal([]byte(s), &reply); err != nil || reply.SID == "" {
+		c.t.Fatalf("connect reply %q", p)
+	}
+	c.sid, c.pid = reply.SID, reply.PID
+	return true
 }
 
 // pollOnce GETs one long-polling payload and splits it into its packets.
@@ -284,12 +291,7 @@ func pollOnce(url string) ([]string, error) {
 func (c *rawClient) poll() {
 	defer close(c.closed)
 	for {
-		c.mu.Lock()
-		hold := c.hold
-		c.mu.Unlock()
-		if hold != nil {
-			<-hold
-		}
+		c.whilePaused()
 		packets, err := pollOnce(c.pollURL)
 		if err != nil {
 			return
@@ -380,12 +382,7 @@ func (c *rawClient) writeLocked(packet string) {
 func (c *rawClient) read(br *bufio.Reader) {
 	defer close(c.closed)
 	for {
-		c.mu.Lock()
-		hold := c.hold
-		c.mu.Unlock()
-		if hold != nil {
-			<-hold
-		}
+		c.whilePaused()
 		f, err := readFrame(br)
 		if err != nil {
 			return
@@ -435,6 +432,16 @@ func (c *rawClient) record(ev rawEvent) {
 	select {
 	case c.changed <- struct{}{}:
 	default:
+	}
+}
+
+// whilePaused waits while the client is paused.
+func (c *rawClient) whilePaused() {
+	c.mu.Lock()
+	hold := c.hold
+	c.mu.Unlock()
+	if hold != nil {
+		<-hold
 	}
 }
 

@@ -61,6 +61,53 @@ func (a *busAdapter) ServerSideEmit(_ context.Context, args []any) error {
 	return nil
 }
 
+// joinAcross has alice on n1 and bob on n2 join room "r": bob's join lists them both, and alice
+// hears of bob from the other node.
+func joinAcross(t *testing.T, n1, n2 *relayEnv) (a, b *rawClient) {
+	t.Helper()
+	a, b = n1.dial("alice"), n2.dial("bob")
+	join(t, a, "r")
+	got := join(t, b, "r")
+	if want := []User{{ID: "alice", Name: "alice"}, {ID: "bob", Name: "bob"}}; !reflect.DeepEqual(got.Members, want) {
+		t.Fatalf("members on node 2: %+v", got.Members)
+	}
+	a.waitFor("bob joined, on the other node", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserJoinedEvent)) == 1 })
+	return a, b
+}
+
+// unkeyedInOrder has a send 20 unkeyed messages to room "r": b gets each once, in order.
+func unkeyedInOrder(t *testing.T, a, b *rawClient) {
+	t.Helper()
+	from := len(b.received())
+	for i := range 20 {
+		emitPublish(a, "r", "step", i)
+	}
+	b.waitFor("20 messages", func(log []rawEvent) bool {
+		n := 0
+		for _, raw := range eventsOf(log[from:], RelayMessageEvent) {
+			if strings.Contains(string(raw), `"event":"step"`) {
+				n++
+			}
+		}
+		return n >= 20
+	})
+	b.sync(a, "r") // and nothing more behind them
+	var seq []float64
+	for _, m := range b.messages(from) {
+		if m.Event == "step" {
+			seq = append(seq, m.Data.(float64))
+		}
+	}
+	if len(seq) != 20 {
+		t.Fatalf("bob got %v", seq)
+	}
+	for i, v := range seq {
+		if v != float64(i) {
+			t.Fatalf("bob got %v: out of order", seq)
+		}
+	}
+}
+
 // Two nodes sharing presence, a Redis state and a bus see the same members, state and messages;
 // keyed values are coalesced on the publishing node and delivered by the other; the key bound
 // holds across them; a user leaving on one node is dropped on both.
@@ -74,14 +121,7 @@ func TestRelayTwoNodes(t *testing.T) {
 	n1 := startRelay(t, relayEnvOptions{manual: true, adapter: bus.adapter, presence: presence, state: NewRedisRelayState(rdb, prefix, 0)})
 	n2 := startRelay(t, relayEnvOptions{manual: true, adapter: bus.adapter, presence: presence, state: NewRedisRelayState(other, prefix, 0)})
 
-	a := n1.dial("alice")
-	b := n2.dial("bob")
-	join(t, a, "r")
-	got := join(t, b, "r")
-	if want := []User{{ID: "alice", Name: "alice"}, {ID: "bob", Name: "bob"}}; !reflect.DeepEqual(got.Members, want) {
-		t.Fatalf("members on node 2: %+v", got.Members)
-	}
-	a.waitFor("bob joined, on the other node", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserJoinedEvent)) == 1 })
+	a, b := joinAcross(t, n1, n2)
 
 	t.Run("keyed values cross once per tick", func(t *testing.T) {
 		for i := range 49 {
@@ -109,27 +149,7 @@ func TestRelayTwoNodes(t *testing.T) {
 		}
 	})
 
-	t.Run("unkeyed in order", func(t *testing.T) {
-		from := len(b.received())
-		for i := range 20 {
-			emitPublish(a, "r", "step", i)
-		}
-		b.sync(a, "r")
-		var seq []float64
-		for _, m := range b.messages(from) {
-			if m.Event == "step" {
-				seq = append(seq, m.Data.(float64))
-			}
-		}
-		if len(seq) != 20 {
-			t.Fatalf("bob got %v", seq)
-		}
-		for i, v := range seq {
-			if v != float64(i) {
-				t.Fatalf("bob got %v: out of order", seq)
-			}
-		}
-	})
+	t.Run("unkeyed in order", func(t *testing.T) { unkeyedInOrder(t, a, b) })
 
 	c := n2.dial("carol")
 	t.Run("a late joiner on the other node gets the state", func(t *testing.T) {

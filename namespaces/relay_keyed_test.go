@@ -179,13 +179,7 @@ func TestRelayLateJoiner(t *testing.T) {
 	}
 	env.relay.step()
 	b.sync(a, "r")
-	latest := map[string]any{}
-	for _, m := range b.messages(0) {
-		if m.Key != "" {
-			latest[m.Key] = m.Data
-		}
-	}
-	if want := map[string]any{"pos": 2.0, "dir": "north"}; !reflect.DeepEqual(latest, want) {
+	if latest, want := latestKeyed(b), map[string]any{"pos": 2.0, "dir": "north"}; !reflect.DeepEqual(latest, want) {
 		t.Fatalf("bob got %v after the tick, want %v", latest, want)
 	}
 	got = join(t, c, "r")
@@ -210,6 +204,15 @@ func (s *blockingState) State(ctx context.Context, room string) ([]RelayValue, e
 	return s.RelayState.State(ctx, room)
 }
 
+// joinHeld sends c's relay:join of room, the next to read the state, and returns its ack id once
+// the read waits for release.
+func (s *blockingState) joinHeld(c *rawClient, room string) int {
+	s.armed.Store(true)
+	id := c.send(RelayJoinEvent, map[string]any{"room": room})
+	<-s.reading
+	return id
+}
+
 // No value reaches a joining socket before its relay:join answer: one delivered while the
 // state is read waits, and follows the answer.
 func TestRelayJoinAnswersFirst(t *testing.T) {
@@ -220,29 +223,12 @@ func TestRelayJoinAnswersFirst(t *testing.T) {
 	publish(t, a, "r", "move", 1, "pos")
 	env.relay.step()
 
-	st.armed.Store(true)
-	b.wmu.Lock()
-	id := b.nextID
-	b.nextID++
-	b.writeLocked(fmt.Sprintf(`42/relay,%d["relay:join",{"room":"r"}]`, id))
-	b.wmu.Unlock()
-	<-st.reading // bob is in the room, his join reading the state
+	id := st.joinHeld(b, "r") // bob is in the room, his join reading the state
 	publish(t, a, "r", "move", 2, "pos")
 	env.relay.step() // the value waits for bob's answer
 	close(st.release)
-	b.waitFor("bob's join answer", func(log []rawEvent) bool {
-		for _, ev := range log {
-			if ev.ack == id {
-				return true
-			}
-		}
-		return false
-	})
-	waitUntil(t, "the join to end", func() bool {
-		held := false
-		env.relay.ifRoom("r", func(rm *relayRoom) { _, held = rm.joining[env.socket(b)] })
-		return !held
-	})
+	b.ack("bob's join answer", id)
+	joinEnded(t, b, "r")
 	env.relay.step() // the held value goes out behind the answer
 	b.sync(a, "r")
 	log := b.received()
@@ -437,13 +423,7 @@ func TestRelayDepartedValuesDropped(t *testing.T) {
 	a, b, c := env.dial("alice"), env.dial("bob"), env.dial("carol")
 	join(t, a, "r")
 	join(t, c, "r")
-	st.armed.Store(true)
-	b.wmu.Lock()
-	id := b.nextID
-	b.nextID++
-	b.writeLocked(fmt.Sprintf(`42/relay,%d["relay:join",{"room":"r"}]`, id))
-	b.wmu.Unlock()
-	<-st.reading
+	id := st.joinHeld(b, "r")
 	publish(t, a, "r", "move", 1, "pos")
 	publish(t, c, "r", "move", 1, "pos")
 	env.relay.step() // both values wait in bob's backlog
@@ -453,19 +433,8 @@ func TestRelayDepartedValuesDropped(t *testing.T) {
 	a.close()
 	b.waitFor("alice left", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserLeftEvent)) == 1 })
 	close(st.release)
-	b.waitFor("bob's join answer", func(log []rawEvent) bool {
-		for _, ev := range log {
-			if ev.ack == id {
-				return true
-			}
-		}
-		return false
-	})
-	waitUntil(t, "the join to end", func() bool {
-		held := false
-		env.relay.ifRoom("r", func(rm *relayRoom) { _, held = rm.joining[env.socket(b)] })
-		return !held
-	})
+	b.ack("bob's join answer", id)
+	joinEnded(t, b, "r")
 	env.relay.step()
 	b.sync(c, "r")
 	var from []string
@@ -556,13 +525,7 @@ func TestRelayRecovered(t *testing.T) {
 	a.waitFor("bob back", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserJoinedEvent)) == 2 })
 	env.relay.step()
 	b2.sync(a, "r")
-	latest := map[string]any{}
-	for _, m := range b2.messages(0) {
-		if m.Key != "" {
-			latest[m.Key] = m.Data
-		}
-	}
-	if want := map[string]any{"pos": 2.0, "dir": "n"}; !reflect.DeepEqual(latest, want) {
+	if latest, want := latestKeyed(b2), map[string]any{"pos": 2.0, "dir": "n"}; !reflect.DeepEqual(latest, want) {
 		t.Fatalf("bob got %v after recovering, want %v", latest, want)
 	}
 	publish(t, b2, "r", "move", "mine", "pos") // a member again
@@ -597,12 +560,7 @@ func TestRelayPolling(t *testing.T) {
 			t.Fatalf("round %d: the values went out in ticks of %v, want one tick of 10", round, bursts)
 		}
 		p.sync(a, "r")
-		latest := map[string]float64{}
-		for _, m := range p.messages(0) {
-			if m.Key != "" {
-				latest[m.Key] = m.Data.(float64)
-			}
-		}
+		latest := latestKeyed(p)
 		for k := range 10 {
 			if got := latest[fmt.Sprint("k", k)]; got != float64(round*100+k) {
 				t.Fatalf("round %d: paula has %v for k%d, want %d (all: %v)", round, got, k, round*100+k, latest)

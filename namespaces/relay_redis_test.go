@@ -44,14 +44,7 @@ func keyedFrom(log []rawEvent, user, key string) []any {
 func TestRelayTwoNodesOnRedis(t *testing.T) {
 	prefix := "sbt-relay-" + rand.Text()[:8]
 	n1, n2 := relayNode(t, prefix), relayNode(t, prefix)
-	a := n1.dial("alice")
-	b := n2.dial("bob")
-	join(t, a, "r")
-	got := join(t, b, "r")
-	if want := []User{{ID: "alice", Name: "alice"}, {ID: "bob", Name: "bob"}}; !reflect.DeepEqual(got.Members, want) {
-		t.Fatalf("members on node 2: %+v", got.Members)
-	}
-	a.waitFor("bob joined, on the other node", func(log []rawEvent) bool { return len(eventsOf(log, RelayUserJoinedEvent)) == 1 })
+	a, b := joinAcross(t, n1, n2)
 
 	t.Run("keyed values cross once per tick", func(t *testing.T) {
 		for i := range 49 {
@@ -70,27 +63,7 @@ func TestRelayTwoNodesOnRedis(t *testing.T) {
 		a.waitFor("bob's value", func(log []rawEvent) bool { return len(keyedFrom(log, "bob", "pos")) == 1 })
 	})
 
-	t.Run("unkeyed in order", func(t *testing.T) {
-		for i := range 20 {
-			emitPublish(a, "r", "step", i)
-		}
-		var seq []float64
-		b.waitFor("20 messages", func(log []rawEvent) bool {
-			seq = seq[:0]
-			for _, raw := range eventsOf(log, RelayMessageEvent) {
-				var m RelayMessage
-				if json.Unmarshal(raw, &m) == nil && m.Event == "step" {
-					seq = append(seq, m.Data.(float64))
-				}
-			}
-			return len(seq) == 20
-		})
-		for i, v := range seq {
-			if v != float64(i) {
-				t.Fatalf("bob got %v: out of order", seq)
-			}
-		}
-	})
+	t.Run("unkeyed in order", func(t *testing.T) { unkeyedInOrder(t, a, b) })
 
 	c := n2.dial("carol")
 	t.Run("a late joiner on the other node gets the state", func(t *testing.T) {

@@ -315,14 +315,7 @@ func FuzzRelayPublish(f *testing.F) {
 		`{"room":"user:x","event":"e","data":{"a":{"b":{"c":[]}}}}`,
 		`{"room":["game"],"event":{},"data":1}`,
 	}
-	for _, s := range seeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var arg any
-		if json.Unmarshal(data, &arg) != nil {
-			return
-		}
+	fuzzPayload(f, seeds, func(t *testing.T, data []byte, arg any) {
 		var req RelayPublishRequest
 		err := Decode(args(arg), &req)
 		if err != nil {

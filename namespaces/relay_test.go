@@ -38,15 +38,20 @@ func join(t *testing.T, c *rawClient, room string) RelayJoinReply {
 	if err := json.Unmarshal(mustData(t, c.call(RelayJoinEvent, map[string]any{"room": room})), &r); err != nil {
 		t.Fatal(err)
 	}
-	// The answer is written before the join lets deliveries through to the socket: wait for
-	// that too, so that a test's next tick treats it as any member.
+	joinEnded(t, c, room)
+	return r
+}
+
+// joinEnded waits until c's relay:join of room let deliveries through to the socket. The answer
+// is written before that: a test waits for both, so that its next tick treats c as any member.
+func joinEnded(t *testing.T, c *rawClient, room string) {
+	t.Helper()
 	s := c.env.socket(c)
 	waitUntil(t, "the join to end", func() bool {
 		held := false
 		c.env.relay.ifRoom(room, func(rm *relayRoom) { _, held = rm.joining[s] })
 		return !held
 	})
-	return r
 }
 
 func publish(t *testing.T, c *rawClient, room, event string, data any, key ...string) {

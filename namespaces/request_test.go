@@ -165,6 +165,21 @@ func TestRunValidatesAndRecovers(t *testing.T) {
 	})
 }
 
+// fuzzPayload runs check on each input that is JSON (data), decoded as a client's event
+// argument (arg); seeds start the corpus.
+func fuzzPayload(f *testing.F, seeds []string, check func(t *testing.T, data []byte, arg any)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var arg any
+		if json.Unmarshal(data, &arg) != nil {
+			return
+		}
+		check(t, data, arg)
+	})
+}
+
 // FuzzDecode feeds event payloads to every request type:
 // nothing may panic, and a refusal is always a bad_request.
 func FuzzDecode(f *testing.F) {
@@ -187,14 +202,7 @@ func FuzzDecode(f *testing.F) {
 		`"just a string"`,
 		`null`,
 	}
-	for _, s := range seeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var arg any
-		if json.Unmarshal(data, &arg) != nil {
-			return
-		}
+	fuzzPayload(f, seeds, func(t *testing.T, data []byte, arg any) {
 		for _, into := range []any{new(RoomsRequest), new(RoomRequest), new(SendRequest), new(TypingRequest), new(HistoryRequest)} {
 			err := Decode(args(arg), into)
 			if err == nil {
