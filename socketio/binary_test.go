@@ -13,14 +13,8 @@ type file struct {
 }
 
 func TestServerSendsBinary(t *testing.T) {
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) {
-		rec = record(of(t, srv, "/"))
-		record(of(t, srv, "/custom"))
-	})
-	c := ts.dial()
-	c.connect("/", "")
-	s := receive(t, "OnConnection", rec.connected)
+	ts, rec := startRecorded(t, Config{}, func(root *Namespace) { record(of(t, root.srv, "/custom")) })
+	c, s := ts.connectRoot(rec)
 	s.Join("room")
 	cases := []struct {
 		name string
@@ -108,8 +102,7 @@ func TestClientSendsBinary(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var rec *recorder
-			ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+			ts, rec := startRecorded(t, Config{}, nil)
 			c := ts.dial()
 			c.connect("/", "")
 			c.send(tc.packet)
@@ -152,8 +145,7 @@ func TestClientSendsBinary(t *testing.T) {
 		})
 	}
 	t.Run("Decode into a []byte field", func(t *testing.T) {
-		var rec *recorder
-		ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+		ts, rec := startRecorded(t, Config{}, nil)
 		c := ts.dial()
 		c.connect("/", "")
 		c.send(`51-["up",{"name":"f","blob":{"_placeholder":true,"num":0}}]`)
@@ -168,11 +160,8 @@ func TestClientSendsBinary(t *testing.T) {
 // TestClientBinaryAck is issue 18 item 7 as the HTTP API meets it: a client's binary ack to an
 // emit with ack keeps its bytes, and its JSON is Node's Buffer form.
 func TestClientBinaryAck(t *testing.T) {
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
-	c := ts.dial()
-	c.connect("/", "")
-	s := receive(t, "OnConnection", rec.connected)
+	ts, rec := startRecorded(t, Config{}, nil)
+	c, s := ts.connectRoot(rec)
 	s.Join("r")
 	type result struct {
 		acks []*Args
@@ -221,8 +210,7 @@ func TestBadAttachments(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var rec *recorder
-			ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+			ts, rec := startRecorded(t, Config{}, nil)
 			c := ts.dial()
 			c.connect("/", "")
 			if tc.packet != "" {

@@ -58,6 +58,17 @@ func checkGone(t *testing.T, s *Socket) {
 	}
 }
 
+// allGone waits for the disconnect of each socket, checks its reason and what it no longer has.
+func allGone(t *testing.T, recs map[string]*recorder, sockets map[string]*Socket, reason string) {
+	t.Helper()
+	for name, s := range sockets {
+		if r := reasonOf(t, recs[name], s); r != reason {
+			t.Fatalf("%s: reason %q, want %q", name, r, reason)
+		}
+		checkGone(t, s)
+	}
+}
+
 func TestDisconnectReasons(t *testing.T) {
 	t.Run("client namespace disconnect", func(t *testing.T) {
 		_, c, recs, sockets := disconnectSetup(t, Config{})
@@ -96,48 +107,29 @@ func TestDisconnectReasons(t *testing.T) {
 		if !slices.Equal(got, []string{"1", "1/custom,"}) {
 			t.Fatalf("got %q before the close, want a DISCONNECT per namespace", got)
 		}
-		for name, s := range sockets {
-			if r := reasonOf(t, recs[name], s); r != "server namespace disconnect" {
-				t.Fatalf("%s: reason %q", name, r)
-			}
-			checkGone(t, s)
-		}
+		allGone(t, recs, sockets, "server namespace disconnect")
 	})
-	t.Run("transport close: engine close packet", func(t *testing.T) {
-		_, c, recs, sockets := disconnectSetup(t, Config{})
-		c.sendEngine("1")
-		for name, s := range sockets {
-			if r := reasonOf(t, recs[name], s); r != "transport close" {
-				t.Fatalf("%s: reason %q", name, r)
-			}
-			checkGone(t, s)
-		}
-	})
-	t.Run("transport close: websocket close frame", func(t *testing.T) {
-		_, c, recs, sockets := disconnectSetup(t, Config{})
-		c.write(wstest.Frame(wstest.OpClose, []byte{0x03, 0xe8}))
-		if r := reasonOf(t, recs["/"], sockets["/"]); r != "transport close" {
-			t.Fatalf("reason %q", r)
-		}
-	})
-	t.Run("transport close: the TCP connection ends", func(t *testing.T) {
-		_, c, recs, sockets := disconnectSetup(t, Config{})
-		c.close()
-		if r := reasonOf(t, recs["/"], sockets["/"]); r != "transport close" {
-			t.Fatalf("reason %q", r)
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		close func(c *rawClient)
+	}{
+		{"engine close packet", func(c *rawClient) { c.sendEngine("1") }},
+		{"websocket close frame", func(c *rawClient) { c.write(wstest.Frame(wstest.OpClose, []byte{0x03, 0xe8})) }},
+		{"the TCP connection ends", func(c *rawClient) { c.close() }},
+	} {
+		t.Run("transport close: "+tc.name, func(t *testing.T) {
+			_, c, recs, sockets := disconnectSetup(t, Config{})
+			tc.close(c)
+			allGone(t, recs, sockets, "transport close")
+		})
+	}
 	t.Run("ping timeout", func(t *testing.T) {
 		cfg := Config{}
 		cfg.Engine.PingInterval = 20 * time.Millisecond
 		cfg.Engine.PingTimeout = 20 * time.Millisecond
 		_, c, recs, sockets := disconnectSetup(t, cfg)
 		c.pong.Store(false)
-		for name, s := range sockets {
-			if r := reasonOf(t, recs[name], s); r != "ping timeout" {
-				t.Fatalf("%s: reason %q", name, r)
-			}
-		}
+		allGone(t, recs, sockets, "ping timeout")
 		c.waitClosed()
 	})
 	t.Run("ping answered: no timeout", func(t *testing.T) {
@@ -159,12 +151,7 @@ func TestDisconnectReasons(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		ts.srv.Close(ctx)
-		for name, s := range sockets {
-			if r := reasonOf(t, recs[name], s); r != "server shutting down" {
-				t.Fatalf("%s: reason %q", name, r)
-			}
-			checkGone(t, s)
-		}
+		allGone(t, recs, sockets, "server shutting down")
 		for _, cl := range []*rawClient{c, other} {
 			if got := cl.waitClosed(); len(got) != 0 {
 				t.Fatalf("got %q before the close", got)

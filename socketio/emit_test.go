@@ -12,14 +12,8 @@ import (
 )
 
 func TestSocketEmit(t *testing.T) {
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) {
-		rec = record(of(t, srv, "/"))
-		record(of(t, srv, "/custom"))
-	})
-	c := ts.dial()
-	c.connect("/", "")
-	s := receive(t, "OnConnection", rec.connected)
+	ts, rec := startRecorded(t, Config{}, func(root *Namespace) { record(of(t, root.srv, "/custom")) })
+	c, s := ts.connectRoot(rec)
 	cases := []struct {
 		name string
 		emit func() error
@@ -89,11 +83,8 @@ func TestSocketEmit(t *testing.T) {
 }
 
 func TestSocketEmitWithAck(t *testing.T) {
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
-	c := ts.dial()
-	c.connect("/", "")
-	s := receive(t, "OnConnection", rec.connected)
+	ts, rec := startRecorded(t, Config{}, nil)
+	c, s := ts.connectRoot(rec)
 
 	type result struct {
 		args *Args
@@ -185,8 +176,7 @@ func TestSocketEmitWithAck(t *testing.T) {
 // broadcastSetup connects sockets s0..s3 to "/" with rooms: s0 {a, b}, s1 {b}, s2 {c}, s3 none.
 func broadcastSetup(t *testing.T) (*testServer, []*rawClient, []*Socket) {
 	t.Helper()
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+	ts, rec := startRecorded(t, Config{}, nil)
 	rooms := [][]string{{"a", "b"}, {"b"}, {"c"}, nil}
 	clients := make([]*rawClient, len(rooms))
 	sockets := make([]*Socket, len(rooms))
@@ -293,10 +283,7 @@ func TestRooms(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var changes []change
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) {
-		n := of(t, srv, "/")
-		rec = record(n)
+	ts, rec := startRecorded(t, Config{}, func(n *Namespace) {
 		n.OnRoom(func(s *Socket, room string, joined bool) {
 			mu.Lock()
 			changes = append(changes, change{s.ID(), room, joined})

@@ -7,8 +7,7 @@ import (
 // Namespace.Encode and Socket.WriteVolatile: one encoding per parser for many sockets, all the
 // events of a call or none, nothing for a socket that is not connected.
 func TestWriteVolatile(t *testing.T) {
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+	ts, rec := startRecorded(t, Config{}, nil)
 	a, b := ts.dial(), ts.dial()
 	a.connect("/", "")
 	sa := receive(t, "a's OnConnection", rec.connected)

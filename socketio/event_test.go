@@ -363,10 +363,7 @@ func TestMaxQueueOverflow(t *testing.T) {
 // (the client may already have connected the namespace again).
 func TestAckAfterDisconnect(t *testing.T) {
 	events := make(chan *Event, 1)
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) {
-		n := of(t, srv, "/")
-		rec = record(n)
+	ts, rec := startRecorded(t, Config{}, func(n *Namespace) {
 		n.UseEvents(func(s *Socket, ev *Event) bool {
 			if ev.Name == "later" {
 				events <- ev

@@ -71,6 +71,31 @@ func startServer(t *testing.T, cfg Config, setup func(srv *Server)) *testServer 
 	return ts
 }
 
+// startRecorded serves a server with cfg whose "/" is recorded; setup, when not nil, then adds to
+// "/" (middlewares, more handlers, after the recorder's) and may serve other namespaces of
+// root.srv.
+func startRecorded(t *testing.T, cfg Config, setup func(root *Namespace)) (*testServer, *recorder) {
+	t.Helper()
+	var rec *recorder
+	ts := startServer(t, cfg, func(srv *Server) {
+		root := of(t, srv, "/")
+		rec = record(root)
+		if setup != nil {
+			setup(root)
+		}
+	})
+	return ts, rec
+}
+
+// connectRoot dials ts and connects to "/", returning the client and its socket, as the recorder
+// of "/" heard of it.
+func (ts *testServer) connectRoot(rec *recorder) (*rawClient, *Socket) {
+	ts.t.Helper()
+	c := ts.dial()
+	c.connect("/", "")
+	return c, receive(ts.t, "OnConnection", rec.connected)
+}
+
 func closedContext() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

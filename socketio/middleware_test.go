@@ -74,10 +74,7 @@ func TestMiddlewareRefusal(t *testing.T) {
 func TestMiddlewareBlockingDoesNotBlockOthers(t *testing.T) {
 	release := make(chan struct{})
 	blocked := make(chan struct{}, 1)
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) {
-		n := of(t, srv, "/")
-		rec = record(n)
+	ts, rec := startRecorded(t, Config{}, func(n *Namespace) {
 		n.Use(func(s *Socket) error {
 			if s.Handshake().Auth["block"] == true {
 				blocked <- struct{}{}
@@ -85,7 +82,7 @@ func TestMiddlewareBlockingDoesNotBlockOthers(t *testing.T) {
 			}
 			return nil
 		})
-		record(of(t, srv, "/other"))
+		record(of(t, n.srv, "/other"))
 	})
 	slow := ts.dial()
 	slow.send(`0{"block":true}`)

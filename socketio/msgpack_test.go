@@ -74,24 +74,14 @@ func (c *rawClient) mpPacket() map[string]any {
 	return m
 }
 
+// mpInt reads an integer the msgpack decoder gave (one of its sized integer types; a float is
+// not an integer here, whatever its value).
 func mpInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		return int64(n), true
+	switch r := reflect.ValueOf(v); {
+	case r.CanInt():
+		return r.Int(), true
+	case r.CanUint():
+		return int64(r.Uint()), true
 	}
 	return 0, false
 }
@@ -353,8 +343,7 @@ func TestParserModes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var rec *recorder
-			ts := startServer(t, Config{Parser: tc.mode}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+			ts, rec := startRecorded(t, Config{Parser: tc.mode}, nil)
 			c := ts.dial()
 			if tc.msgpck {
 				c.sendBinary(mustHex(t, hexConnect))
@@ -427,8 +416,7 @@ func TestBadMsgpackCloses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var rec *recorder
-			ts := startServer(t, Config{}, func(srv *Server) { rec = record(of(t, srv, "/")) })
+			ts, rec := startRecorded(t, Config{}, nil)
 			c := ts.dial()
 			c.mpConnect(t, "/", nil)
 			if tc.hex == "<text>" {

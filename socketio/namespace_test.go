@@ -104,10 +104,7 @@ func TestEventMiddlewares(t *testing.T) {
 // TestHandlerPanic: a handler that panics loses its event; its socket, its connection and the
 // server go on.
 func TestHandlerPanic(t *testing.T) {
-	var rec *recorder
-	ts := startServer(t, Config{}, func(srv *Server) {
-		n := of(t, srv, "/")
-		rec = record(n)
+	ts, rec := startRecorded(t, Config{}, func(n *Namespace) {
 		n.UseEvents(func(s *Socket, ev *Event) bool {
 			if ev.Name == "boom" {
 				panic("boom")

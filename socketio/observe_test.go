@@ -53,10 +53,7 @@ func TestObservers(t *testing.T) {
 			o.mu.Unlock()
 		},
 	}
-	var rec *recorder
-	ts := startServer(t, cfg, func(srv *Server) {
-		n := of(t, srv, "/")
-		rec = record(n)
+	ts, rec := startRecorded(t, cfg, func(n *Namespace) {
 		n.OnSent(func(s *Socket, data []any) {
 			name, _ := data[0].(string)
 			o.mu.Lock()
